@@ -1,0 +1,308 @@
+//! The command line (SPEC §1), parsed the way Go's `flag` package does: one or
+//! two leading dashes, `-flag value` or `-flag=value`, boolean flags take no
+//! value (but accept `-flag=true|false`), and parsing stops at `--` or the
+//! first non-flag argument.
+//!
+//! lexopt is not used: it reads `-config` as the short options `-c -o -n …`,
+//! and every existing Dockerfile spells the flags with one dash.
+
+use std::fmt;
+use std::path::PathBuf;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    Run { config: PathBuf },
+    Version,
+    Help,
+    Template { config: PathBuf, out: String },
+    Validate { config: PathBuf },
+    Client { config: Option<PathBuf>, cmd: ClientCmd },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ClientCmd {
+    Ping,
+    PutEnv(Vec<String>),
+    PutMetric(Vec<String>),
+    Reload,
+    Maintenance(bool),
+}
+
+/// A usage error: printed as one line plus a pointer to `-help`, exit 2.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UsageError(pub String);
+
+impl fmt::Display for UsageError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+struct Flag {
+    name: &'static str,
+    /// Takes a value (`-flag v`); otherwise boolean.
+    value: Option<&'static str>,
+    help: &'static str,
+}
+
+const FLAGS: &[Flag] = &[
+    Flag { name: "config", value: Some("string"), help: "File path to JSON5 configuration file. Defaults to CONTAINERPILOT env var." },
+    Flag { name: "help", value: None, help: "Show this usage listing and quit." },
+    Flag { name: "maintenance", value: Some("string"), help: "Toggle maintenance mode for a ContainerPilot process through its control socket.\nOptions: '-maintenance enable' or '-maintenance disable'" },
+    Flag { name: "out", value: Some("string"), help: "File path where to save rendered config file when '-template' is used.\nDefaults to stdout ('-')." },
+    Flag { name: "ping", value: None, help: "Check that the ContainerPilot control socket is up." },
+    Flag { name: "putenv", value: Some("value"), help: "Update environ of a ContainerPilot process through its control socket.\nPass environment in the format: 'key=value' ('key' alone clears it). Repeatable." },
+    Flag { name: "putmetric", value: Some("value"), help: "Update metrics of a ContainerPilot process through its control socket.\nPass metrics in the format: 'key=value'. Repeatable." },
+    Flag { name: "reload", value: None, help: "Reload a ContainerPilot process through its control socket." },
+    Flag { name: "template", value: None, help: "Render template and quit." },
+    Flag { name: "validate", value: None, help: "Load, render, parse and fully validate the config; print problems and quit\n(exit 0 only if it would run)." },
+    Flag { name: "version", value: None, help: "Show version identifier and quit." },
+];
+
+pub fn usage() -> String {
+    let mut s = String::from("Usage of containerpilot:\n");
+    for f in FLAGS {
+        match f.value {
+            Some(v) => s.push_str(&format!("  -{} {}\n", f.name, v)),
+            None => s.push_str(&format!("  -{}\n", f.name)),
+        }
+        for line in f.help.lines() {
+            s.push_str("        ");
+            s.push_str(line);
+            s.push('\n');
+        }
+    }
+    s
+}
+
+#[derive(Default)]
+struct Raw {
+    config: Option<String>,
+    out: Option<String>,
+    help: bool,
+    version: bool,
+    template: bool,
+    validate: bool,
+    ping: bool,
+    reload: bool,
+    maintenance: Option<String>,
+    putenv: Vec<String>,
+    putmetric: Vec<String>,
+}
+
+fn parse_bool(name: &str, v: &str) -> Result<bool, UsageError> {
+    match v {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
+        _ => Err(UsageError(format!("invalid boolean value {v:?} for flag -{name}"))),
+    }
+}
+
+/// Parse argv (without the program name). `env_config` is `$CONTAINERPILOT`.
+pub fn parse<I: IntoIterator<Item = String>>(args: I, env_config: Option<String>) -> Result<Mode, UsageError> {
+    let mut raw = Raw::default();
+    let mut args = args.into_iter();
+    while let Some(arg) = args.next() {
+        if arg == "--" {
+            break;
+        }
+        let body = match arg.strip_prefix("--").or_else(|| arg.strip_prefix('-')) {
+            Some(b) if !b.is_empty() && !b.starts_with('-') && !b.starts_with('=') => b,
+            _ => return Err(UsageError(format!("unexpected argument {arg:?}"))),
+        };
+        let (name, inline) = match body.split_once('=') {
+            Some((n, v)) => (n, Some(v.to_string())),
+            None => (body, None),
+        };
+        let flag = match name {
+            "h" => FLAGS.iter().find(|f| f.name == "help"),
+            _ => FLAGS.iter().find(|f| f.name == name),
+        }
+        .ok_or_else(|| UsageError(format!("flag provided but not defined: -{name}")))?;
+        if flag.value.is_none() {
+            let on = match inline {
+                Some(v) => parse_bool(flag.name, &v)?,
+                None => true,
+            };
+            match flag.name {
+                "help" => raw.help = on,
+                "version" => raw.version = on,
+                "template" => raw.template = on,
+                "validate" => raw.validate = on,
+                "ping" => raw.ping = on,
+                "reload" => raw.reload = on,
+                _ => unreachable!("every boolean flag is handled"),
+            }
+            continue;
+        }
+        let value = match inline {
+            Some(v) => v,
+            None => args
+                .next()
+                .ok_or_else(|| UsageError(format!("flag needs an argument: -{name}")))?,
+        };
+        match flag.name {
+            "config" => raw.config = Some(value),
+            "out" => raw.out = Some(value),
+            "maintenance" => raw.maintenance = Some(value),
+            "putenv" => raw.putenv.push(value),
+            "putmetric" => raw.putmetric.push(value),
+            _ => unreachable!("every value flag is handled"),
+        }
+    }
+    if let Some(extra) = args.next() {
+        return Err(UsageError(format!("unexpected argument {extra:?}")));
+    }
+    decide(raw, env_config)
+}
+
+fn decide(raw: Raw, env_config: Option<String>) -> Result<Mode, UsageError> {
+    if raw.help {
+        return Ok(Mode::Help);
+    }
+    if raw.version {
+        return Ok(Mode::Version);
+    }
+    let config = raw
+        .config
+        .filter(|c| !c.is_empty())
+        .or(env_config.filter(|c| !c.is_empty()))
+        .map(PathBuf::from);
+
+    let mut client = Vec::new();
+    if raw.ping {
+        client.push(ClientCmd::Ping);
+    }
+    if raw.reload {
+        client.push(ClientCmd::Reload);
+    }
+    if let Some(m) = raw.maintenance {
+        match m.as_str() {
+            "enable" => client.push(ClientCmd::Maintenance(true)),
+            "disable" => client.push(ClientCmd::Maintenance(false)),
+            _ => {
+                return Err(UsageError(format!(
+                    "invalid value {m:?} for flag -maintenance: use 'enable' or 'disable'"
+                )))
+            }
+        }
+    }
+    if !raw.putenv.is_empty() {
+        client.push(ClientCmd::PutEnv(raw.putenv));
+    }
+    if !raw.putmetric.is_empty() {
+        for kv in &raw.putmetric {
+            if !kv.contains('=') {
+                return Err(UsageError(format!(
+                    "invalid value {kv:?} for flag -putmetric: use the format 'key=value'"
+                )));
+            }
+        }
+        client.push(ClientCmd::PutMetric(raw.putmetric));
+    }
+    let modes = client.len() + raw.template as usize + raw.validate as usize;
+    if modes > 1 {
+        return Err(UsageError(
+            "choose one of -template, -validate, -ping, -putenv, -putmetric, -reload, -maintenance".into(),
+        ));
+    }
+    if let Some(cmd) = client.pop() {
+        return Ok(Mode::Client { config, cmd });
+    }
+    let config = config.ok_or_else(|| {
+        UsageError("-config flag is required (or set the CONTAINERPILOT environment variable)".into())
+    })?;
+    if raw.template {
+        return Ok(Mode::Template { config, out: raw.out.unwrap_or_else(|| "-".into()) });
+    }
+    if raw.validate {
+        return Ok(Mode::Validate { config });
+    }
+    Ok(Mode::Run { config })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(args: &[&str]) -> Result<Mode, UsageError> {
+        parse(args.iter().map(|s| s.to_string()), None)
+    }
+
+    #[test]
+    fn go_style_spellings() {
+        let want = Mode::Run { config: "/etc/cp.json5".into() };
+        assert_eq!(p(&["-config", "/etc/cp.json5"]), Ok(want.clone()));
+        assert_eq!(p(&["--config", "/etc/cp.json5"]), Ok(want.clone()));
+        assert_eq!(p(&["-config=/etc/cp.json5"]), Ok(want.clone()));
+        assert_eq!(p(&["--config=/etc/cp.json5"]), Ok(want));
+    }
+
+    #[test]
+    fn config_from_env() {
+        let m = parse(Vec::<String>::new(), Some("/x.json5".into()));
+        assert_eq!(m, Ok(Mode::Run { config: "/x.json5".into() }));
+        let m = parse(vec!["-config".into(), "/y".into()], Some("/x".into()));
+        assert_eq!(m, Ok(Mode::Run { config: "/y".into() }));
+    }
+
+    #[test]
+    fn missing_config_is_usage_error() {
+        assert!(p(&[]).unwrap_err().0.contains("-config"));
+        assert!(p(&["-validate"]).is_err());
+    }
+
+    #[test]
+    fn bool_flags() {
+        assert_eq!(p(&["-version"]), Ok(Mode::Version));
+        assert_eq!(p(&["-h"]), Ok(Mode::Help));
+        assert_eq!(p(&["--help"]), Ok(Mode::Help));
+        assert_eq!(p(&["-validate=true", "-config", "c"]), Ok(Mode::Validate { config: "c".into() }));
+        assert_eq!(p(&["-validate=false", "-config", "c"]), Ok(Mode::Run { config: "c".into() }));
+        assert!(p(&["-validate=maybe", "-config", "c"]).unwrap_err().0.contains("-validate"));
+    }
+
+    #[test]
+    fn template_out() {
+        assert_eq!(
+            p(&["-template", "-config", "c"]),
+            Ok(Mode::Template { config: "c".into(), out: "-".into() })
+        );
+        assert_eq!(
+            p(&["-template", "-config", "c", "-out", "/tmp/x"]),
+            Ok(Mode::Template { config: "c".into(), out: "/tmp/x".into() })
+        );
+    }
+
+    #[test]
+    fn client_commands() {
+        assert_eq!(p(&["-ping"]), Ok(Mode::Client { config: None, cmd: ClientCmd::Ping }));
+        assert_eq!(
+            p(&["-putenv", "A=1", "-putenv", "B", "-config", "c"]),
+            Ok(Mode::Client { config: Some("c".into()), cmd: ClientCmd::PutEnv(vec!["A=1".into(), "B".into()]) })
+        );
+        assert_eq!(
+            p(&["-maintenance=enable"]),
+            Ok(Mode::Client { config: None, cmd: ClientCmd::Maintenance(true) })
+        );
+        assert!(p(&["-maintenance", "sideways"]).unwrap_err().0.contains("sideways"));
+        assert!(p(&["-putmetric", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn unknown_and_stray() {
+        assert!(p(&["-bogus"]).unwrap_err().0.contains("-bogus"));
+        assert!(p(&["-config"]).unwrap_err().0.contains("argument"));
+        assert!(p(&["-config", "c", "extra"]).is_err());
+        assert!(p(&["-"]).is_err());
+        assert!(p(&["---config", "c"]).is_err());
+    }
+
+    #[test]
+    fn usage_lists_every_flag() {
+        let u = usage();
+        for f in FLAGS {
+            assert!(u.contains(&format!("-{}", f.name)));
+        }
+    }
+}

@@ -1,0 +1,244 @@
+//! The configuration pipeline (SPEC §2): read → render the Go template over the
+//! environment → parse JSON5 → validate into the typed `Config` below.
+//! Start-up, `-validate`, `-template` and reload all go through `load`, so a
+//! config that validates is exactly a config that runs.
+
+pub mod duration;
+pub mod interfaces;
+pub mod template;
+pub mod tree;
+pub mod validate;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::event::EventCode;
+use crate::log::LogConfig;
+
+/// The validated configuration. Runtime code never sees the raw file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub consul: Option<ConsulConfig>,
+    pub logging: LogConfig,
+    pub jobs: Vec<JobConfig>,
+    pub watches: Vec<WatchConfig>,
+    pub control: ControlConfig,
+    pub telemetry: Option<TelemetryConfig>,
+    /// Global grace period between SIGTERM and SIGKILL at shutdown.
+    pub stop_timeout: Duration,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ConsulConfig {
+    /// `host:port`, without scheme.
+    pub address: String,
+    /// `http` or `https`.
+    pub scheme: String,
+    pub token: Option<String>,
+    pub tls: Option<TlsConfig>,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TlsConfig {
+    pub cafile: Option<String>,
+    pub capath: Option<String>,
+    pub clientcert: Option<String>,
+    pub clientkey: Option<String>,
+    pub servername: Option<String>,
+    pub verify: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ControlConfig {
+    pub socket: PathBuf,
+}
+
+pub const DEFAULT_SOCKET: &str = "/var/run/containerpilot.socket";
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobConfig {
+    pub name: String,
+    /// argv; `None` for a job that only advertises a service run elsewhere.
+    pub exec: Option<Vec<String>>,
+    pub when: When,
+    /// Kill the process group this long after start.
+    pub timeout: Option<Duration>,
+    /// How long, once `stopping`, to wait for the job triggered by our `stopping`.
+    pub stop_timeout: Duration,
+    pub restarts: Restarts,
+    pub health: Option<HealthConfig>,
+    /// Present when the job has a `port`; `advertised` says whether discovery is on.
+    pub service: Option<ServiceConfig>,
+    /// `logging.raw`: the process inherits our stdout/stderr.
+    pub raw_logging: bool,
+}
+
+impl JobConfig {
+    /// Registered in discovery (has a port and a `consul` backend is configured).
+    pub fn is_advertised(&self) -> bool {
+        self.service.as_ref().is_some_and(|s| s.advertised)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum When {
+    /// No `when`: run once on `startup`.
+    Startup,
+    /// Run at start-up and then every interval.
+    Interval(Duration),
+    /// Run when `(code, source)` is published.
+    Event {
+        source: String,
+        code: EventCode,
+        /// `once` (true) or `each` (false). Signal sources always fire on every signal.
+        once: bool,
+        /// Give up (never run, go to stopping/stopped) if the trigger has not arrived.
+        timeout: Option<Duration>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restarts {
+    Never,
+    Unlimited,
+    Count(u32),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthConfig {
+    /// argv of the check; `None` means the job heartbeats without a command (never fails).
+    pub exec: Option<Vec<String>>,
+    pub interval: Duration,
+    pub ttl: Option<Duration>,
+    pub timeout: Duration,
+    pub raw_logging: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServiceConfig {
+    pub port: u16,
+    /// Discovery is configured, so this service is registered.
+    pub advertised: bool,
+    /// Resolved from `interfaces` (None only when resolution was not required).
+    pub address: Option<IpAddr>,
+    pub interfaces: Vec<String>,
+    pub tags: Vec<String>,
+    pub initial_status: Option<String>,
+    pub enable_tag_override: bool,
+    pub deregister_critical_service_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatchConfig {
+    pub name: String,
+    pub interval: Duration,
+    pub tag: Option<String>,
+    pub dc: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TelemetryConfig {
+    pub port: u16,
+    pub interfaces: Vec<String>,
+    pub address: IpAddr,
+    pub tags: Vec<String>,
+    pub metrics: Vec<MetricConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricKind {
+    Counter,
+    Gauge,
+    Histogram,
+    Summary,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricConfig {
+    /// Full name: non-empty namespace, subsystem and name joined by `_`.
+    pub name: String,
+    pub help: String,
+    pub kind: MetricKind,
+    pub buckets: Option<Vec<f64>>,
+    /// (quantile, allowed error)
+    pub objectives: Option<Vec<(f64, f64)>>,
+}
+
+/// A problem that does not stop the config from running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Warning(pub String);
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Why a config cannot be used. Each variant's message is meant for the user as is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigError {
+    /// The file could not be read.
+    Read { path: PathBuf, reason: String },
+    /// The Go template failed to render (message names the line).
+    Template(String),
+    /// JSON5 syntax error, already formatted with `line:col`, the line and a caret.
+    Syntax(String),
+    /// The 2.x/1.x schema.
+    OldSchema(String),
+    /// A semantic error naming the path (`job[app].health.ttl must be > 0`).
+    Invalid(String),
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ConfigError::Read { path, reason } => {
+                write!(f, "cannot read config file {}: {}", path.display(), reason)
+            }
+            ConfigError::Template(m) => write!(f, "cannot render config template: {m}"),
+            ConfigError::Syntax(m) => write!(f, "cannot parse config: {m}"),
+            ConfigError::OldSchema(m) => f.write_str(m),
+            ConfigError::Invalid(m) => write!(f, "invalid config: {m}"),
+        }
+    }
+}
+
+/// The process environment as the template sees it.
+pub fn environment() -> HashMap<String, String> {
+    std::env::vars_os()
+        .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+        .collect()
+}
+
+/// Read and render the template (what `-template` prints).
+pub fn render(path: &Path, env: &HashMap<String, String>) -> Result<String, ConfigError> {
+    let bytes = std::fs::read(path).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })?;
+    let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
+        path: path.to_path_buf(),
+        reason: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+    })?;
+    template::render(&text, env).map_err(|e| ConfigError::Template(e.to_string()))
+}
+
+/// The whole pipeline: read, render, parse, validate.
+pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let rendered = render(path, env)?;
+    let addrs = interfaces::system_addrs();
+    parse_and_validate(&rendered, env, &addrs)
+}
+
+/// Parse rendered JSON5 text and validate it against the given interface addresses.
+pub fn parse_and_validate(
+    text: &str,
+    env: &HashMap<String, String>,
+    addrs: &[interfaces::IfAddr],
+) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let root = tree::parse(text).map_err(ConfigError::Syntax)?;
+    validate::validate(&root, env, addrs)
+}

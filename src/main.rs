@@ -1,0 +1,94 @@
+//! containerpilot: an init system and service supervisor for containers, a
+//! drop-in replacement for Joyent's ContainerPilot 3.
+//!
+//! This file is the table of contents: parse the command line, dispatch on the
+//! mode, and turn the outcome into an exit code. It is the only place that
+//! prints fatal errors and chooses exit codes (1: config, 2: usage).
+
+mod cli;
+mod config;
+mod event;
+mod log;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use cli::Mode;
+use config::ConfigError;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_HASH: &str = match option_env!("CONTAINERPILOT_GIT_HASH") {
+    Some(h) => h,
+    None => "unknown",
+};
+
+/// What ends a run early.
+enum Error {
+    Usage(cli::UsageError),
+    Config(ConfigError),
+    /// Anything else fatal: already phrased as "cannot …".
+    Fatal(String),
+}
+
+fn main() -> ExitCode {
+    let args = std::env::args().skip(1);
+    let env_config = std::env::var("CONTAINERPILOT").ok();
+    let result = cli::parse(args, env_config).map_err(Error::Usage).and_then(run);
+    match result {
+        Ok(code) => code,
+        Err(Error::Usage(e)) => {
+            eprintln!("containerpilot: {e}\nRun 'containerpilot -help' for usage.");
+            ExitCode::from(2)
+        }
+        Err(Error::Config(e)) => {
+            eprintln!("containerpilot: {e}");
+            ExitCode::from(1)
+        }
+        Err(Error::Fatal(e)) => {
+            eprintln!("containerpilot: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(mode: Mode) -> Result<ExitCode, Error> {
+    match mode {
+        Mode::Help => {
+            print!("{}", cli::usage());
+            Ok(ExitCode::SUCCESS)
+        }
+        Mode::Version => {
+            println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
+            Ok(ExitCode::SUCCESS)
+        }
+        Mode::Template { config, out } => template(&config, &out),
+        Mode::Validate { config } => validate(&config),
+        Mode::Run { config } => {
+            let (cfg, warnings) = config::load(&config, &config::environment()).map_err(Error::Config)?;
+            let _ = (cfg, warnings);
+            Err(Error::Fatal("cannot run: the supervisor is not built yet".into()))
+        }
+        Mode::Client { .. } => Err(Error::Fatal("cannot talk to the control socket: not built yet".into())),
+    }
+}
+
+fn template(config: &Path, out: &str) -> Result<ExitCode, Error> {
+    let rendered = config::render(config, &config::environment()).map_err(Error::Config)?;
+    let written = if out == "-" {
+        std::io::stdout().write_all(rendered.as_bytes())
+    } else {
+        std::fs::write(out, rendered.as_bytes())
+    };
+    written.map_err(|e| Error::Fatal(format!("cannot write rendered config to {out}: {e}")))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn validate(config: &Path) -> Result<ExitCode, Error> {
+    let (_, warnings) = config::load(config, &config::environment()).map_err(Error::Config)?;
+    for w in &warnings {
+        eprintln!("warning: {w}");
+    }
+    println!("{}: valid", config.display());
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,6 @@
+//! The one integration-test binary: every test here drives the real
+//! `containerpilot` binary against real processes, sockets and signals.
+//! Each `mod` line says what belongs in that file.
+
+// Shared helpers: unique dirs, the Daemon guard, wait_until, raw HTTP over a unix socket.
+mod support;
