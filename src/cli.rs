@@ -11,12 +11,22 @@ use std::path::PathBuf;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Mode {
-    Run { config: PathBuf },
+    Run {
+        config: PathBuf,
+    },
     Version,
     Help,
-    Template { config: PathBuf, out: String },
-    Validate { config: PathBuf },
-    Client { config: Option<PathBuf>, cmd: ClientCmd },
+    Template {
+        config: PathBuf,
+        out: String,
+    },
+    Validate {
+        config: PathBuf,
+    },
+    Client {
+        config: Option<PathBuf>,
+        cmd: ClientCmd,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,12 +104,17 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, UsageError> {
     match v {
         "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(true),
         "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(false),
-        _ => Err(UsageError(format!("invalid boolean value {v:?} for flag -{name}"))),
+        _ => Err(UsageError(format!(
+            "invalid boolean value {v:?} for flag -{name}"
+        ))),
     }
 }
 
 /// Parse argv (without the program name). `env_config` is `$CONTAINERPILOT`.
-pub fn parse<I: IntoIterator<Item = String>>(args: I, env_config: Option<String>) -> Result<Mode, UsageError> {
+pub fn parse<I: IntoIterator<Item = String>>(
+    args: I,
+    env_config: Option<String>,
+) -> Result<Mode, UsageError> {
     let mut raw = Raw::default();
     let mut args = args.into_iter();
     while let Some(arg) = args.next() {
@@ -203,17 +218,23 @@ fn decide(raw: Raw, env_config: Option<String>) -> Result<Mode, UsageError> {
     let modes = client.len() + raw.template as usize + raw.validate as usize;
     if modes > 1 {
         return Err(UsageError(
-            "choose one of -template, -validate, -ping, -putenv, -putmetric, -reload, -maintenance".into(),
+            "choose one of -template, -validate, -ping, -putenv, -putmetric, -reload, -maintenance"
+                .into(),
         ));
     }
     if let Some(cmd) = client.pop() {
         return Ok(Mode::Client { config, cmd });
     }
     let config = config.ok_or_else(|| {
-        UsageError("-config flag is required (or set the CONTAINERPILOT environment variable)".into())
+        UsageError(
+            "-config flag is required (or set the CONTAINERPILOT environment variable)".into(),
+        )
     })?;
     if raw.template {
-        return Ok(Mode::Template { config, out: raw.out.unwrap_or_else(|| "-".into()) });
+        return Ok(Mode::Template {
+            config,
+            out: raw.out.unwrap_or_else(|| "-".into()),
+        });
     }
     if raw.validate {
         return Ok(Mode::Validate { config });
@@ -231,7 +252,9 @@ mod tests {
 
     #[test]
     fn go_style_spellings() {
-        let want = Mode::Run { config: "/etc/cp.json5".into() };
+        let want = Mode::Run {
+            config: "/etc/cp.json5".into(),
+        };
         assert_eq!(p(&["-config", "/etc/cp.json5"]), Ok(want.clone()));
         assert_eq!(p(&["--config", "/etc/cp.json5"]), Ok(want.clone()));
         assert_eq!(p(&["-config=/etc/cp.json5"]), Ok(want.clone()));
@@ -241,9 +264,19 @@ mod tests {
     #[test]
     fn config_from_env() {
         let m = parse(Vec::<String>::new(), Some("/x.json5".into()));
-        assert_eq!(m, Ok(Mode::Run { config: "/x.json5".into() }));
+        assert_eq!(
+            m,
+            Ok(Mode::Run {
+                config: "/x.json5".into()
+            })
+        );
         let m = parse(vec!["-config".into(), "/y".into()], Some("/x".into()));
-        assert_eq!(m, Ok(Mode::Run { config: "/y".into() }));
+        assert_eq!(
+            m,
+            Ok(Mode::Run {
+                config: "/y".into()
+            })
+        );
     }
 
     #[test]
@@ -257,35 +290,65 @@ mod tests {
         assert_eq!(p(&["-version"]), Ok(Mode::Version));
         assert_eq!(p(&["-h"]), Ok(Mode::Help));
         assert_eq!(p(&["--help"]), Ok(Mode::Help));
-        assert_eq!(p(&["-validate=true", "-config", "c"]), Ok(Mode::Validate { config: "c".into() }));
-        assert_eq!(p(&["-validate=false", "-config", "c"]), Ok(Mode::Run { config: "c".into() }));
-        assert!(p(&["-validate=maybe", "-config", "c"]).unwrap_err().0.contains("-validate"));
+        assert_eq!(
+            p(&["-validate=true", "-config", "c"]),
+            Ok(Mode::Validate { config: "c".into() })
+        );
+        assert_eq!(
+            p(&["-validate=false", "-config", "c"]),
+            Ok(Mode::Run { config: "c".into() })
+        );
+        assert!(p(&["-validate=maybe", "-config", "c"])
+            .unwrap_err()
+            .0
+            .contains("-validate"));
     }
 
     #[test]
     fn template_out() {
         assert_eq!(
             p(&["-template", "-config", "c"]),
-            Ok(Mode::Template { config: "c".into(), out: "-".into() })
+            Ok(Mode::Template {
+                config: "c".into(),
+                out: "-".into()
+            })
         );
         assert_eq!(
             p(&["-template", "-config", "c", "-out", "/tmp/x"]),
-            Ok(Mode::Template { config: "c".into(), out: "/tmp/x".into() })
+            Ok(Mode::Template {
+                config: "c".into(),
+                out: "/tmp/x".into()
+            })
         );
     }
 
     #[test]
     fn client_commands() {
-        assert_eq!(p(&["-ping"]), Ok(Mode::Client { config: None, cmd: ClientCmd::Ping }));
+        assert_eq!(
+            p(&["-ping"]),
+            Ok(Mode::Client {
+                config: None,
+                cmd: ClientCmd::Ping
+            })
+        );
         assert_eq!(
             p(&["-putenv", "A=1", "-putenv", "B", "-config", "c"]),
-            Ok(Mode::Client { config: Some("c".into()), cmd: ClientCmd::PutEnv(vec!["A=1".into(), "B".into()]) })
+            Ok(Mode::Client {
+                config: Some("c".into()),
+                cmd: ClientCmd::PutEnv(vec!["A=1".into(), "B".into()])
+            })
         );
         assert_eq!(
             p(&["-maintenance=enable"]),
-            Ok(Mode::Client { config: None, cmd: ClientCmd::Maintenance(true) })
+            Ok(Mode::Client {
+                config: None,
+                cmd: ClientCmd::Maintenance(true)
+            })
         );
-        assert!(p(&["-maintenance", "sideways"]).unwrap_err().0.contains("sideways"));
+        assert!(p(&["-maintenance", "sideways"])
+            .unwrap_err()
+            .0
+            .contains("sideways"));
         assert!(p(&["-putmetric", "novalue"]).is_err());
     }
 

@@ -37,7 +37,10 @@ impl EventCode {
 
     /// The config spelling of an event name (exact, case-sensitive as in 3.x).
     pub fn parse(name: &str) -> Option<EventCode> {
-        Self::NAMES.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+        Self::NAMES
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, c)| *c)
     }
 
     pub fn name(self) -> &'static str {
@@ -55,7 +58,10 @@ impl EventCode {
     pub fn is_global(self) -> bool {
         matches!(
             self,
-            EventCode::Startup | EventCode::Shutdown | EventCode::EnterMaintenance | EventCode::ExitMaintenance
+            EventCode::Startup
+                | EventCode::Shutdown
+                | EventCode::EnterMaintenance
+                | EventCode::ExitMaintenance
         )
     }
 }
@@ -71,7 +77,10 @@ pub struct Event {
 
 impl Event {
     pub fn new(code: EventCode, source: &str) -> Event {
-        Event { code, source: source.to_string() }
+        Event {
+            code,
+            source: source.to_string(),
+        }
     }
 
     pub fn global(code: EventCode) -> Event {

@@ -38,7 +38,11 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: Level::Info, format: Format::Default, output: Output::Stdout }
+        LogConfig {
+            level: Level::Info,
+            format: Format::Default,
+            output: Output::Stdout,
+        }
     }
 }
 

@@ -5,10 +5,16 @@
 //! mode, and turn the outcome into an exit code. It is the only place that
 //! prints fatal errors and chooses exit codes (1: config, 2: usage).
 
+mod app;
 mod cli;
 mod config;
 mod event;
+mod health;
+mod job;
 mod log;
+mod process;
+mod reaper;
+mod signals;
 
 use std::io::Write;
 use std::path::Path;
@@ -34,7 +40,9 @@ enum Error {
 fn main() -> ExitCode {
     let args = std::env::args().skip(1);
     let env_config = std::env::var("CONTAINERPILOT").ok();
-    let result = cli::parse(args, env_config).map_err(Error::Usage).and_then(run);
+    let result = cli::parse(args, env_config)
+        .map_err(Error::Usage)
+        .and_then(run);
     match result {
         Ok(code) => code,
         Err(Error::Usage(e)) => {
@@ -64,13 +72,36 @@ fn run(mode: Mode) -> Result<ExitCode, Error> {
         }
         Mode::Template { config, out } => template(&config, &out),
         Mode::Validate { config } => validate(&config),
-        Mode::Run { config } => {
-            let (cfg, warnings) = config::load(&config, &config::environment()).map_err(Error::Config)?;
-            let _ = (cfg, warnings);
-            Err(Error::Fatal("cannot run: the supervisor is not built yet".into()))
-        }
-        Mode::Client { .. } => Err(Error::Fatal("cannot talk to the control socket: not built yet".into())),
+        Mode::Run { config } => supervise(&config),
+        Mode::Client { .. } => Err(Error::Fatal(
+            "cannot talk to the control socket: not built yet".into(),
+        )),
     }
+}
+
+/// Run as the supervisor: the numbered steps of start-up, then the event loop.
+fn supervise(path: &Path) -> Result<ExitCode, Error> {
+    // 1. The config, fully validated before anything starts.
+    let (cfg, warnings) = config::load(path, &config::environment()).map_err(Error::Config)?;
+    // 2. Logging as configured.
+    log::init(&cfg.logging).map_err(|e| {
+        Error::Fatal(format!(
+            "cannot open log output {:?}: {e}",
+            cfg.logging.output
+        ))
+    })?;
+    for w in &warnings {
+        log::warn(&w.0);
+    }
+    // 3. Reap orphans even when we are not PID 1.
+    if let Err(e) = reaper::become_subreaper() {
+        log::warn(&e);
+    }
+    // 4. Job threads, then signal handlers before any child exists, then the loop.
+    let app = app::App::new(cfg).map_err(Error::Fatal)?;
+    signals::start(app.sender()).map_err(Error::Fatal)?;
+    let code = app.run();
+    Ok(ExitCode::from(code as u8))
 }
 
 fn template(config: &Path, out: &str) -> Result<ExitCode, Error> {

@@ -221,13 +221,19 @@ pub fn render(path: &Path, env: &HashMap<String, String>) -> Result<String, Conf
     })?;
     let text = String::from_utf8(bytes).map_err(|e| ConfigError::Read {
         path: path.to_path_buf(),
-        reason: format!("not UTF-8 text (invalid byte at offset {})", e.utf8_error().valid_up_to()),
+        reason: format!(
+            "not UTF-8 text (invalid byte at offset {})",
+            e.utf8_error().valid_up_to()
+        ),
     })?;
     template::render(&text, env).map_err(|e| ConfigError::Template(e.to_string()))
 }
 
 /// The whole pipeline: read, render, parse, validate.
-pub fn load(path: &Path, env: &HashMap<String, String>) -> Result<(Config, Vec<Warning>), ConfigError> {
+pub fn load(
+    path: &Path,
+    env: &HashMap<String, String>,
+) -> Result<(Config, Vec<Warning>), ConfigError> {
     let rendered = render(path, env)?;
     let addrs = interfaces::system_addrs();
     parse_and_validate(&rendered, env, &addrs)
