@@ -74,11 +74,8 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
     while !s.is_empty() {
         // Whole part. Too many digits is an overflow whatever the unit.
         let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let whole: u64 = if int_len == 0 {
-            0
-        } else {
-            s[..int_len].parse().map_err(|_| "too large".to_string())?
-        };
+        let whole: u64 =
+            if int_len == 0 { 0 } else { s[..int_len].parse().map_err(|_| "too large".to_string())? };
         s = &s[int_len..];
 
         // Fraction: kept as numerator/denominator so `1.1h` is exact rather
@@ -116,8 +113,8 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
             .map(|&(_, n)| n)
             .ok_or_else(|| format!("unknown unit {unit_str:?} (use ns, us, ms, s, m or h)"))?;
 
-        let part = u128::from(whole) * u128::from(unit)
-            + u128::from(frac) * u128::from(unit) / u128::from(scale);
+        let part =
+            u128::from(whole) * u128::from(unit) + u128::from(frac) * u128::from(unit) / u128::from(scale);
         total = u64::try_from(u128::from(total) + part)
             .ok()
             .filter(|&t| t <= MAX_NANOS)
@@ -254,7 +251,21 @@ mod tests {
 
     #[test]
     fn junk_and_unicode_never_panic() {
-        for s in ["µ", "1µ", "µs", "1é", "é1s", "1s\u{0}", "..", "1..5s", "--1s", "+", "1\u{3bc}", "\u{1F600}", "1\u{1F600}"] {
+        for s in [
+            "µ",
+            "1µ",
+            "µs",
+            "1é",
+            "é1s",
+            "1s\u{0}",
+            "..",
+            "1..5s",
+            "--1s",
+            "+",
+            "1\u{3bc}",
+            "\u{1F600}",
+            "1\u{1F600}",
+        ] {
             assert!(parse(s).is_err(), "{s:?} should be rejected");
         }
     }

@@ -126,9 +126,7 @@ fn matches(spec: &Spec, index: usize, a: &IfAddr) -> bool {
     let addr = canonical(a.addr);
     match spec {
         Spec::Family { name: Some(name), v6 } => *name == a.name && addr.is_ipv6() == *v6,
-        Spec::Family { name: None, v6 } => {
-            !(a.loopback || addr.is_loopback()) && addr.is_ipv6() == *v6
-        }
+        Spec::Family { name: None, v6 } => !(a.loopback || addr.is_loopback()) && addr.is_ipv6() == *v6,
         Spec::Index { name, index: want } => *name == a.name && index == *want,
         Spec::Cidr { net, prefix } => in_network(addr, *net, *prefix),
         Spec::Static(_) => false,
@@ -208,9 +206,9 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
             Err(invalid(format!("unknown suffix {rest:?}: use {name}:inet or {name}:inet6")))
         }
         _ if rest.starts_with('[') => {
-            let (digits, tail) = rest[1..].split_once(']').ok_or_else(|| {
-                invalid(format!("expected a closing \"]\", as in \"{name}[1]\""))
-            })?;
+            let (digits, tail) = rest[1..]
+                .split_once(']')
+                .ok_or_else(|| invalid(format!("expected a closing \"]\", as in \"{name}[1]\"")))?;
             if !tail.is_empty() {
                 return Err(invalid(format!("unexpected {tail:?} after \"]\"")));
             }
@@ -359,7 +357,8 @@ mod tests {
         let odd = vec![a("dummy0", "127.0.0.2"), a("eth0", "10.0.0.1")];
         assert_eq!(ok(&["inet"], &odd), "10.0.0.1");
         // And any address on an IFF_LOOPBACK interface.
-        let flagged = vec![IfAddr { name: "lo0".into(), addr: "10.9.9.9".parse().expect("ip"), loopback: true }];
+        let flagged =
+            vec![IfAddr { name: "lo0".into(), addr: "10.9.9.9".parse().expect("ip"), loopback: true }];
         assert!(resolve(&specs(&["inet"]), &flagged).is_err());
     }
 
@@ -439,8 +438,21 @@ mod tests {
     #[test]
     fn check_spec_accepts_every_form() {
         for s in [
-            "eth0", "eth0:inet", "eth0:inet6", "eth0[0]", "eth0[12]", "inet", "inet6", "10.0.0.0/16",
-            "fd00::/8", "::/0", "0.0.0.0/0", "static:10.0.0.1", "static:::1", "br-1a2b", "lo",
+            "eth0",
+            "eth0:inet",
+            "eth0:inet6",
+            "eth0[0]",
+            "eth0[12]",
+            "inet",
+            "inet6",
+            "10.0.0.0/16",
+            "fd00::/8",
+            "::/0",
+            "0.0.0.0/0",
+            "static:10.0.0.1",
+            "static:::1",
+            "br-1a2b",
+            "lo",
         ] {
             assert_eq!(check_spec(s), Ok(()), "{s}");
         }
