@@ -61,7 +61,11 @@ pub struct LogConfig {
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: Level::Info, format: Format::Default, output: Output::Stdout }
+        LogConfig {
+            level: Level::Info,
+            format: Format::Default,
+            output: Output::Stdout,
+        }
     }
 }
 
@@ -114,8 +118,11 @@ struct Logger {
 }
 
 /// Before `init`: stdout, INFO, default format (SPEC §7).
-static LOGGER: Mutex<Logger> =
-    Mutex::new(Logger { level: Level::Info, format: Format::Default, sink: Sink::Stdout });
+static LOGGER: Mutex<Logger> = Mutex::new(Logger {
+    level: Level::Info,
+    format: Format::Default,
+    sink: Sink::Stdout,
+});
 
 /// Writes that failed (full disk, closed stdout). Logging must never take the
 /// supervisor down, so a failure is counted rather than reported.
@@ -124,7 +131,9 @@ static WRITE_FAILURES: AtomicU64 = AtomicU64::new(0);
 fn global() -> MutexGuard<'static, Logger> {
     // A panic elsewhere while holding the lock leaves the logger itself
     // intact (it is only replaced whole), so a poisoned lock is still usable.
-    LOGGER.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    LOGGER
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn open_append(path: &Path) -> io::Result<File> {
@@ -132,7 +141,12 @@ fn open_append(path: &Path) -> io::Result<File> {
         .create(true)
         .append(true)
         .open(path)
-        .map_err(|e| io::Error::new(e.kind(), format!("cannot open log file {}: {e}", path.display())))
+        .map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("cannot open log file {}: {e}", path.display()),
+            )
+        })
 }
 
 impl Logger {
@@ -140,9 +154,16 @@ impl Logger {
         let sink = match &cfg.output {
             Output::Stdout => Sink::Stdout,
             Output::Stderr => Sink::Stderr,
-            Output::File(path) => Sink::File { path: path.clone(), file: open_append(path)? },
+            Output::File(path) => Sink::File {
+                path: path.clone(),
+                file: open_append(path)?,
+            },
         };
-        Ok(Logger { level: cfg.level, format: cfg.format, sink })
+        Ok(Logger {
+            level: cfg.level,
+            format: cfg.format,
+            sink,
+        })
     }
 
     /// On failure the old file stays in use, so entries keep going somewhere.
@@ -214,7 +235,11 @@ pub fn log(level: Level, msg: &str, fields: &[(&str, &str)]) {
 /// In the default format this reads `TIME NAME PID LINE`.
 pub fn output_line(kind: &str, name: &str, pid: u32, stream: &str, line: &str) {
     let pid = pid.to_string();
-    log(Level::Info, line, &[(kind, name), ("pid", &pid), ("stream", stream)])
+    log(
+        Level::Info,
+        line,
+        &[(kind, name), ("pid", &pid), ("stream", stream)],
+    )
 }
 
 pub fn debug(msg: &str) {
@@ -231,14 +256,23 @@ pub fn error(msg: &str) {
 }
 
 /// One entry as a complete line, newline included. Pure, for the tests.
-fn format_entry(format: Format, now: SystemTime, level: Level, msg: &str, fields: &[(&str, &str)]) -> String {
+fn format_entry(
+    format: Format,
+    now: SystemTime,
+    level: Level,
+    msg: &str,
+    fields: &[(&str, &str)],
+) -> String {
     let time = rfc3339(now);
     let field = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
     let mut out = String::with_capacity(time.len() + msg.len() + 64);
     match format {
         Format::Default => {
             out.push_str(&time);
-            for value in [field("job").or_else(|| field("check")), field("pid")].into_iter().flatten() {
+            for value in [field("job").or_else(|| field("check")), field("pid")]
+                .into_iter()
+                .flatten()
+            {
                 out.push(' ');
                 out.push_str(value);
             }
@@ -302,8 +336,9 @@ fn push_json_string(out: &mut String, s: &str) {
 /// otherwise in double quotes with `"` `\` and control characters escaped.
 fn push_logfmt_value(out: &mut String, s: &str) {
     let bare = !s.is_empty()
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/' | '@' | '^' | '+'));
+        && s.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/' | '@' | '^' | '+')
+        });
     if bare {
         out.push_str(s);
         return;
@@ -375,10 +410,19 @@ mod tests {
         assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
         assert_eq!(rfc3339(at(951_782_400, 0)), "2000-02-29T00:00:00.000000Z");
         assert_eq!(rfc3339(at(1_709_164_800, 1)), "2024-02-29T00:00:00.000001Z");
-        assert_eq!(rfc3339(at(4_102_444_799, 999_999)), "2099-12-31T23:59:59.999999Z");
-        assert_eq!(rfc3339(at(253_402_300_799, 0)), "9999-12-31T23:59:59.000000Z");
+        assert_eq!(
+            rfc3339(at(4_102_444_799, 999_999)),
+            "2099-12-31T23:59:59.999999Z"
+        );
+        assert_eq!(
+            rfc3339(at(253_402_300_799, 0)),
+            "9999-12-31T23:59:59.000000Z"
+        );
         assert_eq!(rfc3339(t0()), "2026-11-23T07:10:01.123456Z");
-        assert_eq!(rfc3339(UNIX_EPOCH - Duration::from_secs(5)), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(
+            rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00.000000Z"
+        );
     }
 
     #[test]
@@ -387,8 +431,20 @@ mod tests {
         for days in 0..200_000 {
             assert_eq!(civil_from_days(days), (y, m, d), "day {days}");
             let leap = y % 4 == 0 && (y % 100 != 0 || y % 400 == 0);
-            let len =
-                [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][(m - 1) as usize];
+            let len = [
+                31,
+                if leap { 29 } else { 28 },
+                31,
+                30,
+                31,
+                30,
+                31,
+                31,
+                30,
+                31,
+                30,
+                31,
+            ][(m - 1) as usize];
             d += 1;
             if d > len {
                 d = 1;
@@ -405,9 +461,18 @@ mod tests {
     fn default_format() {
         let f = |msg, fields| format_entry(Format::Default, t0(), Level::Info, msg, fields);
         assert_eq!(f("hello", &[]), "2026-11-23T07:10:01.123456Z hello\n");
-        assert_eq!(f("listening", JOB), "2026-11-23T07:10:01.123456Z app 12 listening\n");
-        assert_eq!(f("ok", &[("check", "app"), ("pid", "7")]), "2026-11-23T07:10:01.123456Z app 7 ok\n");
-        assert_eq!(f("no pid yet", &[("job", "app")]), "2026-11-23T07:10:01.123456Z app no pid yet\n");
+        assert_eq!(
+            f("listening", JOB),
+            "2026-11-23T07:10:01.123456Z app 12 listening\n"
+        );
+        assert_eq!(
+            f("ok", &[("check", "app"), ("pid", "7")]),
+            "2026-11-23T07:10:01.123456Z app 7 ok\n"
+        );
+        assert_eq!(
+            f("no pid yet", &[("job", "app")]),
+            "2026-11-23T07:10:01.123456Z app no pid yet\n"
+        );
         // No level, whatever the level.
         assert_eq!(
             format_entry(Format::Default, t0(), Level::Error, "bad", &[]),
@@ -462,9 +527,17 @@ mod tests {
     #[test]
     fn json_format_escapes_and_parses_back() {
         let msg = "quote \" backslash \\ newline \n tab \t nul \u{0} é 😀";
-        let line =
-            format_entry(Format::Json, t0(), Level::Error, msg, &[("check", "a\"b"), ("msg", "clash")]);
-        assert!(line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'), "{line:?}");
+        let line = format_entry(
+            Format::Json,
+            t0(),
+            Level::Error,
+            msg,
+            &[("check", "a\"b"), ("msg", "clash")],
+        );
+        assert!(
+            line.ends_with("}\n") && !line[..line.len() - 1].contains('\n'),
+            "{line:?}"
+        );
         let v: serde_json::Value = serde_json::from_str(&line).expect("valid JSON");
         assert_eq!(v["msg"], msg);
         assert_eq!(v["level"], "error");
@@ -474,7 +547,14 @@ mod tests {
 
     #[test]
     fn level_names_and_parse() {
-        let all = [Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal, Level::Panic];
+        let all = [
+            Level::Debug,
+            Level::Info,
+            Level::Warn,
+            Level::Error,
+            Level::Fatal,
+            Level::Panic,
+        ];
         let names: Vec<_> = all.iter().map(|&l| level_name(l)).collect();
         assert_eq!(names, ["debug", "info", "warn", "error", "fatal", "panic"]);
         for l in all {
@@ -486,7 +566,11 @@ mod tests {
     }
 
     fn buffer_logger(level: Level, format: Format) -> Logger {
-        Logger { level, format, sink: Sink::Buffer(Vec::new()) }
+        Logger {
+            level,
+            format,
+            sink: Sink::Buffer(Vec::new()),
+        }
     }
     fn written(l: &Logger) -> String {
         match &l.sink {
@@ -504,8 +588,15 @@ mod tests {
         l.log(t0(), Level::Error, "e", &[]);
         l.log(t0(), Level::Panic, "p", &[]);
         let out = written(&l);
-        let levels: Vec<_> = out.lines().map(|line| line.split(' ').nth(1).unwrap_or("")).collect();
-        assert_eq!(levels, ["level=warn", "level=error", "level=panic"], "{out}");
+        let levels: Vec<_> = out
+            .lines()
+            .map(|line| line.split(' ').nth(1).unwrap_or(""))
+            .collect();
+        assert_eq!(
+            levels,
+            ["level=warn", "level=error", "level=panic"],
+            "{out}"
+        );
 
         let mut l = buffer_logger(Level::Debug, Format::Default);
         l.log(t0(), Level::Debug, "d", &[]);
@@ -516,8 +607,12 @@ mod tests {
     struct TempDir(PathBuf);
     impl TempDir {
         fn new(tag: &str) -> TempDir {
-            let nanos = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos();
-            let p = std::env::temp_dir().join(format!("cp-log-{tag}-{}-{nanos}", std::process::id()));
+            let nanos = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_nanos();
+            let p =
+                std::env::temp_dir().join(format!("cp-log-{tag}-{}-{nanos}", std::process::id()));
             std::fs::create_dir_all(&p).expect("create temp dir");
             TempDir(p)
         }
@@ -538,8 +633,11 @@ mod tests {
         let path = dir.0.join("cp.log");
         let rotated = dir.0.join("cp.log.1");
         std::fs::write(&path, "existing\n").expect("seed file");
-        let cfg =
-            LogConfig { level: Level::Info, format: Format::Default, output: Output::File(path.clone()) };
+        let cfg = LogConfig {
+            level: Level::Info,
+            format: Format::Default,
+            output: Output::File(path.clone()),
+        };
         let mut l = Logger::new(&cfg).expect("open log file");
         l.log(t0(), Level::Info, "before", &[]);
         std::fs::rename(&path, &rotated).expect("rotate");
@@ -548,7 +646,10 @@ mod tests {
         l.reopen().expect("reopen");
         l.log(t0(), Level::Info, "after", &[]);
         let ts = "2026-11-23T07:10:01.123456Z";
-        assert_eq!(read(&rotated), format!("existing\n{ts} before\n{ts} between\n"));
+        assert_eq!(
+            read(&rotated),
+            format!("existing\n{ts} before\n{ts} between\n")
+        );
         assert_eq!(read(&path), format!("{ts} after\n"));
     }
 
@@ -556,7 +657,10 @@ mod tests {
     fn unopenable_file_names_the_path() {
         let dir = TempDir::new("bad");
         let path = dir.0.join("no-such-dir").join("cp.log");
-        let cfg = LogConfig { output: Output::File(path.clone()), ..LogConfig::default() };
+        let cfg = LogConfig {
+            output: Output::File(path.clone()),
+            ..LogConfig::default()
+        };
         let e = init(&cfg).expect_err("init must fail");
         assert!(e.to_string().contains(&path.display().to_string()), "{e}");
         assert_eq!(e.kind(), io::ErrorKind::NotFound);
@@ -568,7 +672,10 @@ mod tests {
         let sub = dir.0.join("sub");
         std::fs::create_dir(&sub).expect("mkdir");
         let path = sub.join("cp.log");
-        let cfg = LogConfig { output: Output::File(path.clone()), ..LogConfig::default() };
+        let cfg = LogConfig {
+            output: Output::File(path.clone()),
+            ..LogConfig::default()
+        };
         let mut l = Logger::new(&cfg).expect("open");
         let moved = dir.0.join("moved");
         std::fs::rename(&sub, &moved).expect("move dir away");
@@ -585,7 +692,11 @@ mod tests {
         let dir = TempDir::new("global");
         let path = dir.0.join("cp.log");
         let rotated = dir.0.join("cp.log.1");
-        let cfg = LogConfig { level: Level::Warn, format: Format::Json, output: Output::File(path.clone()) };
+        let cfg = LogConfig {
+            level: Level::Warn,
+            format: Format::Json,
+            output: Output::File(path.clone()),
+        };
         init(&cfg).expect("init");
         assert!(!enabled(Level::Info) && enabled(Level::Warn));
         info("marker-filtered");
@@ -599,9 +710,13 @@ mod tests {
 
         let first = read(&rotated);
         let second = read(&path);
-        assert!(first.contains("\"level\":\"warn\",\"msg\":\"marker-one\"}"), "{first}");
         assert!(
-            second.contains("\"level\":\"error\",\"msg\":\"marker-two\",\"job\":\"app\",\"pid\":42}"),
+            first.contains("\"level\":\"warn\",\"msg\":\"marker-one\"}"),
+            "{first}"
+        );
+        assert!(
+            second
+                .contains("\"level\":\"error\",\"msg\":\"marker-two\",\"job\":\"app\",\"pid\":42}"),
             "{second}"
         );
         assert!(!first.contains("marker-filtered") && !second.contains("marker-filtered"));
@@ -614,7 +729,11 @@ mod tests {
     fn concurrent_lines_never_interleave() {
         let dir = TempDir::new("threads");
         let path = dir.0.join("cp.log");
-        let cfg = LogConfig { level: Level::Info, format: Format::Text, output: Output::File(path.clone()) };
+        let cfg = LogConfig {
+            level: Level::Info,
+            format: Format::Text,
+            output: Output::File(path.clone()),
+        };
         let logger = Mutex::new(Logger::new(&cfg).expect("open"));
         let long = "x".repeat(5000);
         std::thread::scope(|s| {
@@ -623,7 +742,10 @@ mod tests {
                 s.spawn(move || {
                     for i in 0..200 {
                         let msg = format!("t{t} i{i} {long}");
-                        logger.lock().expect("lock").log(t0(), Level::Info, &msg, &[]);
+                        logger
+                            .lock()
+                            .expect("lock")
+                            .log(t0(), Level::Info, &msg, &[]);
                     }
                 });
             }
@@ -631,7 +753,10 @@ mod tests {
         let out = read(&path);
         assert_eq!(out.lines().count(), 800);
         for line in out.lines() {
-            assert!(line.starts_with("time=") && line.ends_with(&format!("{long}\"")), "torn line");
+            assert!(
+                line.starts_with("time=") && line.ends_with(&format!("{long}\"")),
+                "torn line"
+            );
         }
     }
 }

@@ -34,7 +34,9 @@ const UNITS: &[(&str, u64)] = &[
 pub fn parse(s: &str) -> Result<Duration, String> {
     let invalid = |why: &str| format!("invalid duration {s:?}: {why}");
     if s.is_empty() {
-        return Err(invalid("expected a number of seconds or a Go duration such as \"1500ms\""));
+        return Err(invalid(
+            "expected a number of seconds or a Go duration such as \"1500ms\"",
+        ));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         // The plain-seconds form. Too many digits for a u64 is an overflow,
@@ -74,8 +76,11 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
     while !s.is_empty() {
         // Whole part. Too many digits is an overflow whatever the unit.
         let int_len = s.bytes().take_while(u8::is_ascii_digit).count();
-        let whole: u64 =
-            if int_len == 0 { 0 } else { s[..int_len].parse().map_err(|_| "too large".to_string())? };
+        let whole: u64 = if int_len == 0 {
+            0
+        } else {
+            s[..int_len].parse().map_err(|_| "too large".to_string())?
+        };
         s = &s[int_len..];
 
         // Fraction: kept as numerator/denominator so `1.1h` is exact rather
@@ -87,7 +92,8 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
             frac_len = s.bytes().take_while(u8::is_ascii_digit).count();
             for d in s[..frac_len].bytes() {
                 if let (Some(f), Some(sc)) = (
-                    frac.checked_mul(10).and_then(|f| f.checked_add(u64::from(d - b'0'))),
+                    frac.checked_mul(10)
+                        .and_then(|f| f.checked_add(u64::from(d - b'0'))),
                     scale.checked_mul(10),
                 ) {
                     frac = f;
@@ -101,7 +107,9 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
         }
 
         // Unit: everything up to the next number.
-        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         if unit_len == 0 {
             return Err("missing unit (ns, us, ms, s, m or h)".into());
         }
@@ -113,8 +121,8 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
             .map(|&(_, n)| n)
             .ok_or_else(|| format!("unknown unit {unit_str:?} (use ns, us, ms, s, m or h)"))?;
 
-        let part =
-            u128::from(whole) * u128::from(unit) + u128::from(frac) * u128::from(unit) / u128::from(scale);
+        let part = u128::from(whole) * u128::from(unit)
+            + u128::from(frac) * u128::from(unit) / u128::from(scale);
         total = u64::try_from(u128::from(total) + part)
             .ok()
             .filter(|&t| t <= MAX_NANOS)
@@ -211,13 +219,22 @@ mod tests {
         // Go allows a unit to repeat.
         assert_eq!(ok("1s1s"), Duration::from_secs(2));
         // The largest Go duration.
-        assert_eq!(ok("9223372036854775807ns"), Duration::from_nanos(i64::MAX as u64));
+        assert_eq!(
+            ok("9223372036854775807ns"),
+            Duration::from_nanos(i64::MAX as u64)
+        );
     }
 
     #[test]
     fn errors_name_input_and_reason() {
-        assert_eq!(err("10x"), r#"invalid duration "10x": unknown unit "x" (use ns, us, ms, s, m or h)"#);
-        assert_eq!(err("-5s"), r#"invalid duration "-5s": must not be negative"#);
+        assert_eq!(
+            err("10x"),
+            r#"invalid duration "10x": unknown unit "x" (use ns, us, ms, s, m or h)"#
+        );
+        assert_eq!(
+            err("-5s"),
+            r#"invalid duration "-5s": must not be negative"#
+        );
         assert!(err("-0").contains("must not be negative"));
         assert!(err("1.5").contains("missing unit"));
         assert!(err("1s5").contains("missing unit"));
@@ -288,7 +305,10 @@ mod tests {
             (Duration::from_secs(5400), "1h30m0s"),
             (Duration::new(61, 500_000_000), "1m1.5s"),
             (Duration::new(1, 1), "1.000000001s"),
-            (Duration::from_nanos(i64::MAX as u64), "2562047h47m16.854775807s"),
+            (
+                Duration::from_nanos(i64::MAX as u64),
+                "2562047h47m16.854775807s",
+            ),
         ];
         for (d, want) in cases {
             assert_eq!(go_string(*d), *want, "go_string({d:?})");
@@ -297,7 +317,9 @@ mod tests {
 
     #[test]
     fn go_string_round_trips_through_parse() {
-        for s in ["10s", "1.5s", "1m30s", "1h0m0s", "1.5ms", "2\u{b5}s", "500ns"] {
+        for s in [
+            "10s", "1.5s", "1m30s", "1h0m0s", "1.5ms", "2\u{b5}s", "500ns",
+        ] {
             assert_eq!(go_string(ok(s)), s);
         }
     }
