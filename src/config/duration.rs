@@ -34,7 +34,9 @@ const UNITS: &[(&str, u64)] = &[
 pub fn parse(s: &str) -> Result<Duration, String> {
     let invalid = |why: &str| format!("invalid duration {s:?}: {why}");
     if s.is_empty() {
-        return Err(invalid("expected a number of seconds or a Go duration such as \"1500ms\""));
+        return Err(invalid(
+            "expected a number of seconds or a Go duration such as \"1500ms\"",
+        ));
     }
     if s.bytes().all(|b| b.is_ascii_digit()) {
         // The plain-seconds form. Too many digits for a u64 is an overflow,
@@ -90,7 +92,8 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
             frac_len = s.bytes().take_while(u8::is_ascii_digit).count();
             for d in s[..frac_len].bytes() {
                 if let (Some(f), Some(sc)) = (
-                    frac.checked_mul(10).and_then(|f| f.checked_add(u64::from(d - b'0'))),
+                    frac.checked_mul(10)
+                        .and_then(|f| f.checked_add(u64::from(d - b'0'))),
                     scale.checked_mul(10),
                 ) {
                     frac = f;
@@ -104,7 +107,9 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
         }
 
         // Unit: everything up to the next number.
-        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        let unit_len = s
+            .find(|c: char| c == '.' || c.is_ascii_digit())
+            .unwrap_or(s.len());
         if unit_len == 0 {
             return Err("missing unit (ns, us, ms, s, m or h)".into());
         }
@@ -214,13 +219,22 @@ mod tests {
         // Go allows a unit to repeat.
         assert_eq!(ok("1s1s"), Duration::from_secs(2));
         // The largest Go duration.
-        assert_eq!(ok("9223372036854775807ns"), Duration::from_nanos(i64::MAX as u64));
+        assert_eq!(
+            ok("9223372036854775807ns"),
+            Duration::from_nanos(i64::MAX as u64)
+        );
     }
 
     #[test]
     fn errors_name_input_and_reason() {
-        assert_eq!(err("10x"), r#"invalid duration "10x": unknown unit "x" (use ns, us, ms, s, m or h)"#);
-        assert_eq!(err("-5s"), r#"invalid duration "-5s": must not be negative"#);
+        assert_eq!(
+            err("10x"),
+            r#"invalid duration "10x": unknown unit "x" (use ns, us, ms, s, m or h)"#
+        );
+        assert_eq!(
+            err("-5s"),
+            r#"invalid duration "-5s": must not be negative"#
+        );
         assert!(err("-0").contains("must not be negative"));
         assert!(err("1.5").contains("missing unit"));
         assert!(err("1s5").contains("missing unit"));
@@ -254,7 +268,21 @@ mod tests {
 
     #[test]
     fn junk_and_unicode_never_panic() {
-        for s in ["µ", "1µ", "µs", "1é", "é1s", "1s\u{0}", "..", "1..5s", "--1s", "+", "1\u{3bc}", "\u{1F600}", "1\u{1F600}"] {
+        for s in [
+            "µ",
+            "1µ",
+            "µs",
+            "1é",
+            "é1s",
+            "1s\u{0}",
+            "..",
+            "1..5s",
+            "--1s",
+            "+",
+            "1\u{3bc}",
+            "\u{1F600}",
+            "1\u{1F600}",
+        ] {
             assert!(parse(s).is_err(), "{s:?} should be rejected");
         }
     }
@@ -277,7 +305,10 @@ mod tests {
             (Duration::from_secs(5400), "1h30m0s"),
             (Duration::new(61, 500_000_000), "1m1.5s"),
             (Duration::new(1, 1), "1.000000001s"),
-            (Duration::from_nanos(i64::MAX as u64), "2562047h47m16.854775807s"),
+            (
+                Duration::from_nanos(i64::MAX as u64),
+                "2562047h47m16.854775807s",
+            ),
         ];
         for (d, want) in cases {
             assert_eq!(go_string(*d), *want, "go_string({d:?})");
@@ -286,7 +317,9 @@ mod tests {
 
     #[test]
     fn go_string_round_trips_through_parse() {
-        for s in ["10s", "1.5s", "1m30s", "1h0m0s", "1.5ms", "2\u{b5}s", "500ns"] {
+        for s in [
+            "10s", "1.5s", "1m30s", "1h0m0s", "1.5ms", "2\u{b5}s", "500ns",
+        ] {
             assert_eq!(go_string(ok(s)), s);
         }
     }

@@ -97,10 +97,17 @@ pub fn resolve(specs: &[String], addrs: &[IfAddr]) -> Result<IpAddr, String> {
     } else {
         specs
     };
-    let parsed = specs.iter().map(|s| parse_spec(s)).collect::<Result<Vec<_>, _>>()?;
+    let parsed = specs
+        .iter()
+        .map(|s| parse_spec(s))
+        .collect::<Result<Vec<_>, _>>()?;
 
     let mut sorted: Vec<&IfAddr> = addrs.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name).then_with(|| sort_key(a.addr).cmp(&sort_key(b.addr))));
+    sorted.sort_by(|a, b| {
+        a.name
+            .cmp(&b.name)
+            .then_with(|| sort_key(a.addr).cmp(&sort_key(b.addr)))
+    });
 
     for spec in &parsed {
         if let Spec::Static(ip) = spec {
@@ -109,7 +116,11 @@ pub fn resolve(specs: &[String], addrs: &[IfAddr]) -> Result<IpAddr, String> {
         // Position of each address within its own interface, for `eth0[N]`.
         let mut index = 0;
         for (i, a) in sorted.iter().enumerate() {
-            index = if i > 0 && sorted[i - 1].name == a.name { index + 1 } else { 0 };
+            index = if i > 0 && sorted[i - 1].name == a.name {
+                index + 1
+            } else {
+                0
+            };
             if matches(spec, index, a) {
                 return Ok(canonical(a.addr));
             }
@@ -125,7 +136,10 @@ pub fn resolve(specs: &[String], addrs: &[IfAddr]) -> Result<IpAddr, String> {
 fn matches(spec: &Spec, index: usize, a: &IfAddr) -> bool {
     let addr = canonical(a.addr);
     match spec {
-        Spec::Family { name: Some(name), v6 } => *name == a.name && addr.is_ipv6() == *v6,
+        Spec::Family {
+            name: Some(name),
+            v6,
+        } => *name == a.name && addr.is_ipv6() == *v6,
         Spec::Family { name: None, v6 } => {
             !(a.loopback || addr.is_loopback()) && addr.is_ipv6() == *v6
         }
@@ -166,8 +180,18 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
     let invalid = |why: String| format!("invalid interface spec {spec:?}: {why}");
     match spec {
         "" => return Err(invalid("empty".into())),
-        "inet" => return Ok(Spec::Family { name: None, v6: false }),
-        "inet6" => return Ok(Spec::Family { name: None, v6: true }),
+        "inet" => {
+            return Ok(Spec::Family {
+                name: None,
+                v6: false,
+            })
+        }
+        "inet6" => {
+            return Ok(Spec::Family {
+                name: None,
+                v6: true,
+            })
+        }
         _ => {}
     }
     if let Some(addr) = spec.strip_prefix("static:") {
@@ -177,20 +201,25 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
             .map_err(|_| invalid(format!("{addr:?} is not an IPv4 or IPv6 address")));
     }
     if let Some((addr, prefix)) = spec.split_once('/') {
-        let net: IpAddr =
-            addr.parse().map_err(|_| invalid(format!("{addr:?} is not an IPv4 or IPv6 address")))?;
+        let net: IpAddr = addr
+            .parse()
+            .map_err(|_| invalid(format!("{addr:?} is not an IPv4 or IPv6 address")))?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         return match prefix.parse::<u8>() {
             Ok(p) if p <= max && prefix.bytes().all(|b| b.is_ascii_digit()) => {
                 Ok(Spec::Cidr { net, prefix: p })
             }
-            _ => Err(invalid(format!("the prefix length {prefix:?} must be a number from 0 to {max}"))),
+            _ => Err(invalid(format!(
+                "the prefix length {prefix:?} must be a number from 0 to {max}"
+            ))),
         };
     }
     // A bare address would otherwise read as an interface name (dots are
     // allowed in names) or a name with a bad suffix, and never match.
     if let Ok(addr) = spec.parse::<IpAddr>() {
-        return Err(invalid(format!("an address needs static:{addr} (or a CIDR such as {addr}/32)")));
+        return Err(invalid(format!(
+            "an address needs static:{addr} (or a CIDR such as {addr}/32)"
+        )));
     }
     // The name forms: NAME, NAME:inet, NAME:inet6, NAME[N].
     const FORMS: &str = "expected an interface name (eth0, eth0:inet, eth0:inet6, eth0[1]), \
@@ -202,15 +231,21 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
     }
     let name = name.to_string();
     match rest {
-        "" | ":inet" => Ok(Spec::Family { name: Some(name), v6: false }),
-        ":inet6" => Ok(Spec::Family { name: Some(name), v6: true }),
-        _ if rest.starts_with(':') => {
-            Err(invalid(format!("unknown suffix {rest:?}: use {name}:inet or {name}:inet6")))
-        }
+        "" | ":inet" => Ok(Spec::Family {
+            name: Some(name),
+            v6: false,
+        }),
+        ":inet6" => Ok(Spec::Family {
+            name: Some(name),
+            v6: true,
+        }),
+        _ if rest.starts_with(':') => Err(invalid(format!(
+            "unknown suffix {rest:?}: use {name}:inet or {name}:inet6"
+        ))),
         _ if rest.starts_with('[') => {
-            let (digits, tail) = rest[1..].split_once(']').ok_or_else(|| {
-                invalid(format!("expected a closing \"]\", as in \"{name}[1]\""))
-            })?;
+            let (digits, tail) = rest[1..]
+                .split_once(']')
+                .ok_or_else(|| invalid(format!("expected a closing \"]\", as in \"{name}[1]\"")))?;
             if !tail.is_empty() {
                 return Err(invalid(format!("unexpected {tail:?} after \"]\"")));
             }
@@ -219,7 +254,9 @@ fn parse_spec(spec: &str) -> Result<Spec, String> {
                     "the index {digits:?} must be a non-negative number, as in \"{name}[1]\""
                 )));
             }
-            let index = digits.parse().map_err(|_| invalid(format!("the index {digits} is too large")))?;
+            let index = digits
+                .parse()
+                .map_err(|_| invalid(format!("the index {digits} is too large")))?;
             Ok(Spec::Index { name, index })
         }
         _ => Err(invalid(FORMS.into())),
@@ -279,13 +316,19 @@ mod tests {
     use super::*;
 
     fn a(name: &str, addr: &str) -> IfAddr {
-        IfAddr { name: name.into(), addr: addr.parse().expect("test address"), loopback: name == "lo" }
+        IfAddr {
+            name: name.into(),
+            addr: addr.parse().expect("test address"),
+            loopback: name == "lo",
+        }
     }
     fn specs(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
     }
     fn ok(s: &[&str], addrs: &[IfAddr]) -> String {
-        resolve(&specs(s), addrs).unwrap_or_else(|e| panic!("resolve({s:?}) failed: {e}")).to_string()
+        resolve(&specs(s), addrs)
+            .unwrap_or_else(|e| panic!("resolve({s:?}) failed: {e}"))
+            .to_string()
     }
     fn err(s: &[&str], addrs: &[IfAddr]) -> String {
         match resolve(&specs(s), addrs) {
@@ -343,7 +386,10 @@ mod tests {
         let m = machine();
         assert_eq!(ok(&["eth0[4]", "eth1"], &m), "10.1.0.7");
         let e = err(&["eth0[4]"], &m);
-        assert!(e.starts_with(r#"none of the interfaces ["eth0[4]"] matches"#), "{e}");
+        assert!(
+            e.starts_with(r#"none of the interfaces ["eth0[4]"] matches"#),
+            "{e}"
+        );
     }
 
     #[test]
@@ -359,7 +405,11 @@ mod tests {
         let odd = vec![a("dummy0", "127.0.0.2"), a("eth0", "10.0.0.1")];
         assert_eq!(ok(&["inet"], &odd), "10.0.0.1");
         // And any address on an IFF_LOOPBACK interface.
-        let flagged = vec![IfAddr { name: "lo0".into(), addr: "10.9.9.9".parse().expect("ip"), loopback: true }];
+        let flagged = vec![IfAddr {
+            name: "lo0".into(),
+            addr: "10.9.9.9".parse().expect("ip"),
+            loopback: true,
+        }];
         assert!(resolve(&specs(&["inet"]), &flagged).is_err());
     }
 
@@ -400,9 +450,15 @@ mod tests {
     fn first_matching_spec_wins() {
         let m = machine();
         assert_eq!(ok(&["eth9", "eth1", "eth0"], &m), "10.1.0.7");
-        assert_eq!(ok(&["eth0:inet", "inet"], &[a("en0", "192.168.1.5")]), "192.168.1.5");
+        assert_eq!(
+            ok(&["eth0:inet", "inet"], &[a("en0", "192.168.1.5")]),
+            "192.168.1.5"
+        );
         // Empty list = the default.
-        assert_eq!(resolve(&[], &m).map(|ip| ip.to_string()), Ok("172.17.0.1".into()));
+        assert_eq!(
+            resolve(&[], &m).map(|ip| ip.to_string()),
+            Ok("172.17.0.1".into())
+        );
     }
 
     #[test]
@@ -414,7 +470,11 @@ mod tests {
 
     #[test]
     fn names_with_dashes_dots_and_at() {
-        let m = vec![a("br-1a2b", "10.0.0.1"), a("eth0.100", "10.0.1.1"), a("veth1@if5", "10.0.2.1")];
+        let m = vec![
+            a("br-1a2b", "10.0.0.1"),
+            a("eth0.100", "10.0.1.1"),
+            a("veth1@if5", "10.0.2.1"),
+        ];
         assert_eq!(ok(&["br-1a2b"], &m), "10.0.0.1");
         assert_eq!(ok(&["eth0.100[0]"], &m), "10.0.1.1");
         assert_eq!(ok(&["veth1@if5:inet"], &m), "10.0.2.1");
@@ -422,7 +482,11 @@ mod tests {
 
     #[test]
     fn no_match_lists_specs_and_interfaces() {
-        let m = vec![a("wlan0", "192.168.1.5"), a("lo", "::1"), a("lo", "127.0.0.1")];
+        let m = vec![
+            a("wlan0", "192.168.1.5"),
+            a("lo", "::1"),
+            a("lo", "127.0.0.1"),
+        ];
         assert_eq!(
             err(&["eth0:inet", "inet6"], &m),
             r#"none of the interfaces ["eth0:inet", "inet6"] matches an address on this machine; interfaces present: lo (::1, 127.0.0.1), wlan0 (192.168.1.5)"#
@@ -433,14 +497,30 @@ mod tests {
     #[test]
     fn malformed_spec_is_named_even_after_a_match() {
         let e = err(&["eth0", "eth0[x]"], &machine());
-        assert!(e.starts_with(r#"invalid interface spec "eth0[x]": "#), "{e}");
+        assert!(
+            e.starts_with(r#"invalid interface spec "eth0[x]": "#),
+            "{e}"
+        );
     }
 
     #[test]
     fn check_spec_accepts_every_form() {
         for s in [
-            "eth0", "eth0:inet", "eth0:inet6", "eth0[0]", "eth0[12]", "inet", "inet6", "10.0.0.0/16",
-            "fd00::/8", "::/0", "0.0.0.0/0", "static:10.0.0.1", "static:::1", "br-1a2b", "lo",
+            "eth0",
+            "eth0:inet",
+            "eth0:inet6",
+            "eth0[0]",
+            "eth0[12]",
+            "inet",
+            "inet6",
+            "10.0.0.0/16",
+            "fd00::/8",
+            "::/0",
+            "0.0.0.0/0",
+            "static:10.0.0.1",
+            "static:::1",
+            "br-1a2b",
+            "lo",
         ] {
             assert_eq!(check_spec(s), Ok(()), "{s}");
         }
@@ -450,7 +530,10 @@ mod tests {
     fn check_spec_errors_say_what_is_wrong() {
         let cases: &[(&str, &str)] = &[
             ("", "empty"),
-            ("eth0[x]", r#"the index "x" must be a non-negative number, as in "eth0[1]""#),
+            (
+                "eth0[x]",
+                r#"the index "x" must be a non-negative number, as in "eth0[1]""#,
+            ),
             ("eth0[-1]", "must be a non-negative number"),
             ("eth0[]", "must be a non-negative number"),
             ("eth0[1", r#"expected a closing "]""#),
@@ -458,9 +541,15 @@ mod tests {
             ("10.0.0.1", "an address needs static:10.0.0.1"),
             ("fd00::1", "an address needs static:fd00::1"),
             ("eth0[99999999999999999999999]", "too large"),
-            ("eth0:inet4", r#"unknown suffix ":inet4": use eth0:inet or eth0:inet6"#),
+            (
+                "eth0:inet4",
+                r#"unknown suffix ":inet4": use eth0:inet or eth0:inet6"#,
+            ),
             ("eth0:", "unknown suffix"),
-            ("10.0.0.0/33", r#"the prefix length "33" must be a number from 0 to 32"#),
+            (
+                "10.0.0.0/33",
+                r#"the prefix length "33" must be a number from 0 to 32"#,
+            ),
             ("fd00::/129", "from 0 to 128"),
             ("10.0.0.0/", "prefix length"),
             ("10.0.0.0/+8", "prefix length"),
@@ -477,7 +566,10 @@ mod tests {
             match check_spec(spec) {
                 Ok(()) => panic!("{spec:?} should be rejected"),
                 Err(e) => {
-                    assert!(e.starts_with(&format!("invalid interface spec {spec:?}: ")), "{e}");
+                    assert!(
+                        e.starts_with(&format!("invalid interface spec {spec:?}: ")),
+                        "{e}"
+                    );
                     assert!(e.contains(want), "{spec:?}: {e:?} should contain {want:?}");
                 }
             }
@@ -489,7 +581,9 @@ mod tests {
         // Any Linux test host has a loopback interface with 127.0.0.1.
         let addrs = system_addrs();
         assert!(
-            addrs.iter().any(|a| a.loopback && a.addr == IpAddr::from([127, 0, 0, 1])),
+            addrs
+                .iter()
+                .any(|a| a.loopback && a.addr == IpAddr::from([127, 0, 0, 1])),
             "no loopback 127.0.0.1 in {addrs:?}"
         );
     }
