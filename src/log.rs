@@ -90,7 +90,7 @@ fn level_name(level: Level) -> &'static str {
     match level {
         Level::Debug => "debug",
         Level::Info => "info",
-        Level::Warn => "warn",
+        Level::Warn => "warning", // as logrus wrote it in 3.x
         Level::Error => "error",
         Level::Fatal => "fatal",
         Level::Panic => "panic",
@@ -490,7 +490,7 @@ mod tests {
         );
         assert_eq!(
             format_entry(Format::Text, t0(), Level::Warn, "x", &[]),
-            "time=\"2026-11-23T07:10:01.123456Z\" level=warn msg=x\n"
+            "time=\"2026-11-23T07:10:01.123456Z\" level=warning msg=x\n"
         );
     }
 
@@ -556,7 +556,7 @@ mod tests {
             Level::Panic,
         ];
         let names: Vec<_> = all.iter().map(|&l| level_name(l)).collect();
-        assert_eq!(names, ["debug", "info", "warn", "error", "fatal", "panic"]);
+        assert_eq!(names, ["debug", "info", "warning", "error", "fatal", "panic"]);
         for l in all {
             assert_eq!(Level::parse(level_name(l)), Some(l));
             assert_eq!(Level::parse(&level_name(l).to_uppercase()), Some(l));
@@ -594,7 +594,7 @@ mod tests {
             .collect();
         assert_eq!(
             levels,
-            ["level=warn", "level=error", "level=panic"],
+            ["level=warning", "level=error", "level=panic"],
             "{out}"
         );
 
@@ -711,7 +711,7 @@ mod tests {
         let first = read(&rotated);
         let second = read(&path);
         assert!(
-            first.contains("\"level\":\"warn\",\"msg\":\"marker-one\"}"),
+            first.contains("\"level\":\"warning\",\"msg\":\"marker-one\"}"),
             "{first}"
         );
         assert!(
