@@ -1,27 +1,31 @@
 //! The event loop: the one thread that owns and mutates all state (SPEC §3).
 //!
-//! Other threads (signals, job runners, health checks) send `Msg`s in. The
-//! loop turns them into events, delivers every event to every job in one FIFO
-//! order, and carries out the `Action`s the jobs return. Timers are deadlines
-//! held here: the loop sleeps in `recv_deadline` until the earliest one, and
-//! with no deadline it sleeps until a message arrives (no idle wake-ups).
+//! Other threads (signals, job runners, health checks, the control server)
+//! send `Msg`s in. The loop turns them into events, delivers every event to
+//! every job in one FIFO order, and carries out the `Action`s the jobs return.
+//! Timers are deadlines held here: the loop sleeps in `recv_deadline` until
+//! the earliest one, and with none it sleeps until a message arrives (no idle
+//! wake-ups). Requests that need an answer carry a one-shot reply channel.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use nix::sys::signal::Signal;
+use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
-use crate::config::{Config, When};
-use crate::event::{Event, EventCode};
+use crate::config::{Config, JobConfig, When};
+use crate::event::{Event, EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::health::{self, CheckRun};
-use crate::job::{Action, Job, Phase};
+use crate::job::{Action, Health, Job, Phase};
 use crate::log::{self, Level};
 use crate::process::{self, Launch, RunnerCmd};
 use crate::signals;
 
-pub type JobId = usize;
+/// A job's identity for the threads that report on it. Stable across reloads
+/// (a replaced job gets a new id), unlike its position in the job list.
+pub type JobId = u64;
 
 /// Everything that enters the loop.
 pub enum Msg {
@@ -40,7 +44,20 @@ pub enum Msg {
         passed: bool,
         output: String,
     },
+    /// A control request, already parsed and validated on the sender's thread.
+    Control(ControlReq, Sender<Reply>),
 }
+
+pub enum ControlReq {
+    /// `None` unsets the variable.
+    PutEnv(Vec<(String, Option<String>)>),
+    Reload(Box<Config>),
+    Maintenance(bool),
+    Status,
+}
+
+/// `Err((status, message))` for a request that changed nothing.
+pub type Reply = Result<Value, (u16, String)>;
 
 /// How long shutdown may take beyond the configured timeouts before we stop
 /// waiting for processes that survive SIGKILL (uninterruptible sleep).
@@ -54,15 +71,39 @@ struct Shutdown {
     abandoned: bool,
 }
 
+/// Why a job is on its way out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Retiring {
+    No,
+    /// Removed by a reload: stops as in shutdown, events and all.
+    Removed,
+    /// Replaced by a reload: stops quietly, then its successor starts.
+    Replaced {
+        by: JobId,
+    },
+}
+
+struct Entry {
+    id: JobId,
+    job: Job,
+    runner: Option<Sender<RunnerCmd>>,
+    checker: Option<Sender<CheckRun>>,
+    checking: bool,
+    retiring: Retiring,
+    /// Waiting for the job it replaces to be gone before its `startup`.
+    pending_start: bool,
+}
+
 pub struct App {
     cfg: Config,
-    jobs: Vec<Job>,
-    runners: Vec<Option<Sender<RunnerCmd>>>,
-    checkers: Vec<Option<Sender<CheckRun>>>,
-    checking: Vec<bool>,
+    entries: Vec<Entry>,
+    next_id: JobId,
     queue: VecDeque<Event>,
     /// The environment we were started with, as children inherit it.
     base_env: BTreeMap<String, String>,
+    /// `/v3/env` changes so far; `None` unsets.
+    env_changes: BTreeMap<String, Option<String>>,
+    maintenance: bool,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     shutdown: Option<Shutdown>,
@@ -73,46 +114,46 @@ impl App {
         let (tx, rx) = unbounded();
         let mut app = App {
             cfg,
-            jobs: Vec::new(),
-            runners: Vec::new(),
-            checkers: Vec::new(),
-            checking: Vec::new(),
+            entries: Vec::new(),
+            next_id: 1,
             queue: VecDeque::new(),
             base_env: std::env::vars_os()
                 .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
                 .collect(),
+            env_changes: BTreeMap::new(),
+            maintenance: false,
             tx,
             rx,
             shutdown: None,
         };
-        app.build_jobs()?;
+        for jc in app.cfg.jobs.clone() {
+            let entry = app.new_entry(jc)?;
+            app.entries.push(entry);
+        }
         Ok(app)
     }
 
-    fn build_jobs(&mut self) -> Result<(), String> {
-        let stop = self.cfg.stop_timeout;
-        for (id, jc) in self.cfg.jobs.iter().enumerate() {
-            let dependants = self
-                .cfg
-                .jobs
-                .iter()
-                .filter(|d| matches!(&d.when, When::Event { source, code: EventCode::Stopping, .. } if *source == jc.name))
-                .map(|d| d.name.clone())
-                .collect();
-            let runner = match jc.exec {
-                Some(_) => Some(process::start_runner(id, &jc.name, self.tx.clone())?),
-                None => None,
-            };
-            let checker = match jc.health.as_ref().and_then(|h| h.exec.as_ref()) {
-                Some(_) => Some(health::start_checker(id, &jc.name, self.tx.clone())?),
-                None => None,
-            };
-            self.jobs.push(Job::new(jc.clone(), dependants, stop));
-            self.runners.push(runner);
-            self.checkers.push(checker);
-            self.checking.push(false);
-        }
-        Ok(())
+    fn new_entry(&mut self, jc: JobConfig) -> Result<Entry, String> {
+        let id = self.next_id;
+        self.next_id += 1;
+        let runner = match jc.exec {
+            Some(_) => Some(process::start_runner(id, &jc.name, self.tx.clone())?),
+            None => None,
+        };
+        let checker = match jc.health.as_ref().and_then(|h| h.exec.as_ref()) {
+            Some(_) => Some(health::start_checker(id, &jc.name, self.tx.clone())?),
+            None => None,
+        };
+        let dependants = stopping_dependants(&self.cfg, &jc.name);
+        Ok(Entry {
+            id,
+            job: Job::new(jc, dependants, self.cfg.stop_timeout),
+            runner,
+            checker,
+            checking: false,
+            retiring: Retiring::No,
+            pending_start: false,
+        })
     }
 
     pub fn sender(&self) -> Sender<Msg> {
@@ -121,21 +162,18 @@ impl App {
 
     /// Run until shutdown completes. Returns the exit code.
     pub fn run(mut self) -> i32 {
-        if self.jobs.is_empty() {
+        if self.entries.is_empty() {
             log::warn("no jobs configured: nothing to do");
             return 0;
         }
         let now = Instant::now();
-        for job in &mut self.jobs {
-            job.on_subscribed(now);
+        for e in &mut self.entries {
+            e.job.on_subscribed(now);
         }
         // Every job is subscribed before `startup` goes out (SPEC §3.1).
         self.publish(Event::global(EventCode::Startup));
         self.drain();
-        loop {
-            if self.finished() {
-                break;
-            }
+        while !self.finished() {
             let msg = match self.next_deadline() {
                 Some(at) => match self.rx.recv_deadline(at) {
                     Ok(m) => Some(m),
@@ -152,6 +190,7 @@ impl App {
             }
             self.fire_timers(Instant::now());
             self.drain();
+            self.sweep();
         }
         log::info("containerpilot stopped");
         0
@@ -162,9 +201,10 @@ impl App {
     fn finished(&mut self) -> bool {
         match &self.shutdown {
             None => {
-                if self.jobs.iter().all(|j| j.is_stopped()) {
+                if self.entries.iter().all(|e| e.job.is_stopped()) {
                     log::info("every job has completed: shutting down");
                     self.begin_shutdown();
+                    self.drain();
                     return self.finished();
                 }
                 false
@@ -172,15 +212,15 @@ impl App {
             Some(s) => {
                 s.abandoned
                     || self
-                        .jobs
+                        .entries
                         .iter()
-                        .all(|j| !j.is_running() && j.phase != Phase::Stopping)
+                        .all(|e| !e.job.is_running() && e.job.phase != Phase::Stopping)
             }
         }
     }
 
     fn next_deadline(&self) -> Option<Instant> {
-        let jobs = self.jobs.iter().filter_map(|j| j.next_deadline());
+        let jobs = self.entries.iter().filter_map(|e| e.job.next_deadline());
         let kill_all = self.shutdown.as_ref().map(|s| {
             if s.hurried {
                 s.kill_all_at + SHUTDOWN_SLACK
@@ -191,33 +231,61 @@ impl App {
         jobs.chain(kill_all).min()
     }
 
+    fn index(&self, id: JobId) -> Option<usize> {
+        self.entries.iter().position(|e| e.id == id)
+    }
+
     fn handle(&mut self, msg: Msg) {
         let now = Instant::now();
         match msg {
             Msg::Signal(sig) => self.on_signal(sig),
             Msg::ProcessStarted { job, pid } => {
+                let Some(i) = self.index(job) else { return };
                 log::debug(&format!(
                     "job[{}] started process {pid}",
-                    self.jobs[job].name()
+                    self.entries[i].job.name()
                 ));
-                self.jobs[job].on_started(pid, now);
+                self.entries[i].job.on_started(pid, now);
                 if self.shutdown.as_ref().is_some_and(|s| s.hurried) {
-                    self.send_signal(job, Signal::SIGKILL);
+                    self.send_signal(i, Signal::SIGKILL);
                 }
             }
             Msg::ProcessExited { job, code } => {
-                let actions = self.jobs[job].on_exit(code, now);
-                self.apply(job, actions);
+                let Some(i) = self.index(job) else { return };
+                let actions = self.entries[i].job.on_exit(code, now);
+                self.apply(i, actions);
             }
             Msg::HealthChecked {
                 job,
                 passed,
                 output,
             } => {
-                self.checking[job] = false;
-                let actions = self.jobs[job].on_checked(passed, &output);
-                self.apply(job, actions);
+                let Some(i) = self.index(job) else { return };
+                self.entries[i].checking = false;
+                let actions = self.entries[i].job.on_checked(passed, &output);
+                self.apply(i, actions);
             }
+            Msg::Control(req, reply) => {
+                let answer = self.control(req);
+                let _ = reply.send(answer);
+            }
+        }
+    }
+
+    fn control(&mut self, req: ControlReq) -> Reply {
+        match req {
+            ControlReq::PutEnv(pairs) => {
+                for (k, v) in pairs {
+                    self.env_changes.insert(k, v);
+                }
+                Ok(Value::Null)
+            }
+            ControlReq::Maintenance(on) => Ok(json!({ "updated": self.set_maintenance(on) })),
+            ControlReq::Reload(cfg) => {
+                self.reload(*cfg);
+                Ok(Value::Null)
+            }
+            ControlReq::Status => Ok(self.status()),
         }
     }
 
@@ -268,9 +336,9 @@ impl App {
             s.hurried = true;
             s.kill_all_at = now;
         }
-        for id in 0..self.jobs.len() {
-            let actions = self.jobs[id].hurry(now);
-            self.apply(id, actions);
+        for i in 0..self.entries.len() {
+            let actions = self.entries[i].job.hurry(now);
+            self.apply(i, actions);
         }
     }
 
@@ -286,10 +354,14 @@ impl App {
                 self.hurry();
             }
         }
-        for id in 0..self.jobs.len() {
-            if self.jobs[id].next_deadline().is_some_and(|t| t <= now) {
-                let actions = self.jobs[id].on_timer(now);
-                self.apply(id, actions);
+        for i in 0..self.entries.len() {
+            if self.entries[i]
+                .job
+                .next_deadline()
+                .is_some_and(|t| t <= now)
+            {
+                let actions = self.entries[i].job.on_timer(now);
+                self.apply(i, actions);
             }
         }
     }
@@ -303,39 +375,85 @@ impl App {
     fn drain(&mut self) {
         while let Some(ev) = self.queue.pop_front() {
             let now = Instant::now();
-            for id in 0..self.jobs.len() {
-                let actions = self.jobs[id].on_event(&ev, now);
-                self.apply(id, actions);
+            for i in 0..self.entries.len() {
+                if self.entries[i].pending_start
+                    || matches!(self.entries[i].retiring, Retiring::Replaced { .. })
+                {
+                    continue;
+                }
+                let actions = self.entries[i].job.on_event(&ev, now);
+                self.apply(i, actions);
             }
         }
     }
 
-    fn apply(&mut self, id: JobId, actions: Vec<Action>) {
+    /// Drop retired jobs that are gone, and start the jobs that replace them.
+    fn sweep(&mut self) {
+        let mut i = 0;
+        while i < self.entries.len() {
+            let e = &self.entries[i];
+            let gone = e.retiring != Retiring::No && e.job.is_stopped() && !e.job.is_running();
+            if !gone {
+                i += 1;
+                continue;
+            }
+            let e = self.entries.remove(i);
+            if let Retiring::Replaced { by } = e.retiring {
+                if let Some(j) = self.index(by) {
+                    self.start_new(j);
+                }
+            }
+        }
+        if !self.queue.is_empty() {
+            self.drain();
+        }
+    }
+
+    /// A job added by a reload starts as it would at start-up.
+    fn start_new(&mut self, i: usize) {
+        let now = Instant::now();
+        self.entries[i].pending_start = false;
+        self.entries[i].job.on_subscribed(now);
+        let mut actions = self.entries[i]
+            .job
+            .on_event(&Event::global(EventCode::Startup), now);
+        if self.maintenance {
+            actions.extend(self.entries[i].job.set_maintenance(true, now));
+        }
+        self.apply(i, actions);
+    }
+
+    fn apply(&mut self, i: usize, actions: Vec<Action>) {
+        let quiet = matches!(self.entries[i].retiring, Retiring::Replaced { .. });
         for action in actions {
             match action {
-                Action::Start => self.start_process(id),
-                Action::Terminate => self.send_signal(id, Signal::SIGTERM),
-                Action::Kill => self.send_signal(id, Signal::SIGKILL),
+                Action::Start => self.start_process(i),
+                Action::Terminate => self.send_signal(i, Signal::SIGTERM),
+                Action::Kill => self.send_signal(i, Signal::SIGKILL),
                 Action::Publish(code) => {
-                    let ev = Event::new(code, self.jobs[id].name());
-                    self.publish(ev);
+                    if !quiet {
+                        let ev = Event::new(code, self.entries[i].job.name());
+                        self.publish(ev);
+                    }
                 }
-                Action::Check => self.run_check(id),
+                Action::Check => self.run_check(i),
                 // Discovery arrives with the Consul backend; without one these are no-ops.
                 Action::Pass | Action::Fail(_) | Action::Deregister => {}
-                Action::Log(msg) => log::log(Level::Info, &msg, &[("job", self.jobs[id].name())]),
+                Action::Log(msg) => {
+                    log::log(Level::Info, &msg, &[("job", self.entries[i].job.name())])
+                }
             }
         }
     }
 
-    fn send_signal(&self, id: JobId, sig: Signal) {
-        if let Some(r) = &self.runners[id] {
+    fn send_signal(&self, i: usize, sig: Signal) {
+        if let Some(r) = &self.entries[i].runner {
             let _ = r.send(RunnerCmd::Signal(sig));
         }
     }
 
-    fn start_process(&mut self, id: JobId) {
-        let job = &self.jobs[id];
+    fn start_process(&mut self, i: usize) {
+        let job = &self.entries[i].job;
         let Some(argv) = job.cfg.exec.clone() else {
             return;
         };
@@ -346,25 +464,25 @@ impl App {
             field: "job",
             name: job.name().to_string(),
         };
-        if let Some(r) = &self.runners[id] {
+        if let Some(r) = &self.entries[i].runner {
             let _ = r.send(RunnerCmd::Start(launch));
         }
     }
 
-    fn run_check(&mut self, id: JobId) {
-        let Some(h) = self.jobs[id].cfg.health.clone() else {
+    fn run_check(&mut self, i: usize) {
+        let Some(h) = self.entries[i].job.cfg.health.clone() else {
             return;
         };
         let Some(argv) = h.exec else {
             // A health block without a command always passes (heartbeat only).
-            let actions = self.jobs[id].on_checked(true, "");
-            self.apply(id, actions);
+            let actions = self.entries[i].job.on_checked(true, "");
+            self.apply(i, actions);
             return;
         };
-        if self.checking[id] {
+        if self.entries[i].checking {
             log::debug(&format!(
                 "check.{}: previous check still running, skipped",
-                self.jobs[id].name()
+                self.entries[i].job.name()
             ));
             return;
         }
@@ -373,28 +491,36 @@ impl App {
             env: self.child_env(),
             raw: h.raw_logging,
             field: "check",
-            name: format!("check.{}", self.jobs[id].name()),
+            name: format!("check.{}", self.entries[i].job.name()),
         };
-        if let Some(c) = &self.checkers[id] {
+        if let Some(c) = &self.entries[i].checker {
             if c.send(CheckRun {
                 launch,
                 timeout: h.timeout,
             })
             .is_ok()
             {
-                self.checking[id] = true;
+                self.entries[i].checking = true;
             }
         }
     }
 
-    /// Our environment plus CONTAINERPILOT_PID, each advertised job's
-    /// CONTAINERPILOT_{JOB}_IP and each running job's CONTAINERPILOT_{JOB}_PID.
+    /// Our environment with every `/v3/env` change applied, plus
+    /// CONTAINERPILOT_PID, each advertised job's CONTAINERPILOT_{JOB}_IP and
+    /// each running job's CONTAINERPILOT_{JOB}_PID.
     fn child_env(&self) -> Vec<(String, String)> {
         let mut env = self.base_env.clone();
+        for (k, v) in &self.env_changes {
+            match v {
+                Some(v) => env.insert(k.clone(), v.clone()),
+                None => env.remove(k),
+            };
+        }
         env.insert("CONTAINERPILOT_PID".into(), std::process::id().to_string());
-        for job in &self.jobs {
-            let key = env_key(job.name());
-            if let Some(addr) = job
+        for e in &self.entries {
+            let key = env_key(e.job.name());
+            if let Some(addr) = e
+                .job
                 .cfg
                 .service
                 .as_ref()
@@ -403,12 +529,192 @@ impl App {
             {
                 env.insert(format!("CONTAINERPILOT_{key}_IP"), addr.to_string());
             }
-            if let Some(pid) = job.pid {
+            if let Some(pid) = e.job.pid {
                 env.insert(format!("CONTAINERPILOT_{key}_PID"), pid.to_string());
             }
         }
         env.into_iter().collect()
     }
+
+    /// Returns whether anything changed (SPEC §3.6: idempotent).
+    fn set_maintenance(&mut self, on: bool) -> bool {
+        if self.maintenance == on {
+            return false;
+        }
+        self.maintenance = on;
+        log::info(if on {
+            "entering maintenance mode"
+        } else {
+            "leaving maintenance mode"
+        });
+        let now = Instant::now();
+        for i in 0..self.entries.len() {
+            let actions = self.entries[i].job.set_maintenance(on, now);
+            self.apply(i, actions);
+        }
+        let code = if on {
+            EventCode::EnterMaintenance
+        } else {
+            EventCode::ExitMaintenance
+        };
+        self.publish(Event::global(code));
+        self.drain();
+        true
+    }
+
+    /// Apply a validated new config (SPEC §3.5): unchanged jobs keep running
+    /// untouched, removed jobs stop as in shutdown, changed jobs stop and then
+    /// start with their new definition, new jobs start as at start-up.
+    fn reload(&mut self, new: Config) {
+        log::info("reloading configuration");
+        let old = std::mem::replace(&mut self.cfg, new);
+        if old.logging != self.cfg.logging {
+            if let Err(e) = log::init(&self.cfg.logging) {
+                log::error(&format!("cannot switch logging: {e}"));
+            }
+        }
+        let now = Instant::now();
+        let mut order: Vec<Entry> = Vec::new();
+        let mut leaving: Vec<Entry> = Vec::new();
+        let mut olds: Vec<Entry> = std::mem::take(&mut self.entries);
+        for jc in self.cfg.jobs.clone() {
+            let same = olds.iter().position(|e| {
+                e.retiring == Retiring::No && e.job.name() == jc.name && e.job.cfg == jc
+            });
+            if let Some(p) = same {
+                let mut e = olds.remove(p);
+                e.job.update_context(
+                    stopping_dependants(&self.cfg, &jc.name),
+                    self.cfg.stop_timeout,
+                );
+                order.push(e);
+                continue;
+            }
+            let mut fresh = match self.new_entry(jc.clone()) {
+                Ok(e) => e,
+                Err(msg) => {
+                    log::error(&msg);
+                    continue;
+                }
+            };
+            if let Some(p) = olds
+                .iter()
+                .position(|e| e.retiring == Retiring::No && e.job.name() == jc.name)
+            {
+                let mut prev = olds.remove(p);
+                log::info(&format!(
+                    "job[{}] changed: restarting it with the new definition",
+                    jc.name
+                ));
+                prev.retiring = Retiring::Replaced { by: fresh.id };
+                fresh.pending_start = true;
+                leaving.push(prev);
+            } else {
+                log::info(&format!("job[{}] added", jc.name));
+                fresh.pending_start = true;
+            }
+            order.push(fresh);
+        }
+        for mut e in olds {
+            if e.retiring == Retiring::No {
+                log::info(&format!("job[{}] removed: stopping it", e.job.name()));
+                e.retiring = Retiring::Removed;
+            }
+            leaving.push(e);
+        }
+        let first_leaving = order.len();
+        order.extend(leaving);
+        self.entries = order;
+        for i in first_leaving..self.entries.len() {
+            let quiet = matches!(self.entries[i].retiring, Retiring::Replaced { .. });
+            if !self.entries[i].job.is_stopped() && self.entries[i].job.phase != Phase::Stopping {
+                let actions = self.entries[i].job.retire(now, quiet);
+                self.apply(i, actions);
+            }
+        }
+        // Added jobs start now; replacements wait for their predecessor (sweep).
+        let waiting: Vec<JobId> = self.entries[first_leaving..]
+            .iter()
+            .filter_map(|e| match e.retiring {
+                Retiring::Replaced { by } => Some(by),
+                _ => None,
+            })
+            .collect();
+        for i in 0..first_leaving {
+            if self.entries[i].pending_start && !waiting.contains(&self.entries[i].id) {
+                self.start_new(i);
+            }
+        }
+        self.drain();
+        self.sweep();
+    }
+
+    /// The `/status` document (SPEC §5).
+    fn status(&self) -> Value {
+        let services: Vec<Value> = self
+            .entries
+            .iter()
+            .filter(|e| e.retiring == Retiring::No)
+            .map(|e| self.service_status(&e.job))
+            .collect();
+        json!({
+            "version": crate::VERSION,
+            "maintenance": self.maintenance,
+            "services": services,
+            "watches": [],
+        })
+    }
+
+    fn service_status(&self, job: &Job) -> Value {
+        let cfg = &job.cfg;
+        let status = if self.maintenance {
+            "maintenance"
+        } else if cfg.health.is_some() {
+            match job.health {
+                Health::Unknown => "unknown",
+                Health::Healthy => "healthy",
+                Health::Unhealthy => "unhealthy",
+            }
+        } else {
+            "nonadvertised"
+        };
+        let depends_on: Vec<&str> = match &cfg.when {
+            When::Event { source, code, .. }
+                if *code != EventCode::Signal
+                    && source != GLOBAL
+                    && !SIGNAL_SOURCES.contains(&source.as_str()) =>
+            {
+                vec![source.as_str()]
+            }
+            _ => vec![],
+        };
+        let svc = cfg.service.as_ref();
+        json!({
+            "name": cfg.name,
+            "address": svc.and_then(|s| s.address).map(|a| a.to_string()),
+            "port": svc.map(|s| s.port),
+            "status": status,
+            "depends_on": depends_on,
+            "state": match job.phase {
+                Phase::Waiting => "waiting",
+                Phase::Running => "running",
+                Phase::Stopping => "stopping",
+                Phase::Stopped => "stopped",
+            },
+            "pid": job.pid,
+            "restarts": job.restarts,
+            "last_exit_code": job.last_exit,
+        })
+    }
+}
+
+/// Names of the jobs that start on `name`'s `stopping` event.
+fn stopping_dependants(cfg: &Config, name: &str) -> Vec<String> {
+    cfg.jobs
+        .iter()
+        .filter(|d| matches!(&d.when, When::Event { source, code: EventCode::Stopping, .. } if source == name))
+        .map(|d| d.name.clone())
+        .collect()
 }
 
 /// `my-job` → `MY_JOB`.

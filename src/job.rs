@@ -567,6 +567,32 @@ impl Job {
         out.push(Action::Publish(EventCode::Stopped));
     }
 
+    /// Stop for good because a reload removed or replaced this job: as at
+    /// shutdown, but for this job alone. `quiet` skips the stopping
+    /// dependant (a replaced job is not really going away).
+    pub fn retire(&mut self, now: Instant, quiet: bool) -> Vec<Action> {
+        let mut out = Vec::new();
+        self.shutting_down = true;
+        self.restarts_left = Some(0);
+        if quiet {
+            self.dependants.clear();
+        }
+        self.halt(now, &mut out);
+        out
+    }
+
+    /// A reload kept this job but other jobs may have changed around it.
+    pub fn update_context(&mut self, dependants: Vec<String>, global_stop_timeout: Duration) {
+        if self.phase != Phase::Stopping {
+            self.dependants = dependants;
+        }
+        self.global_stop_timeout = global_stop_timeout;
+    }
+
+    pub fn in_maintenance(&self) -> bool {
+        self.maintenance
+    }
+
     /// Second SIGTERM: stop waiting for anything.
     pub fn hurry(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
@@ -1001,6 +1027,23 @@ mod tests {
         j.on_started(7, t);
         j.on_event(&Event::global(EventCode::Shutdown), t);
         assert!(j.hurry(t).contains(&Action::Kill));
+    }
+
+    #[test]
+    fn retire_quietly_skips_dependants() {
+        let t = Instant::now();
+        let mut app = Job::new(
+            cfg("app", When::Startup, Restarts::Unlimited),
+            vec!["pre".into()],
+            Duration::from_secs(5),
+        );
+        app.on_event(&startup(), t);
+        app.on_started(7, t);
+        let a = app.retire(t, true);
+        assert!(a.contains(&Action::Terminate));
+        let a = app.on_exit(143, t);
+        assert_eq!(starts(&a), 0);
+        assert!(app.is_stopped());
     }
 
     #[test]

@@ -556,7 +556,10 @@ mod tests {
             Level::Panic,
         ];
         let names: Vec<_> = all.iter().map(|&l| level_name(l)).collect();
-        assert_eq!(names, ["debug", "info", "warning", "error", "fatal", "panic"]);
+        assert_eq!(
+            names,
+            ["debug", "info", "warning", "error", "fatal", "panic"]
+        );
         for l in all {
             assert_eq!(Level::parse(level_name(l)), Some(l));
             assert_eq!(Level::parse(&level_name(l).to_uppercase()), Some(l));
