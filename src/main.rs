@@ -12,6 +12,7 @@ mod event;
 mod health;
 mod job;
 mod log;
+mod metrics;
 mod process;
 mod reaper;
 mod signals;
