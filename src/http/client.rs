@@ -442,3 +442,161 @@ fn read_chunked<R: Read>(input: &mut Input<'_, R>) -> Result<Vec<u8>, Failure> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::server::tests::{echo, unix_server, TempDir};
+    use crate::http::server::{serve, Limits};
+    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+    use std::thread;
+
+    const T: Duration = Duration::from_secs(5);
+
+    /// A hand-written server: answers one connection with `parts` (written
+    /// one by one), then closes at once if `close`, else only once the test
+    /// says so, proving the client does not wait for end of stream.
+    struct Raw {
+        path: PathBuf,
+        release: mpsc::Sender<()>,
+        thread: thread::JoinHandle<Vec<u8>>,
+        _dir: TempDir,
+    }
+
+    fn raw_server(parts: Vec<&'static [u8]>, close: bool) -> Raw {
+        let dir = TempDir::new();
+        let path = dir.0.join("raw.socket");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(T)).unwrap();
+            let mut request = Vec::new();
+            while find_head_end(&request).is_none() {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+            }
+            for part in parts {
+                s.write_all(part).unwrap();
+                s.flush().unwrap();
+                thread::sleep(Duration::from_millis(5)); // separate reads
+            }
+            if !close {
+                let _ = released.recv_timeout(T);
+            }
+            request
+        });
+        Raw { path, release, thread, _dir: dir }
+    }
+
+    #[test]
+    fn unix_get_and_post() {
+        let u = unix_server(Limits::default(), echo());
+        let r = unix_request(&u.path, "GET", "/v3/ping", None, T).unwrap();
+        assert_eq!((r.status, r.text().as_ref(), r.header("content-length")), (200, "ok", Some("2")));
+        let r = unix_request(&u.path, "POST", "/v3/env?x=1", Some(br#"{"A":"b"}"#), T).unwrap();
+        assert_eq!(r.text(), r#"POST /v3/env q=x=1 x=- body={"A":"b"}"#);
+        let r = unix_request(&u.path, "HEAD", "/v3/ping", None, T).unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 0));
+    }
+
+    #[test]
+    fn tcp_request_with_headers_and_body() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = serve(listener, echo(), Limits::default()).unwrap();
+        let addr = server.addr().to_string();
+        let r = tcp_request(&addr, "PUT", "/v1/agent/service/register", &[("X-Test", "tok")], Some(b"{}"), T).unwrap();
+        assert_eq!((r.status, r.text().as_ref()), (200, "PUT /v1/agent/service/register q= x=tok body={}"));
+    }
+
+    #[test]
+    fn request_sends_one_well_formed_message() {
+        let raw = raw_server(vec![b"HTTP/1.1 204 No Content\r\n\r\n"], true);
+        let mut s = UnixStream::connect(&raw.path).unwrap();
+        let r = request(&mut s, "POST", "v3", "/reload", &[("Content-Length", "9"), ("X-A", "b")], None).unwrap();
+        assert_eq!(r.status, 204);
+        let sent = String::from_utf8(raw.thread.join().unwrap()).unwrap();
+        assert_eq!(sent, "POST /reload HTTP/1.1\r\nHost: v3\r\nConnection: close\r\nX-A: b\r\nContent-Length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn chunked_response_is_decoded_without_waiting_for_close() {
+        let raw = raw_server(
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                b"lo\r\n7;ext\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            ],
+            false,
+        );
+        let r = unix_request(&raw.path, "GET", "/", None, T).unwrap();
+        assert_eq!((r.status, r.text().as_ref()), (200, "hello, world"));
+        raw.release.send(()).unwrap();
+        raw.thread.join().unwrap();
+    }
+
+    #[test]
+    fn body_without_length_is_read_to_end_of_stream() {
+        let raw = raw_server(vec![b"HTTP/1.0 200 OK\r\nServer: raw\r\n\r\nuntil ", b"close"], true);
+        let r = unix_request(&raw.path, "GET", "/", None, T).unwrap();
+        assert_eq!((r.status, r.text().as_ref(), r.header("SERVER")), (200, "until close", Some("raw")));
+    }
+
+    #[test]
+    fn interim_100_continue_is_skipped() {
+        let raw = raw_server(
+            vec![b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx"],
+            false,
+        );
+        let r = unix_request(&raw.path, "POST", "/", Some(b"abc"), T).unwrap();
+        assert_eq!((r.status, r.text().as_ref()), (201, "x"));
+        raw.release.send(()).unwrap();
+    }
+
+    #[test]
+    fn connect_failure_names_the_socket() {
+        let dir = TempDir::new();
+        let path = dir.0.join("containerpilot.socket");
+        let e = unix_request(&path, "GET", "/v3/ping", None, T).unwrap_err();
+        assert!(matches!(e, HttpError::Connect { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("cannot connect to {}: No such file or directory", path.display()));
+
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let e = tcp_request(&addr, "GET", "/", &[], None, T).unwrap_err();
+        assert_eq!(e.to_string(), format!("cannot connect to {addr}: Connection refused"));
+    }
+
+    #[test]
+    fn silent_server_times_out() {
+        let raw = raw_server(vec![], false);
+        let e = unix_request(&raw.path, "GET", "/v3/ping", None, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("cannot get a response from {}: timed out", raw.path.display()));
+        raw.release.send(()).unwrap();
+    }
+
+    #[test]
+    fn malformed_and_truncated_responses_are_errors() {
+        for (parts, reason) in [
+            (vec![&b"garbage\r\n\r\n"[..]], "not an HTTP/1.x status line"),
+            (vec![], "the server closed the connection without answering"),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], "the connection closed before the end of the body"),
+            (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], "malformed chunked body"),
+        ] {
+            let raw = raw_server(parts, true);
+            let e = unix_request(&raw.path, "GET", "/", None, T).unwrap_err();
+            match &e {
+                HttpError::Malformed { reason: got, .. } => assert_eq!(got, reason),
+                other => panic!("expected Malformed({reason}), got {other:?}"),
+            }
+            assert!(e.to_string().starts_with("cannot understand the response from "), "{e}");
+        }
+    }
+}

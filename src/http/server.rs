@@ -962,7 +962,7 @@ pub fn reason(status: u16) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use std::path::Path;
 
