@@ -1350,6 +1350,41 @@ pub(super) mod tests {
         assert!(UnixStream::connect(&path).is_err(), "still listening after stop");
     }
 
+    /// SPEC §8's bar: sequential `GET /v3/ping`, one connection per
+    /// request. Run with `cargo test --release --bin containerpilot
+    /// throughput -- --ignored --nocapture`; debug numbers mean nothing.
+    #[test]
+    #[ignore]
+    fn throughput_ping_one_connection_per_request() {
+        let u = unix_server(Limits::default(), echo());
+        let mut latencies = Vec::new();
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(2) {
+            let t = Instant::now();
+            let mut s = UnixStream::connect(&u.path).unwrap();
+            s.write_all(b"GET /v3/ping HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+            let mut buf = [0u8; 256];
+            let mut got = 0;
+            while !buf[..got].ends_with(b"\r\n\r\nok") {
+                let n = s.read(&mut buf[got..]).unwrap();
+                assert!(n > 0);
+                got += n;
+            }
+            drop(s);
+            latencies.push(t.elapsed());
+        }
+        let elapsed = start.elapsed();
+        latencies.sort();
+        let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        eprintln!(
+            "{} requests in {elapsed:?}: {:.0} req/s, p50 {:?}, p99 {:?}",
+            latencies.len(),
+            latencies.len() as f64 / elapsed.as_secs_f64(),
+            p(0.5),
+            p(0.99)
+        );
+    }
+
     #[test]
     fn encode_frames_every_response_itself() {
         let mut out = Vec::new();
