@@ -21,4 +21,4 @@ pub mod client;
 pub mod server;
 
 pub use client::{request, tcp_request, unix_request, ClientResponse, HttpError};
-pub use server::{serve, Addr, Handler, Limits, Listener, Request, Response, ServerHandle};
+pub use server::{serve, Addr, Handler, Limits, Listener, Request, Response, ServerHandle, Stream};
