@@ -10,6 +10,7 @@ mod cli;
 mod config;
 mod event;
 mod health;
+mod http;
 mod job;
 mod log;
 mod metrics;

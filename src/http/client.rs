@@ -1,0 +1,602 @@
+//! The HTTP/1.1 client: one request per connection (`Connection: close`)
+//! over any byte stream, for the `-ping`/`-putenv`/`-putmetric`/`-reload`/
+//! `-maintenance` subcommands (unix socket) and the Consul agent (TCP).
+//!
+//! The request goes out in one write and the response is read by its
+//! framing (`Content-Length`, chunked, or to end of stream), returning as
+//! soon as the body is complete: `-ping` as a whole process has 1 ms
+//! (SPEC §8), so there are no extra round trips and no waiting for close.
+
+use std::borrow::Cow;
+use std::error::Error;
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
+use std::path::Path;
+use std::time::Duration;
+
+use super::server::find_head_end;
+
+/// Largest response head we accept.
+const MAX_HEAD: usize = 64 * 1024;
+/// Largest response body we accept: a Consul catalog can be big, but a
+/// server that sends without end must not exhaust our memory.
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// Bytes asked of each read.
+const READ_CHUNK: usize = 8192;
+
+/// A response as received. Header names keep the server's spelling.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl ClientResponse {
+    /// The first header called `name`, ignoring ASCII case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as text, with invalid UTF-8 replaced.
+    pub fn text(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.body)
+    }
+}
+
+/// Why a request got no response. `target` is the socket path or
+/// `host:port` as the user gave it.
+#[derive(Debug)]
+pub enum HttpError {
+    /// The connection could not be made (no socket file, refused,
+    /// unresolvable host, connect timed out).
+    Connect { target: String, source: io::Error },
+    /// The server accepted the connection but did not answer within the
+    /// timeout.
+    Timeout { target: String },
+    /// Sending the request or reading the response failed (reset, broken
+    /// pipe, closed before the response was complete).
+    Io { target: String, source: io::Error },
+    /// The server answered something that is not an HTTP/1.x response we
+    /// can read.
+    Malformed { target: String, reason: String },
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            HttpError::Connect { target, source } => {
+                write!(f, "cannot connect to {target}: {}", describe(source))
+            }
+            HttpError::Timeout { target } => {
+                write!(f, "cannot get a response from {target}: timed out")
+            }
+            HttpError::Io { target, source } => {
+                write!(f, "cannot talk to {target}: {}", describe(source))
+            }
+            HttpError::Malformed { target, reason } => {
+                write!(f, "cannot understand the response from {target}: {reason}")
+            }
+        }
+    }
+}
+
+impl Error for HttpError {
+    fn source(&self) -> Option<&(dyn Error + 'static)> {
+        match self {
+            HttpError::Connect { source, .. } | HttpError::Io { source, .. } => Some(source),
+            HttpError::Timeout { .. } | HttpError::Malformed { .. } => None,
+        }
+    }
+}
+
+/// An OS error in the user's words: std appends " (os error 2)" to
+/// strerror's text, which says nothing to a user.
+fn describe(e: &io::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" (os error ") {
+        Some(i) if text.ends_with(')') => text[..i].to_owned(),
+        _ => text,
+    }
+}
+
+/// A failure before we know what to call the other end.
+enum Failure {
+    Io(io::Error),
+    Malformed(&'static str),
+}
+
+impl From<io::Error> for Failure {
+    fn from(e: io::Error) -> Failure {
+        Failure::Io(e)
+    }
+}
+
+impl Failure {
+    fn at(self, target: &str) -> HttpError {
+        let target = target.to_owned();
+        match self {
+            Failure::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                HttpError::Timeout { target }
+            }
+            Failure::Io(source) => HttpError::Io { target, source },
+            Failure::Malformed(reason) => HttpError::Malformed { target, reason: reason.to_owned() },
+        }
+    }
+}
+
+/// Sends one request on `stream` with `Connection: close` and reads the
+/// response. `headers` are sent as given, except that `Host`,
+/// `Connection` and `Content-Length` are always ours. Errors name `host`.
+pub fn request<S: Read + Write>(
+    stream: &mut S,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<ClientResponse, HttpError> {
+    exchange(stream, method, host, path, headers, body).map_err(|f| f.at(host))
+}
+
+/// One request to the server listening on the unix socket at `path` (the
+/// control plane). `timeout` bounds each read and write; zero means none.
+pub fn unix_request(
+    path: &Path,
+    method: &str,
+    url_path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<ClientResponse, HttpError> {
+    let target = path.display().to_string();
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(source) => return Err(HttpError::Connect { target, source }),
+    };
+    let timeout = (!timeout.is_zero()).then_some(timeout);
+    let configured = stream.set_read_timeout(timeout).and_then(|_| stream.set_write_timeout(timeout));
+    if let Err(source) = configured {
+        return Err(HttpError::Io { target, source });
+    }
+    exchange(&mut stream, method, "localhost", url_path, &[], body).map_err(|f| f.at(&target))
+}
+
+/// One request to `addr` (`host:port`, sent as the `Host` header), trying
+/// each address it resolves to. `timeout` bounds the connect and each read
+/// and write; zero means none.
+pub fn tcp_request(
+    addr: &str,
+    method: &str,
+    url_path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<ClientResponse, HttpError> {
+    let connect_error = |source| HttpError::Connect { target: addr.to_owned(), source };
+    let mut last_error = None;
+    let mut connected = None;
+    for candidate in addr.to_socket_addrs().map_err(connect_error)? {
+        let attempt = if timeout.is_zero() {
+            TcpStream::connect(candidate)
+        } else {
+            TcpStream::connect_timeout(&candidate, timeout)
+        };
+        match attempt {
+            Ok(s) => {
+                connected = Some(s);
+                break;
+            }
+            Err(e) => last_error = Some(e),
+        }
+    }
+    let mut stream = match connected {
+        Some(s) => s,
+        None => {
+            let e = last_error
+                .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address"));
+            return Err(connect_error(e));
+        }
+    };
+    let timeout = (!timeout.is_zero()).then_some(timeout);
+    // The request goes out in one write; Nagle would only delay it.
+    let configured = stream
+        .set_nodelay(true)
+        .and_then(|_| stream.set_read_timeout(timeout))
+        .and_then(|_| stream.set_write_timeout(timeout));
+    if let Err(source) = configured {
+        return Err(HttpError::Io { target: addr.to_owned(), source });
+    }
+    exchange(&mut stream, method, addr, url_path, headers, body).map_err(|f| f.at(addr))
+}
+
+fn exchange<S: Read + Write>(
+    stream: &mut S,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<ClientResponse, Failure> {
+    let line_break = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
+    if [method, host, path].iter().any(|s| line_break(s) || s.contains(' ')) {
+        return Err(Failure::Malformed("the request itself has a space or line break in its method, host or path"));
+    }
+    let mut out = Vec::with_capacity(128 + body.map_or(0, <[u8]>::len));
+    for part in [method, " ", path, " HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n"] {
+        out.extend_from_slice(part.as_bytes());
+    }
+    for (name, value) in headers {
+        let ours = ["host", "connection", "content-length"].iter().any(|h| name.eq_ignore_ascii_case(h));
+        if ours || line_break(name) || line_break(value) {
+            continue;
+        }
+        for part in [name, ": ", value, "\r\n"] {
+            out.extend_from_slice(part.as_bytes());
+        }
+    }
+    // A POST or PUT without a body still says so: some servers answer 411
+    // when the length is missing.
+    let length = match body {
+        Some(b) => Some(b.len()),
+        None if matches!(method, "POST" | "PUT" | "PATCH") => Some(0),
+        None => None,
+    };
+    if let Some(length) = length {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(length.to_string().as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if let Some(body) = body {
+        out.extend_from_slice(body);
+    }
+    stream.write_all(&out)?;
+    stream.flush()?;
+    read_response(stream, method == "HEAD")
+}
+
+/// Bytes received but not yet parsed, over a reader.
+struct Input<'a, R> {
+    reader: &'a mut R,
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl<R: Read> Input<'_, R> {
+    fn buffered(&self) -> &[u8] {
+        &self.buf[self.pos..]
+    }
+
+    /// Reads more; `Ok(0)` at end of stream.
+    fn fill(&mut self) -> Result<usize, Failure> {
+        if self.pos > 0 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        let len = self.buf.len();
+        self.buf.resize(len + READ_CHUNK, 0);
+        loop {
+            match self.reader.read(&mut self.buf[len..]) {
+                Ok(n) => {
+                    self.buf.truncate(len + n);
+                    return Ok(n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => {
+                    self.buf.truncate(len);
+                    return Err(e.into());
+                }
+            }
+        }
+    }
+
+    /// Reads until at least `n` bytes are buffered.
+    fn fill_to(&mut self, n: usize, eof: &'static str) -> Result<(), Failure> {
+        while self.buffered().len() < n {
+            if self.fill()? == 0 {
+                return Err(Failure::Malformed(eof));
+            }
+        }
+        Ok(())
+    }
+
+    /// Takes the next line, without its line ending.
+    fn line(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
+        loop {
+            let data = self.buffered();
+            if let Some(nl) = data.iter().position(|&b| b == b'\n') {
+                let len = if nl > 0 && data[nl - 1] == b'\r' { nl - 1 } else { nl };
+                let line = data[..len].to_vec();
+                self.pos += nl + 1;
+                return Ok(line);
+            }
+            if data.len() > max {
+                return Err(Failure::Malformed("line too long in chunked body"));
+            }
+            if self.fill()? == 0 {
+                return Err(Failure::Malformed("the connection closed in the middle of a chunked body"));
+            }
+        }
+    }
+}
+
+fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
+    let mut input = Input { reader, buf: Vec::with_capacity(READ_CHUNK), pos: 0 };
+    let (status, headers) = loop {
+        let head_len = loop {
+            if let Some(end) = find_head_end(input.buffered()) {
+                break end;
+            }
+            if input.buffered().len() > MAX_HEAD {
+                return Err(Failure::Malformed("response header section too large"));
+            }
+            if input.fill()? == 0 {
+                return Err(Failure::Malformed(if input.buffered().is_empty() {
+                    "the server closed the connection without answering"
+                } else {
+                    "the connection closed in the middle of the response header"
+                }));
+            }
+        };
+        let head = std::str::from_utf8(&input.buffered()[..head_len])
+            .map_err(|_| Failure::Malformed("response header is not valid UTF-8"))?;
+        let (status, headers) = parse_head(head)?;
+        input.pos += head_len;
+        // An interim response (100 Continue) is followed by the real one.
+        if (100..200).contains(&status) && status != 101 {
+            continue;
+        }
+        break (status, headers);
+    };
+    let mut response = ClientResponse { status, headers, body: Vec::new() };
+    if head_only || status < 200 || status == 204 || status == 304 {
+        return Ok(response);
+    }
+
+    let chunked = response
+        .header("transfer-encoding")
+        .is_some_and(|te| te.rsplit(',').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked")));
+    if chunked {
+        response.body = read_chunked(&mut input)?;
+    } else if let Some(length) = response.header("content-length") {
+        let length: usize = length
+            .trim()
+            .parse()
+            .map_err(|_| Failure::Malformed("malformed Content-Length"))?;
+        if length > MAX_BODY {
+            return Err(Failure::Malformed("response body too large"));
+        }
+        input.fill_to(length, "the connection closed before the end of the body")?;
+        response.body = input.buffered()[..length].to_vec();
+    } else {
+        // No framing: the body ends with the connection (RFC 9112 §6.3).
+        while input.fill()? > 0 {
+            if input.buffered().len() > MAX_BODY {
+                return Err(Failure::Malformed("response body too large"));
+            }
+        }
+        response.body = input.buffered().to_vec();
+    }
+    Ok(response)
+}
+
+fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
+    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
+    let status_line = lines.next().unwrap_or_default();
+    let mut parts = status_line.splitn(3, ' ');
+    let version = parts.next().unwrap_or_default();
+    let code = parts.next().unwrap_or_default();
+    if !version.starts_with("HTTP/1.") || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Failure::Malformed("not an HTTP/1.x status line"));
+    }
+    let status: u16 = code.parse().map_err(|_| Failure::Malformed("not an HTTP/1.x status line"))?;
+    let mut headers = Vec::new();
+    for line in lines {
+        if line.is_empty() {
+            break;
+        }
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(Failure::Malformed("malformed response header"))?;
+        headers.push((name.trim().to_owned(), value.trim_matches([' ', '\t']).to_owned()));
+    }
+    Ok((status, headers))
+}
+
+fn read_chunked<R: Read>(input: &mut Input<'_, R>) -> Result<Vec<u8>, Failure> {
+    const BAD: Failure = Failure::Malformed("malformed chunked body");
+    let mut body = Vec::new();
+    loop {
+        let line = input.line(1024)?;
+        let digits = line.split(|&b| b == b';').next().unwrap_or_default();
+        let digits = std::str::from_utf8(digits).map_err(|_| BAD)?.trim();
+        if digits.is_empty() || digits.len() > 16 {
+            return Err(BAD);
+        }
+        let size = u64::from_str_radix(digits, 16).map_err(|_| BAD)?;
+        if size == 0 {
+            break;
+        }
+        if size > (MAX_BODY - body.len()) as u64 {
+            return Err(Failure::Malformed("response body too large"));
+        }
+        let size = size as usize;
+        input.fill_to(size, "the connection closed in the middle of a chunked body")?;
+        body.extend_from_slice(&input.buffered()[..size]);
+        input.pos += size;
+        if !input.line(2)?.is_empty() {
+            return Err(BAD);
+        }
+    }
+    // Trailer fields are read and dropped; a server that closes right after
+    // the last chunk has still sent the whole body.
+    loop {
+        match input.line(MAX_HEAD) {
+            Ok(line) if !line.is_empty() => continue,
+            _ => return Ok(body),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::server::tests::{echo, unix_server, TempDir};
+    use crate::http::server::{serve, Limits};
+    use std::net::TcpListener;
+    use std::os::unix::net::UnixListener;
+    use std::path::PathBuf;
+    use std::sync::mpsc;
+    use std::thread;
+
+    const T: Duration = Duration::from_secs(5);
+
+    /// A hand-written server: answers one connection with `parts` (written
+    /// one by one), then closes at once if `close`, else only once the test
+    /// says so, proving the client does not wait for end of stream.
+    struct Raw {
+        path: PathBuf,
+        release: mpsc::Sender<()>,
+        thread: thread::JoinHandle<Vec<u8>>,
+        _dir: TempDir,
+    }
+
+    fn raw_server(parts: Vec<&'static [u8]>, close: bool) -> Raw {
+        let dir = TempDir::new();
+        let path = dir.0.join("raw.socket");
+        let listener = UnixListener::bind(&path).unwrap();
+        let (release, released) = mpsc::channel::<()>();
+        let thread = thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            s.set_read_timeout(Some(T)).unwrap();
+            let mut request = Vec::new();
+            while find_head_end(&request).is_none() {
+                let mut chunk = [0u8; 1024];
+                let n = s.read(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                request.extend_from_slice(&chunk[..n]);
+            }
+            for part in parts {
+                s.write_all(part).unwrap();
+                s.flush().unwrap();
+                thread::sleep(Duration::from_millis(5)); // separate reads
+            }
+            if !close {
+                let _ = released.recv_timeout(T);
+            }
+            request
+        });
+        Raw { path, release, thread, _dir: dir }
+    }
+
+    #[test]
+    fn unix_get_and_post() {
+        let u = unix_server(Limits::default(), echo());
+        let r = unix_request(&u.path, "GET", "/v3/ping", None, T).unwrap();
+        assert_eq!((r.status, r.text().as_ref(), r.header("content-length")), (200, "ok", Some("2")));
+        let r = unix_request(&u.path, "POST", "/v3/env?x=1", Some(br#"{"A":"b"}"#), T).unwrap();
+        assert_eq!(r.text(), r#"POST /v3/env q=x=1 x=- body={"A":"b"}"#);
+        let r = unix_request(&u.path, "HEAD", "/v3/ping", None, T).unwrap();
+        assert_eq!((r.status, r.body.len()), (200, 0));
+    }
+
+    #[test]
+    fn tcp_request_with_headers_and_body() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let server = serve(listener, echo(), Limits::default()).unwrap();
+        let addr = server.addr().to_string();
+        let r = tcp_request(&addr, "PUT", "/v1/agent/service/register", &[("X-Test", "tok")], Some(b"{}"), T).unwrap();
+        assert_eq!((r.status, r.text().as_ref()), (200, "PUT /v1/agent/service/register q= x=tok body={}"));
+    }
+
+    #[test]
+    fn request_sends_one_well_formed_message() {
+        let raw = raw_server(vec![b"HTTP/1.1 204 No Content\r\n\r\n"], true);
+        let mut s = UnixStream::connect(&raw.path).unwrap();
+        let r = request(&mut s, "POST", "v3", "/reload", &[("Content-Length", "9"), ("X-A", "b")], None).unwrap();
+        assert_eq!(r.status, 204);
+        let sent = String::from_utf8(raw.thread.join().unwrap()).unwrap();
+        assert_eq!(sent, "POST /reload HTTP/1.1\r\nHost: v3\r\nConnection: close\r\nX-A: b\r\nContent-Length: 0\r\n\r\n");
+    }
+
+    #[test]
+    fn chunked_response_is_decoded_without_waiting_for_close() {
+        let raw = raw_server(
+            vec![
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+                b"lo\r\n7;ext\r\n, world\r\n0\r\nX-Trailer: 1\r\n\r\n",
+            ],
+            false,
+        );
+        let r = unix_request(&raw.path, "GET", "/", None, T).unwrap();
+        assert_eq!((r.status, r.text().as_ref()), (200, "hello, world"));
+        raw.release.send(()).unwrap();
+        raw.thread.join().unwrap();
+    }
+
+    #[test]
+    fn body_without_length_is_read_to_end_of_stream() {
+        let raw = raw_server(vec![b"HTTP/1.0 200 OK\r\nServer: raw\r\n\r\nuntil ", b"close"], true);
+        let r = unix_request(&raw.path, "GET", "/", None, T).unwrap();
+        assert_eq!((r.status, r.text().as_ref(), r.header("SERVER")), (200, "until close", Some("raw")));
+    }
+
+    #[test]
+    fn interim_100_continue_is_skipped() {
+        let raw = raw_server(
+            vec![b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx"],
+            false,
+        );
+        let r = unix_request(&raw.path, "POST", "/", Some(b"abc"), T).unwrap();
+        assert_eq!((r.status, r.text().as_ref()), (201, "x"));
+        raw.release.send(()).unwrap();
+    }
+
+    #[test]
+    fn connect_failure_names_the_socket() {
+        let dir = TempDir::new();
+        let path = dir.0.join("containerpilot.socket");
+        let e = unix_request(&path, "GET", "/v3/ping", None, T).unwrap_err();
+        assert!(matches!(e, HttpError::Connect { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("cannot connect to {}: No such file or directory", path.display()));
+
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let addr = format!("127.0.0.1:{port}");
+        let e = tcp_request(&addr, "GET", "/", &[], None, T).unwrap_err();
+        assert_eq!(e.to_string(), format!("cannot connect to {addr}: Connection refused"));
+    }
+
+    #[test]
+    fn silent_server_times_out() {
+        let raw = raw_server(vec![], false);
+        let e = unix_request(&raw.path, "GET", "/v3/ping", None, Duration::from_millis(100)).unwrap_err();
+        assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
+        assert_eq!(e.to_string(), format!("cannot get a response from {}: timed out", raw.path.display()));
+        raw.release.send(()).unwrap();
+    }
+
+    #[test]
+    fn malformed_and_truncated_responses_are_errors() {
+        for (parts, reason) in [
+            (vec![&b"garbage\r\n\r\n"[..]], "not an HTTP/1.x status line"),
+            (vec![], "the server closed the connection without answering"),
+            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], "the connection closed before the end of the body"),
+            (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], "malformed chunked body"),
+        ] {
+            let raw = raw_server(parts, true);
+            let e = unix_request(&raw.path, "GET", "/", None, T).unwrap_err();
+            match &e {
+                HttpError::Malformed { reason: got, .. } => assert_eq!(got, reason),
+                other => panic!("expected Malformed({reason}), got {other:?}"),
+            }
+            assert!(e.to_string().starts_with("cannot understand the response from "), "{e}");
+        }
+    }
+}
