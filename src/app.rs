@@ -20,6 +20,7 @@ use crate::event::{Event, EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::health::{self, CheckRun};
 use crate::job::{Action, Health, Job, Phase};
 use crate::log::{self, Level};
+use crate::metrics::Registry;
 use crate::process::{self, Launch, RunnerCmd};
 use crate::signals;
 
@@ -51,6 +52,10 @@ pub enum Msg {
 pub enum ControlReq {
     /// `None` unsets the variable.
     PutEnv(Vec<(String, Option<String>)>),
+    /// All-or-nothing: every name is checked before any value is applied.
+    PutMetric(Vec<(String, f64)>),
+    /// The environment children would get now (reload renders with it).
+    Environment,
     Reload(Box<Config>),
     Maintenance(bool),
     Status,
@@ -104,6 +109,7 @@ pub struct App {
     /// `/v3/env` changes so far; `None` unsets.
     env_changes: BTreeMap<String, Option<String>>,
     maintenance: bool,
+    metrics: Registry,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     shutdown: Option<Shutdown>,
@@ -122,10 +128,12 @@ impl App {
                 .collect(),
             env_changes: BTreeMap::new(),
             maintenance: false,
+            metrics: Registry::new(&[]),
             tx,
             rx,
             shutdown: None,
         };
+        app.metrics.reconfigure(user_metrics(&app.cfg));
         for jc in app.cfg.jobs.clone() {
             let entry = app.new_entry(jc)?;
             app.entries.push(entry);
@@ -279,6 +287,10 @@ impl App {
                     self.env_changes.insert(k, v);
                 }
                 Ok(Value::Null)
+            }
+            ControlReq::PutMetric(pairs) => self.put_metrics(pairs),
+            ControlReq::Environment => {
+                Ok(Value::Object(self.child_env().into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
             }
             ControlReq::Maintenance(on) => Ok(json!({ "updated": self.set_maintenance(on) })),
             ControlReq::Reload(cfg) => {
@@ -536,6 +548,18 @@ impl App {
         env.into_iter().collect()
     }
 
+    /// All or nothing: every pair is checked before any is applied.
+    fn put_metrics(&mut self, pairs: Vec<(String, f64)>) -> Reply {
+        for (name, value) in &pairs {
+            self.metrics.check(name, *value).map_err(|e| (400, e))?;
+        }
+        let now = Instant::now();
+        for (name, value) in pairs {
+            self.metrics.apply(&name, value, now);
+        }
+        Ok(Value::Null)
+    }
+
     /// Returns whether anything changed (SPEC §3.6: idempotent).
     fn set_maintenance(&mut self, on: bool) -> bool {
         if self.maintenance == on {
@@ -568,6 +592,7 @@ impl App {
     fn reload(&mut self, new: Config) {
         log::info("reloading configuration");
         let old = std::mem::replace(&mut self.cfg, new);
+        self.metrics.reconfigure(user_metrics(&self.cfg));
         if old.logging != self.cfg.logging {
             if let Err(e) = log::init(&self.cfg.logging) {
                 log::error(&format!("cannot switch logging: {e}"));
@@ -706,6 +731,10 @@ impl App {
             "last_exit_code": job.last_exit,
         })
     }
+}
+
+fn user_metrics(cfg: &Config) -> &[crate::config::MetricConfig] {
+    cfg.telemetry.as_ref().map_or(&[], |t| &t.metrics)
 }
 
 /// Names of the jobs that start on `name`'s `stopping` event.
