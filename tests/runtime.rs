@@ -124,7 +124,7 @@ fn restarts_unlimited_keeps_restarting_until_shutdown() {
     ));
     let mut d = start(&cfg);
     d.wait_started();
-    wait_until(TIMEOUT, "at least 5 runs", || dir.lines("runs").len() >= 5);
+    d.wait_for("at least 5 runs", || dir.lines("runs").len() >= 5);
     terminate(&mut d);
 }
 
@@ -149,7 +149,7 @@ fn interval_job_restarts_unlimited_by_default() {
     ));
     let mut d = start(&cfg);
     d.wait_started();
-    wait_until(TIMEOUT, "4 ticks", || dir.lines("ticks").len() >= 4);
+    d.wait_for("4 ticks", || dir.lines("ticks").len() >= 4);
     terminate(&mut d);
 }
 
@@ -168,7 +168,7 @@ fn interval_tick_while_running_is_skipped_never_two_copies() {
         "[{{ name: \"slow\", exec: {exec}, when: {{ interval: \"100ms\" }}, timeout: \"60s\" }}]"
     ));
     let mut d = start(&cfg);
-    wait_until(TIMEOUT, "first run", || dir.lines("runs") == ["start"]);
+    d.wait_for("first run", || dir.lines("runs") == ["start"]);
     // Three ticks come and go while the first run is still going.
     d.wait_count("3 skipped ticks", 3, TIMEOUT, |l| {
         is_job_line(l, "slow")
@@ -181,7 +181,7 @@ fn interval_tick_while_running_is_skipped_never_two_copies() {
         d.evidence()
     );
     dir.write("go", "");
-    wait_until(TIMEOUT, "a later run", || dir.lines("runs").len() >= 3);
+    d.wait_for("a later run", || dir.lines("runs").len() >= 3);
     let runs = dir.lines("runs");
     assert_eq!(&runs[..3], ["start", "end", "start"], "{}", d.evidence());
     terminate(&mut d);
@@ -232,9 +232,7 @@ fn when_timeout_gives_up_and_the_job_never_runs() {
             {{ name: "after", exec: {after}, when: {{ source: "waiter", once: "stopped" }} }}]"#
     ));
     let mut d = start(&cfg);
-    wait_until(TIMEOUT, "waiter to reach stopped", || {
-        dir.exists("waiter-stopped")
-    });
+    d.wait_for("waiter to reach stopped", || dir.exists("waiter-stopped"));
     let logged = d.count(|l| {
         is_job_line(l, "waiter")
             && json(l).is_some_and(|v| v["msg"].as_str().unwrap_or("").contains("giving up"))
@@ -310,7 +308,7 @@ fn once_on_healthy() {
             {{ name: "on-healthy", exec: {on}, when: {{ source: "svc", once: "healthy" }} }}]"#
     ));
     let mut d = start(&cfg);
-    wait_until(TIMEOUT, "on-healthy to run", || dir.exists("healthy"));
+    d.wait_for("on-healthy to run", || dir.exists("healthy"));
     terminate(&mut d);
 }
 
@@ -358,7 +356,7 @@ fn trigger_while_running_is_logged_and_dropped() {
     let mut d = start(&cfg);
     d.wait_started();
     d.signal(Signal::SIGHUP);
-    wait_until(TIMEOUT, "the first run", || dir.lines("runs").len() == 1);
+    d.wait_for("the first run", || dir.lines("runs").len() == 1);
     d.signal(Signal::SIGHUP);
     d.wait_json("the second SIGHUP is dropped", TIMEOUT, |v| {
         v["job"] == "slow" && v["msg"].as_str().unwrap_or("").contains("ignored")
@@ -453,7 +451,7 @@ fn prestop_and_poststop_run_in_order_at_shutdown() {
     ));
     let mut d = start(&cfg);
     d.wait_started();
-    wait_until(TIMEOUT, "app ready", || dir.lines("order") == ["app-ready"]);
+    d.wait_for("app ready", || dir.lines("order") == ["app-ready"]);
     d.signal(Signal::SIGTERM);
     expect_exit_0(&mut d);
     assert_eq!(
@@ -490,7 +488,7 @@ fn sigint_shuts_down_like_sigterm() {
         .jobs(&format!(r#"[{{ name: "app", exec: {app} }}]"#));
     let mut d = start(&cfg);
     d.wait_started();
-    wait_until(TIMEOUT, "app pid", || !dir.read("pid").is_empty());
+    d.wait_for("app pid", || !dir.read("pid").is_empty());
     let pid: i32 = dir.read("pid").trim().parse().expect("pid");
     d.signal(Signal::SIGINT);
     expect_exit_0(&mut d);
@@ -526,7 +524,7 @@ fn job_ignoring_sigterm_is_killed_after_the_global_stop_timeout() {
         .jobs(&format!(r#"[{{ name: "stubborn", exec: {exec} }}]"#));
     let mut d = start(&cfg);
     d.wait_started();
-    wait_until(TIMEOUT, "job ready", || dir.exists("ready"));
+    d.wait_for("job ready", || dir.exists("ready"));
     let pid: i32 = dir.read("pid").trim().parse().expect("pid");
     d.signal(Signal::SIGTERM);
     expect_exit_0(&mut d);
@@ -546,7 +544,7 @@ fn second_sigterm_kills_at_once() {
         .jobs(&format!(r#"[{{ name: "stubborn", exec: {exec} }}]"#));
     let mut d = start(&cfg);
     d.wait_started();
-    wait_until(TIMEOUT, "job ready", || dir.exists("ready"));
+    d.wait_for("job ready", || dir.exists("ready"));
     let pid: i32 = dir.read("pid").trim().parse().expect("pid");
     d.signal(Signal::SIGTERM);
     d.wait_event("global.shutdown", 1);
@@ -585,9 +583,7 @@ fn health_events_only_on_transitions() {
     let mut d = start(&cfg);
     // The first result counts as a change.
     let mut want = vec!["unhealthy"];
-    wait_until(TIMEOUT, "first transition", || {
-        dir.lines("transitions") == want
-    });
+    d.wait_for("first transition", || dir.lines("transitions") == want);
     d.wait_event("on-down.exitSuccess", 1);
     let (mut ups, mut downs) = (0, 1);
     for (touch, word) in [(true, "healthy"), (false, "unhealthy"), (true, "healthy")] {
@@ -601,7 +597,7 @@ fn health_events_only_on_transitions() {
             std::fs::remove_file(dir.path("ok")).expect("remove ok");
         }
         want.push(word);
-        wait_until(TIMEOUT, &format!("transition to {word}"), || {
+        d.wait_for(&format!("transition to {word}"), || {
             dir.lines("transitions") == want
         });
         // The observer has finished before its next trigger can come.
@@ -635,11 +631,9 @@ fn health_check_timeout_kills_the_check_and_counts_as_failure() {
             {{ name: "on-down", exec: {down}, when: {{ source: "svc", once: "unhealthy" }} }}]"#
     ));
     let mut d = start(&cfg);
-    wait_until(TIMEOUT, "the unhealthy event", || dir.exists("down"));
+    d.wait_for("the unhealthy event", || dir.exists("down"));
     let first: i32 = dir.lines("check-pids")[0].parse().expect("pid");
-    wait_until(TIMEOUT, "the timed-out check's sleep to be gone", || {
-        !alive(first)
-    });
+    d.wait_for("the timed-out check's sleep to be gone", || !alive(first));
     assert_eq!(d.events("svc.healthy"), 0, "{}", d.evidence());
     terminate(&mut d);
 }
@@ -677,7 +671,7 @@ fn child_environment_has_containerpilot_and_job_pids() {
             {{ name: "reader", exec: {reader}, when: {{ source: "my-app", once: "healthy" }} }}]"#
     ));
     let mut d = Daemon::start(&cfg.write(), &[("FOO", "bar=baz")]);
-    wait_until(TIMEOUT, "reader to run", || dir.exists("reader-env"));
+    d.wait_for("reader to run", || dir.exists("reader-env"));
     let cp_pid = d.pid().to_string();
     let app_pid = dir.read("app-pid").trim().to_string();
     let app_env = env_map(&dir.read("app-env"));
@@ -732,7 +726,7 @@ fn child_environment_has_advertised_job_ips() {
             {{ name: "reader", exec: {reader} }}]"#
     ));
     let mut d = start(&cfg);
-    wait_until(TIMEOUT, "reader to run", || dir.exists("reader-env"));
+    d.wait_for("reader to run", || dir.exists("reader-env"));
     let env = env_map(&dir.read("reader-env"));
     assert_eq!(
         env.get("CONTAINERPILOT_WEB_FRONT_IP").map(String::as_str),
@@ -995,7 +989,7 @@ fn orphans_are_reaped_as_pid_1() {
         Some(&path),
     );
     d.wait_event("orphans.exitSuccess", 1);
-    wait_until(TIMEOUT, "keep wrote CONTAINERPILOT_PID", || {
+    d.wait_for("keep wrote CONTAINERPILOT_PID", || {
         !dir.read("cp-pid").is_empty()
     });
     assert_eq!(
@@ -1053,18 +1047,18 @@ fn sigusr1_reopens_the_log_file() {
             r#"[{{ name: "hup", exec: {hup}, when: {{ source: "SIGHUP" }} }}]"#
         ));
     let mut d = start(&cfg);
-    wait_until(TIMEOUT, "startup in the log file", || {
+    d.wait_for("startup in the log file", || {
         dir.lines("cp.log")
             .iter()
             .any(|l| is_msg(l, "event: global.startup"))
     });
     std::fs::rename(dir.path("cp.log"), dir.path("cp.log.1")).expect("rotate");
     d.signal(Signal::SIGUSR1);
-    wait_until(TIMEOUT, "a fresh cp.log", || dir.exists("cp.log"));
+    d.wait_for("a fresh cp.log", || dir.exists("cp.log"));
     d.signal(Signal::SIGHUP);
     let is_after =
         |l: &String| json(l).is_some_and(|v| v["job"] == "hup" && v["msg"] == "after-rotate");
-    wait_until(TIMEOUT, "job output in the new file", || {
+    d.wait_for("job output in the new file", || {
         dir.lines("cp.log").iter().any(is_after)
     });
     assert!(

@@ -691,6 +691,29 @@ impl Daemon {
         }
     }
 
+    /// Poll `cond` (every 10 ms, reading output meanwhile) until it holds.
+    /// Fails with all the evidence at the deadline, or at once if the daemon
+    /// exits while `cond` still does not hold.
+    pub fn wait_for(&mut self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + TIMEOUT;
+        loop {
+            if cond() {
+                return;
+            }
+            if self.has_exited() {
+                self.wait_exit(TIMEOUT);
+                if cond() {
+                    return;
+                }
+                self.fail(&format!("exited while waiting for: {what}"));
+            }
+            if Instant::now() >= deadline {
+                self.fail(&format!("timed out after {TIMEOUT:?} waiting for: {what}"));
+            }
+            self.pump(Instant::now() + Duration::from_millis(10));
+        }
+    }
+
     /// Whether it has exited (without waiting).
     pub fn has_exited(&mut self) -> bool {
         if self.exit.is_some() {
