@@ -8,6 +8,7 @@
 //! wake-ups). Requests that need an answer carry a one-shot reply channel.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
@@ -20,7 +21,9 @@ use crate::event::{Event, EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::health::{self, CheckRun};
 use crate::job::{Action, Health, Job, Phase};
 use crate::log::{self, Level};
-use crate::metrics::Registry;
+use crate::control::Control;
+use crate::metrics::{self, Histogram, JobSample, Registry, RequestCounter};
+use crate::telemetry::Telemetry;
 use crate::process::{self, Launch, RunnerCmd};
 use crate::signals;
 
@@ -44,9 +47,12 @@ pub enum Msg {
         job: JobId,
         passed: bool,
         output: String,
+        duration: Duration,
     },
     /// A control request, already parsed and validated on the sender's thread.
     Control(ControlReq, Sender<Reply>),
+    /// A control-plane request was answered (for `containerpilot_control_http_requests`).
+    Requested { code: u16, path: &'static str },
 }
 
 pub enum ControlReq {
@@ -59,6 +65,8 @@ pub enum ControlReq {
     Reload(Box<Config>),
     Maintenance(bool),
     Status,
+    /// The Prometheus text for `GET /metrics`, as a JSON string.
+    Metrics,
 }
 
 /// `Err((status, message))` for a request that changed nothing.
@@ -97,10 +105,20 @@ struct Entry {
     retiring: Retiring,
     /// Waiting for the job it replaces to be gone before its `startup`.
     pending_start: bool,
+    exits_success: u64,
+    exits_failed: u64,
+    check_durations: Option<Histogram>,
 }
 
 pub struct App {
     cfg: Config,
+    /// Where reload reads the config again.
+    config_path: PathBuf,
+    control: Option<Control>,
+    telemetry: Option<Telemetry>,
+    requests: RequestCounter,
+    /// Events published so far, by (code, source), for `containerpilot_events`.
+    events: BTreeMap<(String, String), u64>,
     entries: Vec<Entry>,
     next_id: JobId,
     queue: VecDeque<Event>,
@@ -116,10 +134,15 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(cfg: Config) -> Result<App, String> {
+    pub fn new(cfg: Config, config_path: &Path) -> Result<App, String> {
         let (tx, rx) = unbounded();
         let mut app = App {
             cfg,
+            config_path: config_path.to_path_buf(),
+            control: None,
+            telemetry: None,
+            requests: RequestCounter::new(),
+            events: BTreeMap::new(),
             entries: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
@@ -153,7 +176,11 @@ impl App {
             None => None,
         };
         let dependants = stopping_dependants(&self.cfg, &jc.name);
+        let check_durations = jc.health.as_ref().map(|_| Histogram::default());
         Ok(Entry {
+            exits_success: 0,
+            exits_failed: 0,
+            check_durations,
             id,
             job: Job::new(jc, dependants, self.cfg.stop_timeout),
             runner,
@@ -168,12 +195,94 @@ impl App {
         self.tx.clone()
     }
 
+    /// Listen on the control socket; failing to is fatal at start-up.
+    pub fn start_control(&mut self) -> Result<(), String> {
+        let path = self.cfg.control.socket.clone();
+        self.control = Some(Control::start(&path, &self.config_path, self.tx.clone())?);
+        Ok(())
+    }
+
+    /// Listen for telemetry if configured; failing to is fatal at start-up.
+    pub fn start_telemetry(&mut self) -> Result<(), String> {
+        if let Some(t) = &self.cfg.telemetry {
+            let addr = std::net::SocketAddr::new(t.address, t.port);
+            self.telemetry = Some(Telemetry::start(addr, self.tx.clone())?);
+        }
+        Ok(())
+    }
+
+    /// The telemetry service is healthy whenever its listener is up: say so
+    /// at once rather than at its first heartbeat.
+    fn telemetry_up(&mut self) {
+        if self.telemetry.is_none() {
+            return;
+        }
+        let found = self.entries.iter().position(|e| {
+            e.retiring == Retiring::No && e.job.name() == crate::config::TELEMETRY_SERVICE
+        });
+        if let Some(i) = found {
+            let actions = self.entries[i].job.on_checked(true, "");
+            self.apply(i, actions);
+        }
+    }
+
+    /// Reload changed the telemetry block: stop the old listener first (the
+    /// new one may want the same port), then start the new one.
+    fn move_telemetry(&mut self) {
+        let want = self
+            .cfg
+            .telemetry
+            .as_ref()
+            .map(|t| std::net::SocketAddr::new(t.address, t.port));
+        if self.telemetry.as_ref().map(|t| t.addr) == want {
+            return;
+        }
+        if let Some(old) = self.telemetry.take() {
+            old.stop();
+        }
+        match self.start_telemetry() {
+            Ok(()) => self.telemetry_up(),
+            Err(e) => log::error(&e),
+        }
+    }
+
+    /// Reload moved the socket: listen on the new path before leaving the
+    /// old one, so a failure keeps the control plane where it was.
+    fn move_control(&mut self) {
+        let path = self.cfg.control.socket.clone();
+        if self.control.as_ref().is_some_and(|c| c.path == path) {
+            return;
+        }
+        match Control::start(&path, &self.config_path, self.tx.clone()) {
+            Ok(c) => {
+                if let Some(old) = self.control.replace(c) {
+                    old.stop();
+                }
+                log::info(&format!("control socket moved to {}", path.display()));
+            }
+            Err(e) => log::error(&format!("{e}; the control socket stays where it was")),
+        }
+    }
+
     /// Run until shutdown completes. Returns the exit code.
     pub fn run(mut self) -> i32 {
         if self.entries.is_empty() {
             log::warn("no jobs configured: nothing to do");
-            return 0;
+        } else {
+            self.supervise();
         }
+        // The socket file goes with us (SPEC §3.3).
+        if let Some(c) = self.control.take() {
+            c.stop();
+        }
+        if let Some(t) = self.telemetry.take() {
+            t.stop();
+        }
+        log::info("containerpilot stopped");
+        0
+    }
+
+    fn supervise(&mut self) {
         let now = Instant::now();
         for e in &mut self.entries {
             e.job.on_subscribed(now);
@@ -181,6 +290,7 @@ impl App {
         // Every job is subscribed before `startup` goes out (SPEC §3.1).
         self.publish(Event::global(EventCode::Startup));
         self.drain();
+        self.telemetry_up();
         while !self.finished() {
             let msg = match self.next_deadline() {
                 Some(at) => match self.rx.recv_deadline(at) {
@@ -200,8 +310,6 @@ impl App {
             self.drain();
             self.sweep();
         }
-        log::info("containerpilot stopped");
-        0
     }
 
     /// Normal running ends when every job is done; shutdown ends when no
@@ -260,6 +368,11 @@ impl App {
             }
             Msg::ProcessExited { job, code } => {
                 let Some(i) = self.index(job) else { return };
+                if code == 0 {
+                    self.entries[i].exits_success += 1;
+                } else {
+                    self.entries[i].exits_failed += 1;
+                }
                 let actions = self.entries[i].job.on_exit(code, now);
                 self.apply(i, actions);
             }
@@ -267,9 +380,13 @@ impl App {
                 job,
                 passed,
                 output,
+                duration,
             } => {
                 let Some(i) = self.index(job) else { return };
                 self.entries[i].checking = false;
+                if let Some(h) = self.entries[i].check_durations.as_mut() {
+                    h.observe(duration.as_secs_f64());
+                }
                 let actions = self.entries[i].job.on_checked(passed, &output);
                 self.apply(i, actions);
             }
@@ -277,6 +394,7 @@ impl App {
                 let answer = self.control(req);
                 let _ = reply.send(answer);
             }
+            Msg::Requested { code, path } => self.requests.inc(code, path),
         }
     }
 
@@ -298,6 +416,7 @@ impl App {
                 Ok(Value::Null)
             }
             ControlReq::Status => Ok(self.status()),
+            ControlReq::Metrics => Ok(Value::String(self.metrics_text())),
         }
     }
 
@@ -380,6 +499,10 @@ impl App {
 
     fn publish(&mut self, ev: Event) {
         log::debug(&format!("event: {ev}"));
+        *self
+            .events
+            .entry((ev.code.name().to_string(), ev.source.clone()))
+            .or_default() += 1;
         self.queue.push_back(ev);
     }
 
@@ -593,6 +716,8 @@ impl App {
         log::info("reloading configuration");
         let old = std::mem::replace(&mut self.cfg, new);
         self.metrics.reconfigure(user_metrics(&self.cfg));
+        self.move_control();
+        self.move_telemetry();
         if old.logging != self.cfg.logging {
             if let Err(e) = log::init(&self.cfg.logging) {
                 log::error(&format!("cannot switch logging: {e}"));
@@ -672,6 +797,35 @@ impl App {
         }
         self.drain();
         self.sweep();
+    }
+
+    /// The `GET /metrics` page (SPEC §5).
+    fn metrics_text(&mut self) -> String {
+        let mut out = String::new();
+        self.metrics.render(Instant::now(), &mut out);
+        self.requests.render(&mut out);
+        let events: Vec<_> = self.events.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        metrics::render_events(&events, &mut out);
+        let jobs: Vec<JobSample> = self
+            .entries
+            .iter()
+            .filter(|e| e.retiring == Retiring::No)
+            .map(|e| JobSample {
+                name: e.job.name(),
+                restarts: e.job.restarts,
+                exits_success: e.exits_success,
+                exits_failed: e.exits_failed,
+                healthy: match e.job.health {
+                    Health::Unknown => None,
+                    Health::Healthy => Some(true),
+                    Health::Unhealthy => Some(false),
+                },
+                check_durations: e.check_durations.as_ref(),
+            })
+            .collect();
+        metrics::render_jobs(&jobs, &mut out);
+        metrics::render_process(&mut out);
+        out
     }
 
     /// The `/status` document (SPEC §5).
