@@ -121,8 +121,8 @@ impl Ctx {
                 Err(e) => error(400, &e),
             },
             "/v3/reload" => self.reload(),
-            "/v3/maintenance/enable" => self.ask(ControlReq::Maintenance(true)),
-            "/v3/maintenance/disable" => self.ask(ControlReq::Maintenance(false)),
+            "/v3/maintenance/enable" => self.maintenance(true),
+            "/v3/maintenance/disable" => self.maintenance(false),
             "/v3/status" => self.ask(ControlReq::Status),
             _ => error(404, &format!("no such endpoint: {path}")),
         }
@@ -139,6 +139,14 @@ impl Ctx {
 
     fn call(&self, req: ControlReq) -> Reply {
         ask_loop(&self.tx, req)
+    }
+
+    /// Pretty-printed as in the seed document's example (`Content-Length: 21`).
+    fn maintenance(&self, on: bool) -> Response {
+        match self.call(ControlReq::Maintenance(on)) {
+            Ok(v) => Response::json_bytes(200, serde_json::to_vec_pretty(&v).unwrap_or_default()),
+            Err((status, msg)) => error(status, &msg),
+        }
     }
 
     /// Validate the new config here, off the event loop; the loop only applies it.
