@@ -162,7 +162,7 @@ struct Worker {
     client: Client,
     tuning: Tuning,
     entries: BTreeMap<String, Entry>,
-    /// IDs whose want is not `Idle`, oldest first.
+    /// IDs whose want is not `Idle`, in the order they are to be tried.
     queue: VecDeque<String>,
     /// Backing off: no call before this.
     retry_at: Option<Instant>,
@@ -338,8 +338,10 @@ impl Worker {
                     &format!("discovery: cannot {what} {id}: {err}{retry}"),
                 );
                 if transient {
+                    // To the back: one service's trouble must not hold up
+                    // the others' calls once the agent answers again.
                     e.want = want;
-                    self.queue.push_front(id.clone());
+                    self.queue.push_back(id.clone());
                     self.retry_at = Some(Instant::now() + self.backoff);
                     self.backoff = (self.backoff * 2).min(self.tuning.backoff_max);
                 }

@@ -205,7 +205,8 @@ struct Shared {
     state: Mutex<State>,
     changed: Condvar,
     stop: AtomicBool,
-    conns: Mutex<Vec<TcpStream>>,
+    /// Open connections by number, to shut them down when the double goes.
+    conns: Mutex<BTreeMap<u64, TcpStream>>,
 }
 
 impl Shared {
@@ -228,20 +229,26 @@ impl FakeConsul {
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
             stop: AtomicBool::new(false),
-            conns: Mutex::new(vec![]),
+            conns: Mutex::new(BTreeMap::new()),
         });
         let s = shared.clone();
         let accept = thread::spawn(move || {
-            for stream in listener.incoming() {
+            for (n, stream) in (0u64..).zip(listener.incoming()) {
                 if s.stop.load(Ordering::SeqCst) {
                     return;
                 }
                 let Ok(stream) = stream else { continue };
                 if let Ok(c) = stream.try_clone() {
-                    s.conns.lock().unwrap_or_else(|e| e.into_inner()).push(c);
+                    s.conns
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(n, c);
                 }
                 let s = s.clone();
-                thread::spawn(move || serve(&s, stream));
+                thread::spawn(move || {
+                    serve(&s, stream);
+                    s.conns.lock().unwrap_or_else(|e| e.into_inner()).remove(&n);
+                });
             }
         });
         FakeConsul {
@@ -387,13 +394,9 @@ impl Drop for FakeConsul {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::SeqCst);
         let _ = TcpStream::connect(self.addr);
-        for c in self
-            .shared
-            .conns
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .drain(..)
-        {
+        let conns =
+            std::mem::take(&mut *self.shared.conns.lock().unwrap_or_else(|e| e.into_inner()));
+        for c in conns.into_values() {
             let _ = c.shutdown(Shutdown::Both);
         }
         if let Some(t) = self.accept.take() {
