@@ -229,3 +229,224 @@ mod tests {
         assert!(w.warn("a", "discovery test: a failed"));
     }
 }
+
+/// The test double itself, so integration tests can trust it.
+#[cfg(test)]
+mod double_tests {
+    use super::double::FakeConsul;
+    use crate::http::tcp_request;
+    use serde_json::{json, Value};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::net::TcpStream;
+    use std::time::Duration;
+
+    const T: Duration = Duration::from_secs(10);
+
+    fn call(fake: &FakeConsul, method: &str, path: &str, body: Option<Value>) -> (u16, String) {
+        let body = body.map(|b| b.to_string());
+        let r = tcp_request(
+            &fake.addr(),
+            method,
+            path,
+            &[],
+            body.as_deref().map(str::as_bytes),
+            T,
+        )
+        .unwrap();
+        (r.status, r.text().into_owned())
+    }
+
+    fn register(fake: &FakeConsul, body: Value) {
+        assert_eq!(
+            call(fake, "PUT", "/v1/agent/service/register", Some(body)),
+            (200, String::new())
+        );
+    }
+
+    #[test]
+    fn keep_alive_serves_several_requests_on_one_connection() {
+        let fake = FakeConsul::start();
+        let mut s = TcpStream::connect(fake.addr()).unwrap();
+        s.set_read_timeout(Some(T)).unwrap();
+        let body = r#"{"Name":"web","Port":80}"#;
+        write!(s, "PUT /v1/agent/service/register HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n{body}", body.len())
+            .unwrap();
+        write!(s, "GET /v1/agent/services HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let mut r = BufReader::new(s);
+        let mut statuses = vec![];
+        let mut last_body = String::new();
+        for _ in 0..2 {
+            let mut line = String::new();
+            r.read_line(&mut line).unwrap();
+            statuses.push(line.trim_end().to_string());
+            let mut len = 0;
+            loop {
+                let mut h = String::new();
+                r.read_line(&mut h).unwrap();
+                if h.trim_end().is_empty() {
+                    break;
+                }
+                if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap();
+                }
+            }
+            let mut b = vec![0; len];
+            r.read_exact(&mut b).unwrap();
+            last_body = String::from_utf8(b).unwrap();
+        }
+        assert_eq!(statuses, ["HTTP/1.1 200 OK", "HTTP/1.1 200 OK"]);
+        let services: Value = serde_json::from_str(&last_body).unwrap();
+        assert_eq!(services["web"]["Port"], 80);
+        assert_eq!(services["web"]["Address"], "");
+    }
+
+    #[test]
+    fn agent_endpoints_answer_as_consul() {
+        let fake = FakeConsul::start();
+        register(
+            &fake,
+            json!({"id": "web-1", "name": "web", "port": 80, "tags": ["x"], "check": {"ttl": "5s"}}),
+        );
+        let checks = fake.checks();
+        let c = &checks["service:web-1"];
+        assert_eq!(
+            (c.status.as_str(), c.name.as_str(), c.ttl),
+            (
+                "critical",
+                "Service 'web' check",
+                Some(Duration::from_secs(5))
+            )
+        );
+        assert_eq!(
+            call(
+                &fake,
+                "PUT",
+                "/v1/agent/check/pass/service:web-1?note=fine",
+                None
+            )
+            .0,
+            200
+        );
+        let (status, body) = call(&fake, "GET", "/v1/agent/checks", None);
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(status, 200);
+        assert_eq!(v["service:web-1"]["Status"], "passing");
+        assert_eq!(v["service:web-1"]["Output"], "fine");
+        assert_eq!(v["service:web-1"]["ServiceTags"], json!(["x"]));
+        assert_eq!(
+            call(&fake, "GET", "/v1/agent/service/register", None).0,
+            405
+        );
+        assert_eq!(call(&fake, "GET", "/v1/nope", None).0, 404);
+        assert_eq!(
+            call(
+                &fake,
+                "PUT",
+                "/v1/agent/check/update/service:web-1",
+                Some(json!({"Status": "ok"}))
+            ),
+            (400, "Invalid check status: 'ok'".to_string())
+        );
+        assert_eq!(
+            call(&fake, "PUT", "/v1/agent/service/deregister/nope", None),
+            (404, r#"Unknown service ID "nope". Ensure that the service ID is passed, not the service name."#.into())
+        );
+        assert_eq!(
+            call(
+                &fake,
+                "PUT",
+                "/v1/agent/service/register",
+                Some(json!({"Port": 1}))
+            )
+            .0,
+            400
+        );
+        assert_eq!(
+            call(
+                &fake,
+                "PUT",
+                "/v1/agent/service/register",
+                Some(json!({"Name": "a", "Check": {}}))
+            )
+            .0,
+            400
+        );
+        let (status, _) = call(
+            &fake,
+            "PUT",
+            "/v1/agent/service/register",
+            Some(json!({"Name": "a", "Address": "0.0.0.0"})),
+        );
+        assert_eq!(status, 400);
+        fake.set_error(Some(503));
+        assert_eq!(call(&fake, "GET", "/v1/agent/services", None).0, 503);
+    }
+
+    #[test]
+    fn ttls_run_out_and_critical_services_are_reaped() {
+        let fake = FakeConsul::start();
+        register(
+            &fake,
+            json!({"ID": "web-1", "Name": "web", "Check": {"TTL": "200ms", "Status": "passing",
+                   "DeregisterCriticalServiceAfter": "300ms"}}),
+        );
+        assert!(fake.wait_for(T, |s| s
+            .checks
+            .get("service:web-1")
+            .is_some_and(|c| c.status == "critical" && c.output == "TTL expired")));
+        assert!(fake.wait_for(T, |s| s.services.is_empty() && s.checks.is_empty()));
+    }
+
+    #[test]
+    fn token_is_required_when_set() {
+        let fake = FakeConsul::start();
+        fake.require_token(Some("t"));
+        assert_eq!(
+            call(&fake, "GET", "/v1/agent/services", None),
+            (403, "Permission denied".into())
+        );
+        assert_eq!(
+            call(&fake, "GET", "/v1/agent/services?token=t", None).0,
+            200
+        );
+        let r = tcp_request(
+            &fake.addr(),
+            "GET",
+            "/v1/agent/services",
+            &[("X-Consul-Token", "t")],
+            None,
+            T,
+        )
+        .unwrap();
+        assert_eq!(r.status, 200);
+    }
+
+    #[test]
+    fn health_combines_the_catalog_and_the_agent() {
+        let fake = FakeConsul::start();
+        fake.set_instances("web", "dc1", vec![("10.0.0.1", 80, vec!["a"])]);
+        register(
+            &fake,
+            json!({"ID": "web-2", "Name": "web", "Port": 81, "Tags": ["b"], "Check": {"TTL": "1m", "Status": "passing"}}),
+        );
+        register(
+            &fake,
+            json!({"ID": "web-3", "Name": "web", "Port": 82, "Check": {"TTL": "1m"}}),
+        );
+        let ports = |q: &str| {
+            let (status, body) = call(&fake, "GET", &format!("/v1/health/service/web{q}"), None);
+            assert_eq!(status, 200, "{body}");
+            let v: Vec<Value> = serde_json::from_str(&body).unwrap();
+            v.iter()
+                .map(|e| e["Service"]["Port"].as_u64().unwrap())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(ports(""), [80, 81, 82]);
+        assert_eq!(ports("?passing"), [80, 81]);
+        assert_eq!(ports("?passing=1&tag=b"), [81]);
+        assert_eq!(ports("?passing=false&tag=a&tag=b"), Vec::<u64>::new());
+        assert_eq!(ports("?tag="), Vec::<u64>::new());
+        fake.restart();
+        assert_eq!(ports("?passing=1"), [80]);
+    }
+}
