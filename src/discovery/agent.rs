@@ -215,8 +215,11 @@ impl Worker {
                 if e.reg.as_ref() != Some(&reg) {
                     e.current = false;
                 }
+                // Sent again unchanged while registered: nothing to do.
+                let registered = e.in_agent && e.current;
                 e.reg = Some(reg);
                 let want = match (initial, &e.want) {
+                    (Some(_), w) if registered => w.clone(),
                     (Some(status), _) => Want::Initial(status),
                     (None, Want::Initial(_)) => Want::Idle,
                     // A pending deregistration of the old service still runs.
@@ -686,6 +689,36 @@ mod tests {
             has(s, "service:web-host", "passing", "ok")
         });
         assert_eq!(lines(&fake), [REGISTER, UPDATE]);
+    }
+
+    #[test]
+    fn register_sent_again_unchanged_is_a_no_op() {
+        let fake = FakeConsul::start();
+        let a = agent(&fake);
+        a.send(Command::Register(reg("web", Some("critical"))));
+        fake.expect(T, "registration", |s| {
+            has(s, "service:web-host", "critical", "")
+        });
+        a.send(pass("web-host"));
+        fake.expect(T, "passing", |s| {
+            has(s, "service:web-host", "passing", "ok")
+        });
+        a.send(Command::Register(reg("web", Some("critical"))));
+        barrier(&a, &fake);
+        let st = fake.state();
+        assert_eq!(status(&st, "service:web-host").unwrap().0, "passing");
+        assert_eq!(web_lines(&fake), [REGISTER, UPDATE]);
+        // Changed details: registered again, with the initial status.
+        let mut changed = reg("web", Some("critical"));
+        changed.port = 9000;
+        a.send(Command::Register(changed));
+        fake.expect(T, "re-registration", |s| {
+            s.services.get("web-host").is_some_and(|x| x.port == 9000)
+        });
+        assert_eq!(
+            status(&fake.state(), "service:web-host").unwrap().0,
+            "critical"
+        );
     }
 
     #[test]

@@ -12,6 +12,25 @@
 //!
 //! `https` is refused by [`consul::Client::new`]: the project has no TLS
 //! implementation yet (SPEC §6 allows it to be a cargo feature).
+//!
+//! How the event loop drives it (only when `consul` is configured):
+//! - Start-up: `Client::new(&cfg.consul)`, `Agent::start(client.clone())`,
+//!   and, if there are watches, `Poller::start(client, report)` where
+//!   `report` sends the `WatchResult` to the loop as a message.
+//! - For each advertised job, `Register(Registration::for_job(..))` once
+//!   when the job is set up (again only for a new or changed job after a
+//!   reload); with telemetry, `Register(Registration::for_telemetry(..))`.
+//! - `Action::Pass` → `Pass{id}`, `Action::Fail(out)` → `Fail{id, output}`,
+//!   `Action::Deregister` → `Deregister{id}` (the job stopped for good).
+//! - Telemetry: `Pass{id}` as soon as the listener is up and then every
+//!   `TELEMETRY_HEARTBEAT` (a loop deadline), except in maintenance.
+//! - Shutdown, first thing: `DeregisterAll{done}` with `done` sending a
+//!   message to the loop; carry on when it arrives (it is bounded by
+//!   `Tuning::deregister_all_bound`, 5 s; keep a slightly later deadline as
+//!   a safety net). Maintenance on: `DeregisterAll` with a no-op `done`.
+//! - Watches: at each watch's interval deadline `poller.poll(key, &watch)`;
+//!   on its result, `WatchState::update(result.instances)` gives the
+//!   events to publish from `watch.NAME`.
 
 pub mod agent;
 pub mod consul;
