@@ -10,6 +10,7 @@ mod cli;
 mod client;
 mod config;
 mod control;
+mod discovery;
 mod event;
 mod health;
 mod http;
