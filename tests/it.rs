@@ -4,3 +4,8 @@
 
 // Shared helpers: unique dirs, the Daemon guard, wait_until, raw HTTP over a unix socket.
 mod support;
+// SPEC §1: flags, usage errors, -version/-help/-template/-validate, CONTAINERPILOT.
+mod cli;
+// SPEC §3: restarts, intervals, timeouts, triggers, signals, shutdown, health,
+// child environment, job output, reaping (subreaper and PID 1), log reopening.
+mod runtime;
