@@ -9,3 +9,7 @@ mod cli;
 // SPEC §3: restarts, intervals, timeouts, triggers, signals, shutdown, health,
 // child environment, job output, reaping (subreaper and PID 1), log reopening.
 mod runtime;
+// The control plane on the unix socket and the client subcommands (SPEC §1, §3.5, §3.6, §4).
+mod control;
+// A strict Prometheus text-format reader, independent of src/metrics.rs.
+mod prom;
