@@ -13,3 +13,5 @@ mod runtime;
 mod control;
 // A strict Prometheus text-format reader, independent of src/metrics.rs.
 mod prom;
+// The telemetry endpoint (SPEC §5): /metrics checked three ways, /status, reload.
+mod telemetry;
