@@ -4,3 +4,7 @@
 
 // Shared helpers: unique dirs, the Daemon guard, wait_until, raw HTTP over a unix socket.
 mod support;
+
+// Every file of the real-world config corpus through `-validate`, and the
+// hostile inputs of SPEC §2 (truncated, binary, deeply nested, 10 MB).
+mod corpus;
