@@ -26,7 +26,7 @@ use super::tree::Node;
 use super::{
     Config, ConfigError, ConsulConfig, ControlConfig, HealthConfig, JobConfig, MetricConfig,
     MetricKind, Restarts, ServiceConfig, TelemetryConfig, TlsConfig, Warning, WatchConfig, When,
-    DEFAULT_SOCKET,
+    DEFAULT_SOCKET, TELEMETRY_SERVICE,
 };
 use crate::event::{EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::log::{Format, Level, LogConfig, Output};
@@ -134,9 +134,6 @@ const BUILTIN_METRICS: &[&str] = &[
     "process_resident_memory_bytes",
     "process_start_time_seconds",
 ];
-
-/// The name the telemetry endpoint is advertised and listed under.
-const TELEMETRY_SERVICE: &str = "containerpilot";
 
 /// Validate a parsed config against the environment (for `CONSUL_HTTP_*`)
 /// and the machine's interface addresses (for advertised jobs and telemetry).
