@@ -15,3 +15,6 @@ mod control;
 mod prom;
 // The telemetry endpoint (SPEC §5): /metrics checked three ways, /status, reload.
 mod telemetry;
+// Every file of the real-world config corpus through `-validate`, and the
+// hostile inputs of SPEC §2 (truncated, binary, deeply nested, 10 MB).
+mod corpus;

@@ -653,11 +653,7 @@ mod tests {
 
     #[test]
     fn binary_junk_and_control_characters() {
-        let junk: String = (0u8..=255)
-            .map(|b| char::from(b))
-            .cycle()
-            .take(5000)
-            .collect();
+        let junk: String = (0u8..=255).map(char::from).cycle().take(5000).collect();
         let e = err(&junk);
         assert!(e.contains("must be a JSON5 object"), "{e}");
         let e = err("{a: 1 \u{1}\u{7}}");

@@ -26,7 +26,7 @@ use super::tree::Node;
 use super::{
     Config, ConfigError, ConsulConfig, ControlConfig, HealthConfig, JobConfig, MetricConfig,
     MetricKind, Restarts, ServiceConfig, TelemetryConfig, TlsConfig, Warning, WatchConfig, When,
-    DEFAULT_SOCKET,
+    DEFAULT_SOCKET, TELEMETRY_SERVICE,
 };
 use crate::event::{EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::log::{Format, Level, LogConfig, Output};
@@ -134,9 +134,6 @@ const BUILTIN_METRICS: &[&str] = &[
     "process_resident_memory_bytes",
     "process_start_time_seconds",
 ];
-
-/// The name the telemetry endpoint is advertised and listed under.
-const TELEMETRY_SERVICE: &str = "containerpilot";
 
 /// Validate a parsed config against the environment (for `CONSUL_HTTP_*`)
 /// and the machine's interface addresses (for advertised jobs and telemetry).
@@ -331,9 +328,10 @@ impl Validator<'_> {
             ));
         }
         let mut out: Vec<WatchConfig> = Vec::new();
+        let mut seen = HashSet::new();
         for (i, node) in list.iter().enumerate() {
             let w = self.watch(i, node)?;
-            if out.iter().any(|o| o.name == w.name) {
+            if !seen.insert(w.name.clone()) {
                 return Err(invalid(format!(
                     "watch[{}] is defined more than once; watch names must be unique",
                     w.name
@@ -380,6 +378,7 @@ impl Validator<'_> {
         };
         // Pass 1: every name first, so a `when.source` may name a job further down.
         let mut labelled: Vec<(String, String, bool)> = Vec::new(); // (label, name, explicit)
+        let mut first_use: HashMap<String, usize> = HashMap::new(); // name → index in `labelled`
         for (i, node) in list.iter().enumerate() {
             let index = format!("jobs[{i}]");
             if !matches!(node, Node::Object(_)) {
@@ -398,14 +397,22 @@ impl Validator<'_> {
                     return Err(invalid(format!("{label} needs a 'name' or an 'exec'")))
                 }
             };
-            if let Some((other, ..)) = labelled.iter().find(|(_, n, _)| *n == name) {
-                return Err(invalid(format!(
-                    "{label}: the name '{name}' is already used by {other}; job names must be unique"
-                )));
+            if let Some(&first) = first_use.get(&name) {
+                return Err(invalid(match explicit {
+                    Some(_) => format!(
+                        "{label} is defined more than once (jobs[{first}] and jobs[{i}]); \
+                         job names must be unique"
+                    ),
+                    None => format!(
+                        "{label}: its name '{name}' (taken from 'exec') is already used by \
+                         jobs[{first}]; job names must be unique, set 'name'"
+                    ),
+                }));
             }
+            first_use.insert(name.clone(), i);
             labelled.push((label, name, explicit.is_some()));
         }
-        let names: HashSet<String> = labelled.iter().map(|(_, n, _)| n.clone()).collect();
+        let names: HashSet<String> = first_use.into_keys().collect();
         let watch_names: HashSet<String> = watches.iter().map(|w| w.name.clone()).collect();
         let ctx = Context {
             discovery,
@@ -589,10 +596,12 @@ impl Validator<'_> {
         };
         let ttl = match h.duration("ttl")? {
             Some(Duration::ZERO) => return Err(invalid(format!("{} must be > 0", h.at("ttl")))),
-            None if advertised => return Err(invalid(format!(
+            None if advertised => {
+                return Err(invalid(format!(
                 "{} is required for an advertised job (it has a 'port' and consul is configured)",
                 h.at("ttl")
-            ))),
+            )))
+            }
             ttl => ttl,
         };
         let timeout = match h.duration("timeout")? {
@@ -703,10 +712,11 @@ impl Validator<'_> {
         let address = interfaces::resolve(&interfaces, self.addrs)
             .map_err(|e| invalid(format!("{}: {e}", t.at("interfaces"))))?;
         let mut metrics: Vec<MetricConfig> = Vec::new();
+        let mut seen = HashSet::new();
         for (i, node) in t.array("metrics")?.unwrap_or_default().iter().enumerate() {
             let path = format!("{}[{i}]", t.at("metrics"));
             let m = self.metric(path.clone(), node)?;
-            if metrics.iter().any(|o| o.name == m.name) {
+            if !seen.insert(m.name.clone()) {
                 return Err(invalid(format!(
                     "{path}: the metric '{}' is defined more than once; metric names must be unique",
                     m.name
@@ -1267,6 +1277,7 @@ impl<'n> Obj<'n> {
                 .parse()
                 .map_err(|_| invalid(format!("{path} must be an integer, got string \"{s}\"")))?,
             Some(Node::Int(n)) => i128::from(*n),
+            Some(Node::Float(f)) if f.fract() == 0.0 && f.abs() < 1e9 => *f as i128,
             Some(n) => return Err(expected(&path, "an integer", n)),
         };
         match u16::try_from(n) {
@@ -1284,10 +1295,7 @@ impl<'n> Obj<'n> {
             Some(Node::Array(items)) => items
                 .iter()
                 .enumerate()
-                .map(|(i, n)| match n {
-                    Node::Str(s) => Ok(s.clone()),
-                    other => Err(expected(&format!("{path}[{i}]"), "a string", other)),
-                })
+                .map(|(i, n)| list_item(&format!("{path}[{i}]"), n))
                 .collect::<Result<Vec<_>>>()
                 .map(Some),
             Some(n) => Err(expected(&path, "a string or an array of strings", n)),
@@ -1332,10 +1340,7 @@ fn exec(path: &str, node: &Node) -> Result<Vec<String>> {
         Node::Array(items) => items
             .iter()
             .enumerate()
-            .map(|(i, n)| match n {
-                Node::Str(s) => Ok(s.clone()),
-                other => Err(expected(&format!("{path}[{i}]"), "a string", other)),
-            })
+            .map(|(i, n)| list_item(&format!("{path}[{i}]"), n))
             .collect::<Result<_>>()?,
         other => return Err(expected(path, "a string or an array of strings", other)),
     };
@@ -1344,6 +1349,22 @@ fn exec(path: &str, node: &Node) -> Result<Vec<String>> {
         _ => Err(invalid(format!(
             "{path} must name a command, got an empty one"
         ))),
+    }
+}
+
+/// An element of a list of strings (`exec`, `tags`, `interfaces`). Numbers
+/// and booleans are taken as their text, as 3.x's `fmt.Sprintf("%v")` did
+/// (`"-bootstrap-expect", 3` is common in templated configs).
+fn list_item(path: &str, node: &Node) -> Result<String> {
+    match node {
+        Node::Str(s) => Ok(s.clone()),
+        Node::Int(n) => Ok(n.to_string()),
+        Node::Float(f) if f.is_finite() && f.fract() == 0.0 && f.abs() < 1e21 => {
+            Ok(format!("{f:.0}"))
+        }
+        Node::Float(f) if f.is_finite() => Ok(f.to_string()),
+        Node::Bool(b) => Ok(b.to_string()),
+        other => Err(expected(path, "a string", other)),
     }
 }
 
@@ -1852,13 +1873,16 @@ mod tests {
     #[test]
     fn names_are_unique() {
         assert_eq!(
-            err1("{jobs: [{name: 'a', exec: 'x'}, {name: 'a', exec: 'y'}]}"),
-            "job[a]: the name 'a' is already used by job[a]; job names must be unique"
+            err1(
+                "{jobs: [{name: 'a', exec: 'x'}, {name: 'b', exec: 'y'}, {name: 'a', exec: 'y'}]}"
+            ),
+            "job[a] is defined more than once (jobs[0] and jobs[2]); job names must be unique"
         );
         // A default name counts too.
         assert_eq!(
             err1("{jobs: [{name: 'sleep', exec: 'x'}, {exec: 'sleep 5'}]}"),
-            "jobs[1]: the name 'sleep' is already used by job[sleep]; job names must be unique"
+            "jobs[1]: its name 'sleep' (taken from 'exec') is already used by jobs[0]; \
+             job names must be unique, set 'name'"
         );
     }
 
@@ -1892,9 +1916,24 @@ mod tests {
             job_err("name: 'a', exec: []"),
             "job[a].exec must name a command, got an empty one"
         );
+        // Numbers and booleans are their text, as 3.x.
         assert_eq!(
-            job_err("name: 'a', exec: ['x', 1]"),
-            "job[a].exec[1] must be a string, got integer 1"
+            job("name: 'a', exec: ['x', 3, 2.0, 1.5, true]").exec,
+            Some(vec![
+                "x".to_string(),
+                "3".into(),
+                "2".into(),
+                "1.5".into(),
+                "true".into()
+            ])
+        );
+        assert_eq!(
+            job_err("name: 'a', exec: ['x', null]"),
+            "job[a].exec[1] must be a string, got null"
+        );
+        assert_eq!(
+            job_err("name: 'a', exec: ['x', {}]"),
+            "job[a].exec[1] must be a string, got object"
         );
         assert_eq!(
             job_err("name: 'a', exec: {cmd: 'x'}"),
@@ -2232,10 +2271,10 @@ mod tests {
     #[test]
     fn unlimited_restarts_with_each_is_an_error() {
         assert_eq!(
-            err1(&format!(
-                "{{jobs: [{{name: 'a', exec: 'x', restarts: 'unlimited', when: {{source: 'b', each: 'exitSuccess'}}}}, \
-                 {{name: 'b', exec: 'y'}}]}}"
-            )),
+            err1(
+                "{jobs: [{name: 'a', exec: 'x', restarts: 'unlimited', when: {source: 'b', each: 'exitSuccess'}}, \
+                 {name: 'b', exec: 'y'}]}"
+            ),
             "job[a].restarts 'unlimited' may not be used with 'when.each', \
              because it could start an unlimited number of processes"
         );
@@ -2374,6 +2413,13 @@ mod tests {
             "job[app].port must be from 1 to 65535, got 70000"
         );
         assert_eq!(
+            job(&SVC.replace("port: 80", "port: 80.0"))
+                .service
+                .expect("svc")
+                .port,
+            80
+        );
+        assert_eq!(
             job_err(&SVC.replace("port: 80", "port: 80.5")),
             "job[app].port must be an integer, got number 80.5"
         );
@@ -2418,8 +2464,8 @@ mod tests {
             "{e}"
         );
         assert_eq!(
-            job_err(&format!("{SVC}, interfaces: ['eth0', 2]")),
-            "job[app].interfaces[1] must be a string, got integer 2"
+            job_err(&format!("{SVC}, interfaces: ['eth0', []]")),
+            "job[app].interfaces[1] must be a string, got array"
         );
     }
 
