@@ -344,6 +344,9 @@ impl Validator<'_> {
 
     fn watch(&mut self, i: usize, node: &Node) -> Result<WatchConfig> {
         let index = format!("watches[{i}]");
+        if !matches!(node, Node::Object(_)) {
+            return Err(expected(&index, "an object", node));
+        }
         let name = match explicit_name(&index, node)? {
             Some(n) => n,
             None => return Err(invalid(format!("{index}.name is required"))),
@@ -2562,6 +2565,7 @@ mod tests {
         );
         let e = |w: &str| err1(&format!("{{consul: 'c:1', watches: [{w}]}}"));
         assert_eq!(e("{interval: 5}"), "watches[0].name is required");
+        assert_eq!(e("'db'"), "watches[0] must be an object, got string \"db\"");
         assert_eq!(e("{name: 'db'}"), "watch[db].interval is required");
         assert_eq!(
             e("{name: 'db', interval: 0}"),
