@@ -18,3 +18,5 @@ mod telemetry;
 // Every file of the real-world config corpus through `-validate`, and the
 // hostile inputs of SPEC §2 (truncated, binary, deeply nested, 10 MB).
 mod corpus;
+// The static musl binary alone in an empty root, as PID 1 (SPEC §8).
+mod scratch;
