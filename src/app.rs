@@ -638,7 +638,9 @@ impl App {
     }
 
     fn publish(&mut self, ev: Event) {
-        log::debug(&format!("event: {ev}"));
+        if log::enabled(Level::Debug) {
+            log::debug(&format!("event: {ev}"));
+        }
         *self
             .events
             .entry((ev.code.name().to_string(), ev.source.clone()))

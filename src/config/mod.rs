@@ -78,6 +78,7 @@ pub struct JobConfig {
 
 impl JobConfig {
     /// Registered in discovery (has a port and a `consul` backend is configured).
+    #[cfg(test)]
     pub fn is_advertised(&self) -> bool {
         self.service.as_ref().is_some_and(|s| s.advertised)
     }

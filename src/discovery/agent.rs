@@ -107,12 +107,9 @@ impl Agent {
         let _ = self.tx.send(cmd);
     }
 
-    pub fn sender(&self) -> Sender<Command> {
-        self.tx.clone()
-    }
-
     /// Ends the thread and waits for it (at most one call's timeout, if a
     /// call is in flight).
+    #[cfg(test)]
     pub fn stop(mut self) {
         let _ = self.tx.send(Command::Stop);
         if let Some(t) = self.thread.take() {

@@ -133,15 +133,12 @@ impl Client {
         })
     }
 
+    #[cfg(test)]
     pub fn with_timeout(mut self, timeout: Duration) -> Client {
         self.timeout = timeout;
         self
     }
 
-    /// `host:port` of the agent.
-    pub fn addr(&self) -> &str {
-        &self.addr
-    }
 
     pub fn timeout(&self) -> Duration {
         self.timeout

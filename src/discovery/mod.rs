@@ -19,11 +19,10 @@
 //!   `report` sends the `WatchResult` to the loop as a message.
 //! - For each advertised job, `Register(Registration::for_job(..))` once
 //!   when the job is set up (again only for a new or changed job after a
-//!   reload); with telemetry, `Register(Registration::for_telemetry(..))`.
+//!   reload). The telemetry service is a job like any other
+//!   (`config::add_telemetry_job`), so it is registered the same way.
 //! - `Action::Pass` → `Pass{id}`, `Action::Fail(out)` → `Fail{id, output}`,
 //!   `Action::Deregister` → `Deregister{id}` (the job stopped for good).
-//! - Telemetry: `Pass{id}` as soon as the listener is up and then every
-//!   `TELEMETRY_HEARTBEAT` (a loop deadline), except in maintenance.
 //! - Shutdown, first thing: `DeregisterAll{done}` with `done` sending a
 //!   message to the loop; carry on when it arrives (it is bounded by
 //!   `Tuning::deregister_all_bound`, 5 s; keep a slightly later deadline as
@@ -43,21 +42,15 @@ pub(crate) mod double;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use crate::config::{JobConfig, TelemetryConfig};
+use crate::config::JobConfig;
 
-pub use agent::{Agent, Command, Tuning};
-pub use consul::{Client, ConsulError};
-pub use watch::{watch_events, Poller, WatchResult, WatchState};
+pub use agent::{Agent, Command};
+pub use consul::Client;
+pub use watch::{Poller, WatchResult, WatchState};
 
 /// One healthy instance of a watched service: (address, port).
 pub type Instance = (String, u16);
 
-/// The service the telemetry endpoint is advertised as (SPEC §5).
-pub const TELEMETRY_SERVICE: &str = "containerpilot";
-/// The telemetry service's check TTL, as 3.x hard-coded it.
-pub const TELEMETRY_TTL: Duration = Duration::from_secs(15);
-/// How often the loop heartbeats the telemetry service while its listener is up.
-pub const TELEMETRY_HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// Everything Consul needs to register one service with its TTL check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -94,25 +87,6 @@ impl Registration {
             enable_tag_override: svc.enable_tag_override,
             deregister_critical_service_after: svc.deregister_critical_service_after,
         })
-    }
-
-    /// The telemetry endpoint as service `containerpilot`: the configured
-    /// tags plus the version, a 15 s TTL (SPEC §5). Registered at its first
-    /// heartbeat, as 3.x.
-    pub fn for_telemetry(t: &TelemetryConfig, hostname: &str) -> Registration {
-        let mut tags = t.tags.clone();
-        tags.push(crate::VERSION.to_string());
-        Registration {
-            id: service_id(TELEMETRY_SERVICE, hostname),
-            name: TELEMETRY_SERVICE.to_string(),
-            address: Some(t.address.to_string()),
-            port: t.port,
-            tags,
-            ttl: TELEMETRY_TTL,
-            initial_status: None,
-            enable_tag_override: false,
-            deregister_critical_service_after: None,
-        }
     }
 }
 
@@ -224,18 +198,17 @@ mod tests {
 
     #[test]
     fn telemetry_registration() {
-        let t = TelemetryConfig {
-            port: 9090,
-            interfaces: vec![],
-            address: "10.0.0.9".parse().unwrap(),
-            tags: vec!["prod".into()],
-            metrics: vec![],
-        };
-        let r = Registration::for_telemetry(&t, "h");
+        let text = r#"{ consul: "127.0.0.1:8500",
+            telemetry: { port: 9090, interfaces: ["static:10.0.0.9"], tags: ["prod"] } }"#;
+        let env = std::collections::HashMap::new();
+        let (cfg, _) = crate::config::parse_and_validate(text, &env, &[]).unwrap();
+        let job = cfg.jobs.iter().find(|j| j.name == "containerpilot").unwrap();
+        let r = Registration::for_job(job, "h").unwrap();
         assert_eq!(r.id, "containerpilot-h");
         assert_eq!(r.tags, vec!["prod".to_string(), crate::VERSION.to_string()]);
-        assert_eq!((r.ttl, r.initial_status.clone()), (TELEMETRY_TTL, None));
+        assert_eq!((r.ttl, r.initial_status.clone()), (Duration::from_secs(15), None));
         assert_eq!((r.address.as_deref(), r.port), (Some("10.0.0.9"), 9090));
+        assert_eq!(job.health.as_ref().unwrap().interval, Duration::from_secs(5));
     }
 
     #[test]

@@ -131,6 +131,7 @@ impl Poller {
     }
 
     /// Ends the thread and waits for it (at most one query's timeout).
+    #[cfg(test)]
     pub fn stop(mut self) {
         let _ = self.tx.send(PollCmd::Stop);
         if let Some(t) = self.thread.take() {
