@@ -491,6 +491,10 @@ impl App {
     }
 
     fn control(&mut self, req: ControlReq) -> Reply {
+        let changes_jobs = matches!(req, ControlReq::Reload(_) | ControlReq::Maintenance(_));
+        if changes_jobs && self.shutdown.is_some() {
+            return Err((503, "containerpilot is shutting down".into()));
+        }
         match req {
             ControlReq::PutEnv(pairs) => {
                 for (k, v) in pairs {
