@@ -397,3 +397,56 @@ fn status_document_shape() {
     assert_eq!(web["port"], Value::Null);
     assert_eq!(service(&st, "sick")["status"], "unhealthy");
 }
+
+#[test]
+fn reload_moves_the_socket_telemetry_and_logging() {
+    let dir = Dir::new("reload-move");
+    let port = free_port();
+    let jobs = r#"[ { name: "app", exec: "sleep 1000" } ]"#;
+    let cfg = dir
+        .cfg()
+        .top(&format!(r#"telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }}"#))
+        .jobs(jobs)
+        .write();
+    let mut d = Daemon::start(&cfg, &[]);
+    d.wait_started();
+    wait_for_socket(&dir.socket(), TIMEOUT);
+    assert_eq!(http_get(&format!("127.0.0.1:{port}"), "/status").status, 200);
+    let app_pid = service(&status(&dir), "app")["pid"].as_i64();
+
+    let new_port = free_port();
+    let new_socket = dir.path("moved.sock");
+    let log_file = dir.path("cp.log");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{
+  control: {{ socket: {sock} }},
+  logging: {{ level: "DEBUG", format: "json", output: {log} }},
+  telemetry: {{ port: {new_port}, interfaces: ["static:127.0.0.1"] }},
+  jobs: {jobs},
+}}"#,
+            sock = js(new_socket.to_str().unwrap()),
+            log = js(log_file.to_str().unwrap()),
+        ),
+    )
+    .unwrap();
+    let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    wait_for_socket(&new_socket, TIMEOUT);
+    wait_until(TIMEOUT, "the old socket file is gone", || !dir.socket().exists());
+    let st = uds_request(&new_socket, "GET", "/v3/status", "").json();
+    assert_eq!(service(&st, "app")["pid"].as_i64(), app_pid, "the job was not touched");
+    assert_eq!(http_get(&format!("127.0.0.1:{new_port}"), "/status").status, 200);
+    wait_until(TIMEOUT, "the old telemetry port is closed", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    // Logging now goes to the file.
+    uds_request(&new_socket, "POST", "/v3/maintenance/enable", "");
+    wait_until(TIMEOUT, "log entries in the new log file", || {
+        std::fs::read_to_string(&log_file).is_ok_and(|l| l.contains("\"msg\":\"entering maintenance mode\""))
+    });
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0);
+    assert!(!new_socket.exists());
+}
