@@ -8,6 +8,7 @@
 //! wake-ups). Requests that need an answer carry a one-shot reply channel.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
@@ -15,12 +16,15 @@ use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
-use crate::config::{Config, JobConfig, When};
+use crate::config::{Config, JobConfig, WatchConfig, When};
+use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, Registration, WatchResult, WatchState};
 use crate::event::{Event, EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::health::{self, CheckRun};
 use crate::job::{Action, Health, Job, Phase};
 use crate::log::{self, Level};
-use crate::metrics::Registry;
+use crate::control::Control;
+use crate::metrics::{self, Histogram, JobSample, Registry, RequestCounter};
+use crate::telemetry::Telemetry;
 use crate::process::{self, Launch, RunnerCmd};
 use crate::signals;
 
@@ -44,9 +48,16 @@ pub enum Msg {
         job: JobId,
         passed: bool,
         output: String,
+        duration: Duration,
     },
     /// A control request, already parsed and validated on the sender's thread.
     Control(ControlReq, Sender<Reply>),
+    /// A control-plane request was answered (for `containerpilot_control_http_requests`).
+    Requested { code: u16, path: &'static str },
+    /// A watch's health query finished.
+    Watched(WatchResult),
+    /// Discovery has deregistered every service (or given up trying).
+    Deregistered,
 }
 
 pub enum ControlReq {
@@ -59,6 +70,8 @@ pub enum ControlReq {
     Reload(Box<Config>),
     Maintenance(bool),
     Status,
+    /// The Prometheus text for `GET /metrics`, as a JSON string.
+    Metrics,
 }
 
 /// `Err((status, message))` for a request that changed nothing.
@@ -68,7 +81,14 @@ pub type Reply = Result<Value, (u16, String)>;
 /// waiting for processes that survive SIGKILL (uninterruptible sleep).
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
 
+/// How long shutdown waits for discovery to deregister before it goes on
+/// anyway (the agent worker gives up after 5s itself).
+const DEREGISTER_WAIT: Duration = Duration::from_secs(6);
+
 struct Shutdown {
+    /// Deregistering from discovery before anything stops (SPEC §3.3):
+    /// `shutdown` is published when done or at this deadline.
+    deregistering: Option<Instant>,
     /// Past this, every remaining process group gets SIGKILL.
     kill_all_at: Instant,
     hurried: bool,
@@ -97,10 +117,33 @@ struct Entry {
     retiring: Retiring,
     /// Waiting for the job it replaces to be gone before its `startup`.
     pending_start: bool,
+    exits_success: u64,
+    exits_failed: u64,
+    check_durations: Option<Histogram>,
+}
+
+/// One Consul watch: its last poll and when the next is due.
+struct Watch {
+    key: u64,
+    cfg: WatchConfig,
+    state: WatchState,
+    due: Instant,
 }
 
 pub struct App {
     cfg: Config,
+    /// Service IDs are `NAME-HOSTNAME`.
+    hostname: String,
+    agent: Option<Agent>,
+    poller: Option<Poller>,
+    watches: Vec<Watch>,
+    /// Where reload reads the config again.
+    config_path: PathBuf,
+    control: Option<Control>,
+    telemetry: Option<Telemetry>,
+    requests: RequestCounter,
+    /// Events published so far, by (code, source), for `containerpilot_events`.
+    events: BTreeMap<(String, String), u64>,
     entries: Vec<Entry>,
     next_id: JobId,
     queue: VecDeque<Event>,
@@ -116,10 +159,19 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(cfg: Config) -> Result<App, String> {
+    pub fn new(cfg: Config, config_path: &Path) -> Result<App, String> {
         let (tx, rx) = unbounded();
         let mut app = App {
             cfg,
+            hostname: discovery::hostname(),
+            agent: None,
+            poller: None,
+            watches: Vec::new(),
+            config_path: config_path.to_path_buf(),
+            control: None,
+            telemetry: None,
+            requests: RequestCounter::new(),
+            events: BTreeMap::new(),
             entries: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
@@ -134,6 +186,7 @@ impl App {
             shutdown: None,
         };
         app.metrics.reconfigure(user_metrics(&app.cfg));
+        app.start_discovery()?;
         for jc in app.cfg.jobs.clone() {
             let entry = app.new_entry(jc)?;
             app.entries.push(entry);
@@ -153,7 +206,11 @@ impl App {
             None => None,
         };
         let dependants = stopping_dependants(&self.cfg, &jc.name);
+        let check_durations = jc.health.as_ref().map(|_| Histogram::default());
         Ok(Entry {
+            exits_success: 0,
+            exits_failed: 0,
+            check_durations,
             id,
             job: Job::new(jc, dependants, self.cfg.stop_timeout),
             runner,
@@ -168,19 +225,151 @@ impl App {
         self.tx.clone()
     }
 
+    /// The Consul agent worker and the watch poller, when `consul` is set.
+    fn start_discovery(&mut self) -> Result<(), String> {
+        let Some(consul) = &self.cfg.consul else {
+            return Ok(());
+        };
+        let client = discovery::Client::new(consul)?;
+        self.agent = Some(Agent::start(client.clone())?);
+        let tx = self.tx.clone();
+        let report = Box::new(move |r: WatchResult| {
+            let _ = tx.send(Msg::Watched(r));
+        });
+        self.poller = Some(Poller::start(client, report)?);
+        Ok(())
+    }
+
+    /// (Re)build the watch list; a watch whose definition is unchanged keeps
+    /// its last poll, so a reload does not fire `changed` for nothing.
+    fn set_watches(&mut self, now: Instant) {
+        let mut old = std::mem::take(&mut self.watches);
+        for cfg in self.cfg.watches.clone() {
+            let state = match old.iter().position(|w| w.cfg == cfg) {
+                Some(p) => old.remove(p).state,
+                None => WatchState::default(),
+            };
+            self.next_id += 1;
+            self.watches.push(Watch {
+                key: self.next_id,
+                cfg,
+                state,
+                due: now,
+            });
+        }
+    }
+
+    fn register(&self, i: usize) {
+        let e = &self.entries[i];
+        if let (Some(agent), Some(reg)) = (&self.agent, Registration::for_job(&e.job.cfg, &self.hostname)) {
+            agent.send(DiscoveryCmd::Register(reg));
+        }
+    }
+
+    fn service_id(&self, i: usize) -> String {
+        discovery::service_id(self.entries[i].job.name(), &self.hostname)
+    }
+
+    /// Listen on the control socket; failing to is fatal at start-up.
+    pub fn start_control(&mut self) -> Result<(), String> {
+        let path = self.cfg.control.socket.clone();
+        self.control = Some(Control::start(&path, &self.config_path, self.tx.clone())?);
+        Ok(())
+    }
+
+    /// Listen for telemetry if configured; failing to is fatal at start-up.
+    pub fn start_telemetry(&mut self) -> Result<(), String> {
+        if let Some(t) = &self.cfg.telemetry {
+            let addr = std::net::SocketAddr::new(t.address, t.port);
+            self.telemetry = Some(Telemetry::start(addr, self.tx.clone())?);
+        }
+        Ok(())
+    }
+
+    /// The telemetry service is healthy whenever its listener is up: say so
+    /// at once rather than at its first heartbeat.
+    fn telemetry_up(&mut self) {
+        if self.telemetry.is_none() {
+            return;
+        }
+        let found = self.entries.iter().position(|e| {
+            e.retiring == Retiring::No && e.job.name() == crate::config::TELEMETRY_SERVICE
+        });
+        if let Some(i) = found {
+            let actions = self.entries[i].job.on_checked(true, "");
+            self.apply(i, actions);
+        }
+    }
+
+    /// Reload changed the telemetry block: stop the old listener first (the
+    /// new one may want the same port), then start the new one.
+    fn move_telemetry(&mut self) {
+        let want = self
+            .cfg
+            .telemetry
+            .as_ref()
+            .map(|t| std::net::SocketAddr::new(t.address, t.port));
+        if self.telemetry.as_ref().map(|t| t.addr) == want {
+            return;
+        }
+        if let Some(old) = self.telemetry.take() {
+            old.stop();
+        }
+        match self.start_telemetry() {
+            Ok(()) => self.telemetry_up(),
+            Err(e) => log::error(&e),
+        }
+    }
+
+    /// Reload moved the socket: listen on the new path before leaving the
+    /// old one, so a failure keeps the control plane where it was.
+    fn move_control(&mut self) {
+        let path = self.cfg.control.socket.clone();
+        if self.control.as_ref().is_some_and(|c| c.path == path) {
+            return;
+        }
+        match Control::start(&path, &self.config_path, self.tx.clone()) {
+            Ok(c) => {
+                if let Some(old) = self.control.replace(c) {
+                    old.stop();
+                }
+                log::info(&format!("control socket moved to {}", path.display()));
+            }
+            Err(e) => log::error(&format!("{e}; the control socket stays where it was")),
+        }
+    }
+
     /// Run until shutdown completes. Returns the exit code.
     pub fn run(mut self) -> i32 {
         if self.entries.is_empty() {
             log::warn("no jobs configured: nothing to do");
-            return 0;
+        } else {
+            self.supervise();
         }
+        // The socket file goes with us (SPEC §3.3).
+        if let Some(c) = self.control.take() {
+            c.stop();
+        }
+        if let Some(t) = self.telemetry.take() {
+            t.stop();
+        }
+        log::info("containerpilot stopped");
+        0
+    }
+
+    fn supervise(&mut self) {
         let now = Instant::now();
         for e in &mut self.entries {
             e.job.on_subscribed(now);
         }
+        for i in 0..self.entries.len() {
+            self.register(i);
+        }
+        self.set_watches(now);
         // Every job is subscribed before `startup` goes out (SPEC §3.1).
         self.publish(Event::global(EventCode::Startup));
         self.drain();
+        self.telemetry_up();
         while !self.finished() {
             let msg = match self.next_deadline() {
                 Some(at) => match self.rx.recv_deadline(at) {
@@ -200,8 +389,6 @@ impl App {
             self.drain();
             self.sweep();
         }
-        log::info("containerpilot stopped");
-        0
     }
 
     /// Normal running ends when every job is done; shutdown ends when no
@@ -219,7 +406,8 @@ impl App {
             }
             Some(s) => {
                 s.abandoned
-                    || self
+                    || s.deregistering.is_none()
+                        && self
                         .entries
                         .iter()
                         .all(|e| !e.job.is_running() && e.job.phase != Phase::Stopping)
@@ -236,7 +424,13 @@ impl App {
                 s.kill_all_at
             }
         });
-        jobs.chain(kill_all).min()
+        let deregistered = self.shutdown.as_ref().and_then(|s| s.deregistering);
+        let watches = self
+            .watches
+            .iter()
+            .filter(|_| self.shutdown.is_none())
+            .map(|w| w.due);
+        jobs.chain(kill_all).chain(deregistered).chain(watches).min()
     }
 
     fn index(&self, id: JobId) -> Option<usize> {
@@ -260,6 +454,11 @@ impl App {
             }
             Msg::ProcessExited { job, code } => {
                 let Some(i) = self.index(job) else { return };
+                if code == 0 {
+                    self.entries[i].exits_success += 1;
+                } else {
+                    self.entries[i].exits_failed += 1;
+                }
                 let actions = self.entries[i].job.on_exit(code, now);
                 self.apply(i, actions);
             }
@@ -267,9 +466,13 @@ impl App {
                 job,
                 passed,
                 output,
+                duration,
             } => {
                 let Some(i) = self.index(job) else { return };
                 self.entries[i].checking = false;
+                if let Some(h) = self.entries[i].check_durations.as_mut() {
+                    h.observe(duration.as_secs_f64());
+                }
                 let actions = self.entries[i].job.on_checked(passed, &output);
                 self.apply(i, actions);
             }
@@ -277,10 +480,21 @@ impl App {
                 let answer = self.control(req);
                 let _ = reply.send(answer);
             }
+            Msg::Requested { code, path } => self.requests.inc(code, path),
+            Msg::Watched(r) => self.on_watched(r),
+            Msg::Deregistered => {
+                if self.shutdown.as_ref().is_some_and(|s| s.deregistering.is_some()) {
+                    self.publish_shutdown();
+                }
+            }
         }
     }
 
     fn control(&mut self, req: ControlReq) -> Reply {
+        let changes_jobs = matches!(req, ControlReq::Reload(_) | ControlReq::Maintenance(_));
+        if changes_jobs && self.shutdown.is_some() {
+            return Err((503, "containerpilot is shutting down".into()));
+        }
         match req {
             ControlReq::PutEnv(pairs) => {
                 for (k, v) in pairs {
@@ -298,6 +512,7 @@ impl App {
                 Ok(Value::Null)
             }
             ControlReq::Status => Ok(self.status()),
+            ControlReq::Metrics => Ok(Value::String(self.metrics_text())),
         }
     }
 
@@ -325,7 +540,45 @@ impl App {
         }
     }
 
+    /// Deregister from discovery first, so traffic drains before anything
+    /// stops; `shutdown` goes out when that is done (SPEC §3.3).
     fn begin_shutdown(&mut self) {
+        let now = Instant::now();
+        self.shutdown = Some(Shutdown {
+            deregistering: None,
+            kill_all_at: now + self.grace(),
+            hurried: false,
+            abandoned: false,
+        });
+        if let Some(agent) = &self.agent {
+            let tx = self.tx.clone();
+            agent.send(DiscoveryCmd::DeregisterAll {
+                done: Box::new(move || {
+                    let _ = tx.send(Msg::Deregistered);
+                }),
+            });
+            if let Some(s) = self.shutdown.as_mut() {
+                s.deregistering = Some(now + DEREGISTER_WAIT);
+            }
+            return;
+        }
+        self.publish_shutdown();
+    }
+
+    fn publish_shutdown(&mut self) {
+        let grace = self.grace();
+        if let Some(s) = self.shutdown.as_mut() {
+            s.deregistering = None;
+            if !s.hurried {
+                s.kill_all_at = Instant::now() + grace;
+            }
+        }
+        self.publish(Event::global(EventCode::Shutdown));
+    }
+
+    /// From `shutdown` to SIGKILL for everything: the longest wait for a
+    /// `stopping` dependant, then the global grace period.
+    fn grace(&self) -> Duration {
         let waits = self
             .cfg
             .jobs
@@ -333,16 +586,14 @@ impl App {
             .map(|j| j.stop_timeout)
             .max()
             .unwrap_or_default();
-        let wait = waits.max(self.cfg.stop_timeout);
-        self.shutdown = Some(Shutdown {
-            kill_all_at: Instant::now() + wait + self.cfg.stop_timeout,
-            hurried: false,
-            abandoned: false,
-        });
-        self.publish(Event::global(EventCode::Shutdown));
+        waits.max(self.cfg.stop_timeout) + self.cfg.stop_timeout
     }
 
     fn hurry(&mut self) {
+        if self.shutdown.as_ref().is_some_and(|s| s.deregistering.is_some()) {
+            self.publish_shutdown();
+            self.drain();
+        }
         let now = Instant::now();
         if let Some(s) = self.shutdown.as_mut() {
             s.hurried = true;
@@ -355,6 +606,18 @@ impl App {
     }
 
     fn fire_timers(&mut self, now: Instant) {
+        if self
+            .shutdown
+            .as_ref()
+            .and_then(|s| s.deregistering)
+            .is_some_and(|t| t <= now)
+        {
+            log::warn("discovery did not finish deregistering in time: shutting down anyway");
+            self.publish_shutdown();
+        }
+        if self.shutdown.is_none() {
+            self.poll_watches(now);
+        }
         if let Some(s) = self.shutdown.as_mut() {
             if s.hurried && now >= s.kill_all_at + SHUTDOWN_SLACK {
                 log::error("processes survived SIGKILL: exiting without them");
@@ -379,7 +642,13 @@ impl App {
     }
 
     fn publish(&mut self, ev: Event) {
-        log::debug(&format!("event: {ev}"));
+        if log::enabled(Level::Debug) {
+            log::debug(&format!("event: {ev}"));
+        }
+        *self
+            .events
+            .entry((ev.code.name().to_string(), ev.source.clone()))
+            .or_default() += 1;
         self.queue.push_back(ev);
     }
 
@@ -425,6 +694,7 @@ impl App {
     fn start_new(&mut self, i: usize) {
         let now = Instant::now();
         self.entries[i].pending_start = false;
+        self.register(i);
         self.entries[i].job.on_subscribed(now);
         let mut actions = self.entries[i]
             .job
@@ -449,12 +719,48 @@ impl App {
                     }
                 }
                 Action::Check => self.run_check(i),
-                // Discovery arrives with the Consul backend; without one these are no-ops.
-                Action::Pass | Action::Fail(_) | Action::Deregister => {}
+                // A replaced job's successor has the same service ID.
+                Action::Pass | Action::Fail(_) | Action::Deregister if quiet => {}
+                Action::Pass => self.discover(DiscoveryCmd::Pass { id: self.service_id(i) }),
+                Action::Fail(output) => self.discover(DiscoveryCmd::Fail {
+                    id: self.service_id(i),
+                    output,
+                }),
+                Action::Deregister => self.discover(DiscoveryCmd::Deregister { id: self.service_id(i) }),
                 Action::Log(msg) => {
                     log::log(Level::Info, &msg, &[("job", self.entries[i].job.name())])
                 }
             }
+        }
+    }
+
+    fn discover(&self, cmd: DiscoveryCmd) {
+        if let Some(agent) = &self.agent {
+            agent.send(cmd);
+        }
+    }
+
+    fn poll_watches(&mut self, now: Instant) {
+        for w in &mut self.watches {
+            if w.due > now {
+                continue;
+            }
+            if let Some(p) = &self.poller {
+                p.poll(w.key, &w.cfg);
+            }
+            while w.due <= now {
+                w.due += w.cfg.interval;
+            }
+        }
+    }
+
+    fn on_watched(&mut self, r: WatchResult) {
+        let Some(w) = self.watches.iter_mut().find(|w| w.key == r.key) else {
+            return;
+        };
+        let source = format!("watch.{}", w.cfg.name);
+        for code in w.state.update(r.instances) {
+            self.publish(Event::new(code, &source));
         }
     }
 
@@ -576,6 +882,9 @@ impl App {
             let actions = self.entries[i].job.set_maintenance(on, now);
             self.apply(i, actions);
         }
+        if on {
+            self.discover(DiscoveryCmd::DeregisterAll { done: Box::new(|| {}) });
+        }
         let code = if on {
             EventCode::EnterMaintenance
         } else {
@@ -583,6 +892,9 @@ impl App {
         };
         self.publish(Event::global(code));
         self.drain();
+        if !on {
+            self.telemetry_up();
+        }
         true
     }
 
@@ -593,6 +905,12 @@ impl App {
         log::info("reloading configuration");
         let old = std::mem::replace(&mut self.cfg, new);
         self.metrics.reconfigure(user_metrics(&self.cfg));
+        self.move_control();
+        self.move_telemetry();
+        let consul_changed = old.consul != self.cfg.consul;
+        if consul_changed {
+            self.restart_discovery();
+        }
         if old.logging != self.cfg.logging {
             if let Err(e) = log::init(&self.cfg.logging) {
                 log::error(&format!("cannot switch logging: {e}"));
@@ -670,8 +988,64 @@ impl App {
                 self.start_new(i);
             }
         }
+        if consul_changed {
+            for i in 0..first_leaving {
+                if !self.entries[i].pending_start {
+                    self.register(i);
+                }
+            }
+        }
+        self.set_watches(now);
         self.drain();
         self.sweep();
+    }
+
+    /// Reload pointed discovery elsewhere (or turned it on or off): leave
+    /// the old agent cleanly and start over with the new one.
+    fn restart_discovery(&mut self) {
+        if let Some(old) = self.agent.take() {
+            old.send(DiscoveryCmd::DeregisterAll { done: Box::new(|| {}) });
+            // Dropping detaches: the worker finishes deregistering on its own.
+        }
+        self.poller = None;
+        if let Err(e) = self.start_discovery() {
+            log::error(&format!("cannot start discovery with the new config: {e}"));
+        }
+    }
+
+    /// The `GET /metrics` page (SPEC §5).
+    fn metrics_text(&mut self) -> String {
+        let mut out = String::new();
+        self.metrics.render(Instant::now(), &mut out);
+        self.requests.render(&mut out);
+        let events: Vec<_> = self.events.iter().map(|(k, n)| (k.clone(), *n)).collect();
+        metrics::render_events(&events, &mut out);
+        let watched: Vec<(String, usize)> = self
+            .watches
+            .iter()
+            .map(|w| (w.cfg.name.clone(), w.state.instances().map_or(0, |s| s.len())))
+            .collect();
+        metrics::render_watch_instances(&watched, &mut out);
+        let jobs: Vec<JobSample> = self
+            .entries
+            .iter()
+            .filter(|e| e.retiring == Retiring::No)
+            .map(|e| JobSample {
+                name: e.job.name(),
+                restarts: e.job.restarts,
+                exits_success: e.exits_success,
+                exits_failed: e.exits_failed,
+                healthy: match e.job.health {
+                    Health::Unknown => None,
+                    Health::Healthy => Some(true),
+                    Health::Unhealthy => Some(false),
+                },
+                check_durations: e.check_durations.as_ref(),
+            })
+            .collect();
+        metrics::render_jobs(&jobs, &mut out);
+        metrics::render_process(&mut out);
+        out
     }
 
     /// The `/status` document (SPEC §5).
@@ -686,7 +1060,11 @@ impl App {
             "version": crate::VERSION,
             "maintenance": self.maintenance,
             "services": services,
-            "watches": [],
+            "watches": self.watches.iter().map(|w| json!({
+                "name": w.cfg.name,
+                "status": w.state.status(),
+                "instances": w.state.instances().map_or(0, |s| s.len()),
+            })).collect::<Vec<_>>(),
         })
     }
 

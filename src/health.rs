@@ -27,12 +27,15 @@ pub fn start_checker(job: JobId, name: &str, tx: Sender<Msg>) -> Result<Sender<C
         .stack_size(128 * 1024)
         .spawn(move || {
             while let Ok(run) = run_rx.recv() {
+                let started = Instant::now();
                 let (passed, output) = check_once(&run);
+                let duration = started.elapsed();
                 if tx
                     .send(Msg::HealthChecked {
                         job,
                         passed,
                         output,
+                        duration,
                     })
                     .is_err()
                 {

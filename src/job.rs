@@ -589,9 +589,6 @@ impl Job {
         self.global_stop_timeout = global_stop_timeout;
     }
 
-    pub fn in_maintenance(&self) -> bool {
-        self.maintenance
-    }
 
     /// Second SIGTERM: stop waiting for anything.
     pub fn hurry(&mut self, now: Instant) -> Vec<Action> {

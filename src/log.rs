@@ -219,10 +219,6 @@ pub fn enabled(level: Level) -> bool {
     level >= global().level
 }
 
-/// How many entries could not be written since start-up.
-pub fn write_failures() -> u64 {
-    WRITE_FAILURES.load(Ordering::Relaxed)
-}
 
 /// Write one entry if `level` passes the configured level.
 /// `fields` are `job`, `pid`, `check`, `stream` as they apply.
@@ -233,12 +229,11 @@ pub fn log(level: Level, msg: &str, fields: &[(&str, &str)]) {
 /// One line of a job's or health check's output, logged at INFO (SPEC §7):
 /// `kind` is `"job"` or `"check"`, `stream` is `"stdout"` or `"stderr"`.
 /// In the default format this reads `TIME NAME PID LINE`.
-pub fn output_line(kind: &str, name: &str, pid: u32, stream: &str, line: &str) {
-    let pid = pid.to_string();
+pub fn output_line(kind: &str, name: &str, pid: &str, stream: &str, line: &str) {
     log(
         Level::Info,
         line,
-        &[(kind, name), ("pid", &pid), ("stream", stream)],
+        &[(kind, name), ("pid", pid), ("stream", stream)],
     )
 }
 
@@ -706,7 +701,7 @@ mod tests {
         warn("marker-one");
         std::fs::rename(&path, &rotated).expect("rotate");
         reopen().expect("reopen");
-        output_line("job", "app", 42, "stderr", "marker-filtered-output");
+        output_line("job", "app", "42", "stderr", "marker-filtered-output");
         log(Level::Error, "marker-two", &[("job", "app"), ("pid", "42")]);
         init(&LogConfig::default()).expect("restore default");
         reopen().expect("reopen of stdout is a no-op");

@@ -7,7 +7,10 @@
 
 mod app;
 mod cli;
+mod client;
 mod config;
+mod control;
+mod discovery;
 mod event;
 mod health;
 mod http;
@@ -17,6 +20,7 @@ mod metrics;
 mod process;
 mod reaper;
 mod signals;
+mod telemetry;
 
 use std::io::Write;
 use std::path::Path;
@@ -75,9 +79,11 @@ fn run(mode: Mode) -> Result<ExitCode, Error> {
         Mode::Template { config, out } => template(&config, &out),
         Mode::Validate { config } => validate(&config),
         Mode::Run { config } => supervise(&config),
-        Mode::Client { .. } => Err(Error::Fatal(
-            "cannot talk to the control socket: not built yet".into(),
-        )),
+        Mode::Client { config, cmd } => {
+            let out = client::run(config.as_deref(), &cmd).map_err(Error::Fatal)?;
+            print!("{out}");
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 
@@ -99,8 +105,11 @@ fn supervise(path: &Path) -> Result<ExitCode, Error> {
     if let Err(e) = reaper::become_subreaper() {
         log::warn(&e);
     }
-    // 4. Job threads, then signal handlers before any child exists, then the loop.
-    let app = app::App::new(cfg).map_err(Error::Fatal)?;
+    // 4. Job threads, the control socket (refusing a live one), signal
+    //    handlers before any child exists, then the loop.
+    let mut app = app::App::new(cfg, path).map_err(Error::Fatal)?;
+    app.start_telemetry().map_err(Error::Fatal)?;
+    app.start_control().map_err(Error::Fatal)?;
     signals::start(app.sender()).map_err(Error::Fatal)?;
     let code = app.run();
     Ok(ExitCode::from(code as u8))

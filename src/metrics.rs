@@ -531,6 +531,20 @@ pub fn render_watch_instances(watches: &[(String, usize)], out: &mut String) {
     }
 }
 
+/// `containerpilot_events{code,source}`: events published so far, as 3.x
+/// counted them. Sources are job and watch names, so the series stay bounded
+/// by the configuration.
+pub fn render_events(events: &[((String, String), u64)], out: &mut String) {
+    const NAME: &str = "containerpilot_events";
+    if events.is_empty() {
+        return;
+    }
+    header(out, NAME, "count of ContainerPilot events, partitioned by type and source", "counter");
+    for ((code, source), n) in events {
+        sample(out, NAME, "", &[("code", code), ("source", source)], *n as f64);
+    }
+}
+
 /// One job's numbers for [`render_jobs`], filled by the caller.
 pub struct JobSample<'a> {
     pub name: &'a str,

@@ -12,7 +12,7 @@ use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::app::{JobId, Msg};
-use crate::log::{self, Level};
+use crate::log;
 use crate::reaper::{self, Spawned};
 
 /// Lines longer than this are split into several log entries, never dropped.
@@ -101,11 +101,7 @@ fn pump<R: Read + Send + 'static>(
                             buf.pop();
                         }
                         let line = String::from_utf8_lossy(&buf);
-                        log::log(
-                            Level::Info,
-                            &line,
-                            &[(field, &name), ("pid", &pid), ("stream", stream)],
-                        );
+                        log::output_line(field, &name, &pid, stream, &line);
                         if let Some(s) = &sink {
                             let _ = s.send(line.into_owned());
                         }

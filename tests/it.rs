@@ -9,3 +9,14 @@ mod cli;
 // SPEC §3: restarts, intervals, timeouts, triggers, signals, shutdown, health,
 // child environment, job output, reaping (subreaper and PID 1), log reopening.
 mod runtime;
+// The control plane on the unix socket and the client subcommands (SPEC §1, §3.5, §3.6, §4).
+mod control;
+// A strict Prometheus text-format reader, independent of src/metrics.rs.
+mod prom;
+// The telemetry endpoint (SPEC §5): /metrics checked three ways, /status, reload.
+mod telemetry;
+// Every file of the real-world config corpus through `-validate`, and the
+// hostile inputs of SPEC §2 (truncated, binary, deeply nested, 10 MB).
+mod corpus;
+// The static musl binary alone in an empty root, as PID 1 (SPEC §8).
+mod scratch;

@@ -817,7 +817,12 @@ fn job_output_in_default_and_text_formats() {
             .iter()
             .find(|l| l.contains("hello "))
             .unwrap_or_else(|| panic!("{format}: job output logged\n{ev}"));
-        let pid = line.rsplit(' ').next().unwrap().trim_end_matches('"');
+        // The job prints its own pid last: `hello PID`.
+        let pid = line
+            .split("hello ")
+            .nth(1)
+            .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+            .unwrap_or_else(|| panic!("pid after 'hello ': {line}"));
         if format == "default" {
             // TIME NAME PID MESSAGE, no level (as 3.x).
             let (_, rest) =
@@ -827,7 +832,7 @@ fn job_output_in_default_and_text_formats() {
             assert!(line.starts_with("time=\""), "{line}");
             assert!(
                 line.contains(&format!(
-                    " level=info msg=\"hello {pid}\" job=talker pid={pid}"
+                    " level=info msg=\"hello {pid}\" job=talker pid={pid} stream=stdout"
                 )),
                 "{line}"
             );

@@ -78,6 +78,7 @@ pub struct JobConfig {
 
 impl JobConfig {
     /// Registered in discovery (has a port and a `consul` backend is configured).
+    #[cfg(test)]
     pub fn is_advertised(&self) -> bool {
         self.service.as_ref().is_some_and(|s| s.advertised)
     }
@@ -246,5 +247,53 @@ pub fn parse_and_validate(
     addrs: &[interfaces::IfAddr],
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
     let root = tree::parse(text).map_err(ConfigError::Syntax)?;
-    validate::validate(&root, env, addrs)
+    let (mut cfg, warnings) = validate::validate(&root, env, addrs)?;
+    add_telemetry_job(&mut cfg)?;
+    Ok((cfg, warnings))
+}
+
+/// The name the telemetry endpoint is advertised under (SPEC §5).
+pub const TELEMETRY_SERVICE: &str = "containerpilot";
+
+/// The telemetry endpoint is a service like any other (as in 3.x): a job
+/// without a process whose heartbeat passes every 5s with a 15s TTL, so
+/// `/status`, discovery and maintenance treat it exactly like a job.
+fn add_telemetry_job(cfg: &mut Config) -> Result<(), ConfigError> {
+    let Some(t) = &cfg.telemetry else {
+        return Ok(());
+    };
+    if cfg.jobs.iter().any(|j| j.name == TELEMETRY_SERVICE) {
+        return Err(ConfigError::Invalid(format!(
+            "job[{TELEMETRY_SERVICE}]: the name is taken by the telemetry service; rename the job"
+        )));
+    }
+    let mut tags = t.tags.clone();
+    tags.push(crate::VERSION.to_string());
+    cfg.jobs.push(JobConfig {
+        name: TELEMETRY_SERVICE.to_string(),
+        exec: None,
+        when: When::Startup,
+        timeout: None,
+        stop_timeout: Duration::ZERO,
+        restarts: Restarts::Never,
+        health: Some(HealthConfig {
+            exec: None,
+            interval: Duration::from_secs(5),
+            ttl: Some(Duration::from_secs(15)),
+            timeout: Duration::from_secs(5),
+            raw_logging: false,
+        }),
+        service: Some(ServiceConfig {
+            port: t.port,
+            advertised: cfg.consul.is_some(),
+            address: Some(t.address),
+            interfaces: t.interfaces.clone(),
+            tags,
+            initial_status: None,
+            enable_tag_override: false,
+            deregister_critical_service_after: None,
+        }),
+        raw_logging: false,
+    });
+    Ok(())
 }

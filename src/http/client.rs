@@ -37,10 +37,7 @@ pub struct ClientResponse {
 impl ClientResponse {
     /// The first header called `name`, ignoring ASCII case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::header(&self.headers, name)
     }
 
     /// The body as text, with invalid UTF-8 replaced.

@@ -22,3 +22,12 @@ pub mod server;
 
 pub use client::{request, tcp_request, unix_request, ClientResponse, HttpError};
 pub use server::{serve, Addr, Handler, Limits, Listener, Request, Response, ServerHandle, Stream};
+
+/// The first header called `name`, ignoring ASCII case (requests and
+/// responses alike).
+fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
+}

@@ -95,10 +95,7 @@ pub struct Request {
 impl Request {
     /// The first header called `name`, ignoring ASCII case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::header(&self.headers, name)
     }
 }
 
@@ -158,10 +155,7 @@ impl Response {
 
     /// The first header called `name`, ignoring ASCII case.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        super::header(&self.headers, name)
     }
 }
 

@@ -1,0 +1,638 @@
+//! The Consul agent HTTP API, one function per endpoint we use. Each call is
+//! one request with a timeout; retrying is the caller's business.
+//!
+//! Bodies and paths follow Consul's agent API as the Go client that 3.x used
+//! sends them: `PUT /v1/agent/service/register` (no `CheckID`: Consul names
+//! the one check `service:ID`), `PUT /v1/agent/check/update/service:ID` with
+//! `{"Status","Output"}`, `PUT /v1/agent/service/deregister/ID`, and
+//! `GET /v1/health/service/NAME?passing=1[&tag=T][&dc=D]`.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::{Instance, Registration};
+use crate::config::duration::go_string;
+use crate::config::ConsulConfig;
+use crate::http::{tcp_request, ClientResponse, HttpError};
+
+/// Bounds every call: connect, and each read and write.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A TTL check's status as Consul spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckStatus {
+    Passing,
+    Warning,
+    Critical,
+}
+
+impl CheckStatus {
+    pub fn parse(s: &str) -> Option<CheckStatus> {
+        match s {
+            "passing" => Some(CheckStatus::Passing),
+            "warning" => Some(CheckStatus::Warning),
+            "critical" => Some(CheckStatus::Critical),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CheckStatus::Passing => "passing",
+            CheckStatus::Warning => "warning",
+            CheckStatus::Critical => "critical",
+        }
+    }
+}
+
+/// Why a call did not succeed.
+#[derive(Debug)]
+pub enum ConsulError {
+    /// No answer: the connection failed, was dropped, or timed out.
+    Unreachable(HttpError),
+    /// The agent does not know the check or service: it restarted, or
+    /// reaped a service critical for too long. Consul answers 404 `Unknown
+    /// check ID "..."` today and 500 `CheckID "..." does not have associated
+    /// TTL` in older agents.
+    Unknown { status: u16, body: String },
+    /// Any other error status.
+    Status { status: u16, body: String },
+    /// A 2xx answer we cannot read.
+    Malformed(String),
+}
+
+impl ConsulError {
+    /// Worth retrying later (the agent may come back); a 4xx will not change.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            ConsulError::Unreachable(_) | ConsulError::Malformed(_) => true,
+            ConsulError::Status { status, .. } => *status >= 500 || *status == 429,
+            ConsulError::Unknown { .. } => false,
+        }
+    }
+
+    /// The agent may have acted on the request although we got no answer.
+    pub fn maybe_applied(&self) -> bool {
+        matches!(self, ConsulError::Unreachable(e) if !matches!(e, HttpError::Connect { .. }))
+    }
+}
+
+impl fmt::Display for ConsulError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConsulError::Unreachable(e) => write!(f, "{e}"),
+            ConsulError::Unknown { status, body } | ConsulError::Status { status, body } => {
+                let body = body.trim();
+                if body.is_empty() {
+                    write!(f, "the Consul agent answered {status}")
+                } else {
+                    write!(f, "the Consul agent answered {status}: {body}")
+                }
+            }
+            ConsulError::Malformed(why) => write!(f, "cannot understand the Consul agent: {why}"),
+        }
+    }
+}
+
+/// A client for one Consul agent. Cheap to clone; holds no connection
+/// (every call is one request with `Connection: close`).
+#[derive(Debug, Clone)]
+pub struct Client {
+    /// `host:port`.
+    addr: String,
+    token: Option<String>,
+    timeout: Duration,
+}
+
+impl Client {
+    /// A client for the configured agent. `https` is refused: there is no
+    /// TLS in this build.
+    pub fn new(cfg: &ConsulConfig) -> Result<Client, String> {
+        match cfg.scheme.as_str() {
+            "http" => {}
+            "https" => {
+                return Err(format!(
+                    "cannot talk to the Consul agent at https://{}: this build has no TLS support; \
+                     use an http address (such as a local agent on 127.0.0.1:8500)",
+                    cfg.address
+                ))
+            }
+            other => {
+                return Err(format!(
+                    "cannot talk to the Consul agent: unknown scheme {other:?}"
+                ))
+            }
+        }
+        Ok(Client {
+            addr: cfg.address.clone(),
+            token: cfg.token.clone().filter(|t| !t.is_empty()),
+            timeout: DEFAULT_TIMEOUT,
+        })
+    }
+
+    #[cfg(test)]
+    pub fn with_timeout(mut self, timeout: Duration) -> Client {
+        self.timeout = timeout;
+        self
+    }
+
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Registers (or re-registers: Consul replaces it) the service with its
+    /// TTL check in `status`.
+    pub fn register(&self, reg: &Registration, status: CheckStatus) -> Result<(), ConsulError> {
+        let body = register_body(reg, status).to_string();
+        let r = self.call(
+            "PUT",
+            "/v1/agent/service/register",
+            Some(body.as_bytes()),
+            self.timeout,
+        )?;
+        expect_ok(r)
+    }
+
+    /// Sets the TTL check of service `id` (`service:ID`) and resets its TTL.
+    pub fn update_check(
+        &self,
+        id: &str,
+        status: CheckStatus,
+        output: &str,
+    ) -> Result<(), ConsulError> {
+        let path = format!("/v1/agent/check/update/{}", encode_path(&check_id(id)));
+        let body = json!({"Status": status.as_str(), "Output": output}).to_string();
+        let r = self.call("PUT", &path, Some(body.as_bytes()), self.timeout)?;
+        if r.status == 404 || (r.status == 500 && r.text().contains("does not have associated TTL"))
+        {
+            return Err(ConsulError::Unknown {
+                status: r.status,
+                body: r.text().into_owned(),
+            });
+        }
+        expect_ok(r)
+    }
+
+    /// Removes service `id` and its checks. A service the agent does not
+    /// know is already gone: that is success.
+    pub fn deregister(&self, id: &str) -> Result<(), ConsulError> {
+        self.deregister_within(id, self.timeout)
+    }
+
+    /// As `deregister`, with its own timeout (bounded shutdown).
+    pub fn deregister_within(&self, id: &str, timeout: Duration) -> Result<(), ConsulError> {
+        let path = format!("/v1/agent/service/deregister/{}", encode_path(id));
+        let r = self.call("PUT", &path, None, timeout)?;
+        if r.status == 404 {
+            return Ok(());
+        }
+        expect_ok(r)
+    }
+
+    /// The passing instances of service `name`: `Service.Address`, or the
+    /// node's address when the service has none (Consul's convention), and
+    /// `Service.Port`. `tag` and `dc` are sent only when given: an empty
+    /// `tag=` matches nothing.
+    pub fn health_service(
+        &self,
+        name: &str,
+        tag: Option<&str>,
+        dc: Option<&str>,
+    ) -> Result<BTreeSet<Instance>, ConsulError> {
+        let r = self.call("GET", &health_path(name, tag, dc), None, self.timeout)?;
+        if !(200..300).contains(&r.status) {
+            return Err(status_error(r));
+        }
+        parse_health(&r.body).map_err(ConsulError::Malformed)
+    }
+
+    fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ClientResponse, ConsulError> {
+        let mut headers = vec![];
+        if let Some(token) = &self.token {
+            headers.push(("X-Consul-Token", token.as_str()));
+        }
+        if body.is_some() {
+            headers.push(("Content-Type", "application/json"));
+        }
+        tcp_request(&self.addr, method, path, &headers, body, timeout)
+            .map_err(ConsulError::Unreachable)
+    }
+}
+
+/// The ID Consul gives the one check registered with service `id`.
+pub fn check_id(id: &str) -> String {
+    format!("service:{id}")
+}
+
+/// The body of `PUT /v1/agent/service/register`, with Go's `omitempty`
+/// for the optional fields as 3.x sent it.
+pub fn register_body(reg: &Registration, status: CheckStatus) -> Value {
+    let mut check = Map::new();
+    check.insert("TTL".into(), go_string(reg.ttl).into());
+    check.insert("Status".into(), status.as_str().into());
+    check.insert(
+        "Notes".into(),
+        format!("TTL for {} set by containerpilot", reg.name).into(),
+    );
+    if let Some(after) = reg.deregister_critical_service_after {
+        check.insert(
+            "DeregisterCriticalServiceAfter".into(),
+            go_string(after).into(),
+        );
+    }
+    let mut body = Map::new();
+    body.insert("ID".into(), reg.id.clone().into());
+    body.insert("Name".into(), reg.name.clone().into());
+    body.insert("Tags".into(), reg.tags.clone().into());
+    body.insert("Port".into(), reg.port.into());
+    if let Some(address) = &reg.address {
+        body.insert("Address".into(), address.clone().into());
+    }
+    body.insert("EnableTagOverride".into(), reg.enable_tag_override.into());
+    body.insert("Check".into(), Value::Object(check));
+    Value::Object(body)
+}
+
+pub fn health_path(name: &str, tag: Option<&str>, dc: Option<&str>) -> String {
+    let mut path = format!("/v1/health/service/{}?passing=1", encode_path(name));
+    if let Some(tag) = tag {
+        path.push_str("&tag=");
+        path.push_str(&encode_query(tag));
+    }
+    if let Some(dc) = dc {
+        path.push_str("&dc=");
+        path.push_str(&encode_query(dc));
+    }
+    path
+}
+
+fn parse_health(body: &[u8]) -> Result<BTreeSet<Instance>, String> {
+    let entries: Vec<Value> = serde_json::from_slice(body)
+        .map_err(|e| format!("health query answer is not a JSON array: {e}"))?;
+    let mut out = BTreeSet::new();
+    for entry in &entries {
+        let service = entry
+            .get("Service")
+            .ok_or("a health entry has no Service")?;
+        let port = service
+            .get("Port")
+            .and_then(Value::as_u64)
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or("a health entry has no valid Service.Port")?;
+        let address = match service.get("Address").and_then(Value::as_str) {
+            Some(a) if !a.is_empty() => a,
+            _ => entry
+                .get("Node")
+                .and_then(|n| n.get("Address"))
+                .and_then(Value::as_str)
+                .unwrap_or(""),
+        };
+        out.insert((address.to_string(), port));
+    }
+    Ok(out)
+}
+
+fn expect_ok(r: ClientResponse) -> Result<(), ConsulError> {
+    if (200..300).contains(&r.status) {
+        Ok(())
+    } else {
+        Err(status_error(r))
+    }
+}
+
+fn status_error(r: ClientResponse) -> ConsulError {
+    let mut body = r.text().into_owned();
+    body.truncate(512);
+    ConsulError::Status {
+        status: r.status,
+        body,
+    }
+}
+
+fn is_unreserved(b: u8) -> bool {
+    b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
+}
+
+fn percent_encode(s: &str, keep: impl Fn(u8) -> bool) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if keep(b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// One path segment: unreserved characters and `:@` as they are.
+fn encode_path(s: &str) -> String {
+    percent_encode(s, |b| is_unreserved(b) || matches!(b, b':' | b'@'))
+}
+
+fn encode_query(s: &str) -> String {
+    percent_encode(s, is_unreserved)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::discovery::double::FakeConsul;
+
+    pub(crate) fn client(fake: &FakeConsul, token: Option<&str>) -> Client {
+        Client::new(&ConsulConfig {
+            address: fake.addr(),
+            scheme: "http".into(),
+            token: token.map(String::from),
+            tls: None,
+        })
+        .unwrap()
+    }
+
+    pub(crate) fn reg(name: &str) -> Registration {
+        Registration {
+            id: format!("{name}-host"),
+            name: name.into(),
+            address: Some("10.0.0.5".into()),
+            port: 8080,
+            tags: vec!["a".into(), "b".into()],
+            ttl: Duration::from_secs(10),
+            initial_status: None,
+            enable_tag_override: false,
+            deregister_critical_service_after: None,
+        }
+    }
+
+    #[test]
+    fn https_is_refused_with_a_clear_error() {
+        let cfg = ConsulConfig {
+            address: "consul:8501".into(),
+            scheme: "https".into(),
+            token: None,
+            tls: None,
+        };
+        let e = Client::new(&cfg).unwrap_err();
+        assert!(
+            e.starts_with("cannot talk to the Consul agent at https://consul:8501"),
+            "{e}"
+        );
+        assert!(e.contains("no TLS support"), "{e}");
+    }
+
+    #[test]
+    fn register_body_is_what_consul_documents() {
+        let mut r = reg("web");
+        r.ttl = Duration::from_millis(1500);
+        r.deregister_critical_service_after = Some(Duration::from_secs(90));
+        r.enable_tag_override = true;
+        assert_eq!(
+            register_body(&r, CheckStatus::Warning),
+            json!({
+                "ID": "web-host", "Name": "web", "Tags": ["a", "b"], "Port": 8080,
+                "Address": "10.0.0.5", "EnableTagOverride": true,
+                "Check": {"TTL": "1.5s", "Status": "warning",
+                          "Notes": "TTL for web set by containerpilot",
+                          "DeregisterCriticalServiceAfter": "1m30s"}
+            })
+        );
+        r.address = None;
+        r.deregister_critical_service_after = None;
+        let body = register_body(&r, CheckStatus::Passing);
+        assert!(body.get("Address").is_none());
+        assert!(body["Check"]
+            .get("DeregisterCriticalServiceAfter")
+            .is_none());
+    }
+
+    #[test]
+    fn register_update_deregister_against_the_agent() {
+        let fake = FakeConsul::start();
+        let c = client(&fake, Some("s3cret"));
+        c.register(&reg("web"), CheckStatus::Passing).unwrap();
+        c.update_check("web-host", CheckStatus::Critical, "boom")
+            .unwrap();
+        let checks = fake.checks();
+        let check = &checks["service:web-host"];
+        assert_eq!(
+            (check.status.as_str(), check.output.as_str()),
+            ("critical", "boom")
+        );
+        assert_eq!(check.service_id, "web-host");
+        c.deregister("web-host").unwrap();
+        assert!(fake.services().is_empty());
+        // Already gone: success.
+        c.deregister("web-host").unwrap();
+
+        let reqs = fake.requests();
+        let lines: Vec<_> = reqs
+            .iter()
+            .map(|r| format!("{} {}", r.method, r.path))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "PUT /v1/agent/service/register",
+                "PUT /v1/agent/check/update/service:web-host",
+                "PUT /v1/agent/service/deregister/web-host",
+                "PUT /v1/agent/service/deregister/web-host",
+            ]
+        );
+        assert!(reqs
+            .iter()
+            .all(|r| r.header("x-consul-token") == Some("s3cret")));
+        assert_eq!(
+            reqs[1].json(),
+            json!({"Status": "critical", "Output": "boom"})
+        );
+        assert_eq!(
+            reqs[0].json(),
+            register_body(&reg("web"), CheckStatus::Passing)
+        );
+    }
+
+    #[test]
+    fn no_token_header_without_a_token() {
+        let fake = FakeConsul::start();
+        client(&fake, None)
+            .register(&reg("web"), CheckStatus::Passing)
+            .unwrap();
+        client(&fake, Some("")).deregister("web-host").unwrap();
+        assert!(fake
+            .requests()
+            .iter()
+            .all(|r| r.header("x-consul-token").is_none()));
+    }
+
+    #[test]
+    fn lost_registration_is_recognised_new_and_old_agents() {
+        let fake = FakeConsul::start();
+        let c = client(&fake, None);
+        let e = c
+            .update_check("web-host", CheckStatus::Passing, "ok")
+            .unwrap_err();
+        assert!(
+            matches!(e, ConsulError::Unknown { status: 404, .. }),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .contains(r#"Unknown check ID "service:web-host""#),
+            "{e}"
+        );
+        fake.old_agent_mode(true);
+        let e = c
+            .update_check("web-host", CheckStatus::Passing, "ok")
+            .unwrap_err();
+        assert!(
+            matches!(e, ConsulError::Unknown { status: 500, .. }),
+            "{e:?}"
+        );
+        assert!(!e.is_transient());
+    }
+
+    #[test]
+    fn unreachable_agent_is_a_transient_error() {
+        let fake = FakeConsul::start();
+        fake.set_down(true);
+        let e = client(&fake, None)
+            .register(&reg("web"), CheckStatus::Passing)
+            .unwrap_err();
+        assert!(matches!(e, ConsulError::Unreachable(_)), "{e:?}");
+        assert!(e.is_transient());
+        let addr = fake.addr();
+        drop(fake);
+        let cfg = ConsulConfig {
+            address: addr,
+            scheme: "http".into(),
+            token: None,
+            tls: None,
+        };
+        let e = Client::new(&cfg).unwrap().deregister("x").unwrap_err();
+        assert!(e.is_transient() && !e.maybe_applied(), "{e:?}");
+    }
+
+    #[test]
+    fn health_query_strings_only_carry_what_is_configured() {
+        let fake = FakeConsul::start();
+        let c = client(&fake, None);
+        fake.set_instances("db", "east", vec![]);
+        fake.set_instances("db", "dc 2", vec![]);
+        c.health_service("db", None, None).unwrap();
+        c.health_service("db", Some("primary"), None).unwrap();
+        c.health_service("db", None, Some("east")).unwrap();
+        c.health_service("db", Some("a b&c"), Some("dc 2")).unwrap();
+        let got: Vec<_> = fake
+            .requests()
+            .iter()
+            .map(|r| (r.path.clone(), r.query.clone()))
+            .collect();
+        let p = "/v1/health/service/db".to_string();
+        assert_eq!(
+            got,
+            [
+                (p.clone(), "passing=1".to_string()),
+                (p.clone(), "passing=1&tag=primary".to_string()),
+                (p.clone(), "passing=1&dc=east".to_string()),
+                (p, "passing=1&tag=a%20b%26c&dc=dc%202".to_string()),
+            ]
+        );
+    }
+
+    #[test]
+    fn health_instances_with_tag_dc_and_node_address_fallback() {
+        let fake = FakeConsul::start();
+        let c = client(&fake, None);
+        fake.set_instances(
+            "db",
+            "dc1",
+            vec![
+                ("10.0.0.1", 5432, vec!["primary"]),
+                ("10.0.0.2", 5432, vec![]),
+            ],
+        );
+        fake.set_instances("db", "east", vec![("10.1.0.1", 5432, vec![])]);
+        let set = |v: &[(&str, u16)]| {
+            v.iter()
+                .map(|(a, p)| (a.to_string(), *p))
+                .collect::<BTreeSet<_>>()
+        };
+        assert_eq!(
+            c.health_service("db", None, None).unwrap(),
+            set(&[("10.0.0.1", 5432), ("10.0.0.2", 5432)])
+        );
+        assert_eq!(
+            c.health_service("db", Some("primary"), None).unwrap(),
+            set(&[("10.0.0.1", 5432)])
+        );
+        assert_eq!(
+            c.health_service("db", None, Some("east")).unwrap(),
+            set(&[("10.1.0.1", 5432)])
+        );
+        assert_eq!(c.health_service("db", Some(""), None).unwrap(), set(&[]));
+        let e = c.health_service("db", None, Some("nowhere")).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "the Consul agent answered 500: No path to datacenter"
+        );
+
+        // Registered through the agent without an address: the node's address.
+        let mut r = reg("db");
+        r.address = None;
+        r.port = 6000;
+        c.register(&r, CheckStatus::Passing).unwrap();
+        let got = c.health_service("db", None, None).unwrap();
+        assert!(got.contains(&("127.0.0.1".to_string(), 6000)), "{got:?}");
+        // Critical instances are not passing.
+        c.update_check("db-host", CheckStatus::Critical, "down")
+            .unwrap();
+        assert!(!c
+            .health_service("db", None, None)
+            .unwrap()
+            .iter()
+            .any(|i| i.1 == 6000));
+    }
+
+    #[test]
+    fn health_errors() {
+        let fake = FakeConsul::start();
+        fake.set_error(Some(500));
+        let e = client(&fake, None)
+            .health_service("db", None, None)
+            .unwrap_err();
+        assert!(
+            matches!(e, ConsulError::Status { status: 500, .. }) && e.is_transient(),
+            "{e:?}"
+        );
+        assert!(parse_health(b"{}").is_err());
+        assert!(parse_health(br#"[{"Service": {"Port": 70000}}]"#).is_err());
+    }
+
+    #[test]
+    fn timeouts_bound_every_call() {
+        let fake = FakeConsul::start();
+        fake.set_hang(true);
+        let c = client(&fake, None).with_timeout(Duration::from_millis(100));
+        let e = c.register(&reg("web"), CheckStatus::Passing).unwrap_err();
+        assert!(
+            matches!(e, ConsulError::Unreachable(HttpError::Timeout { .. })),
+            "{e:?}"
+        );
+        assert!(e.maybe_applied());
+        let e = c
+            .deregister_within("web-host", Duration::from_millis(50))
+            .unwrap_err();
+        assert!(e.is_transient());
+        fake.set_hang(false);
+        c.register(&reg("web"), CheckStatus::Passing).unwrap();
+    }
+}
