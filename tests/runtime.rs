@@ -44,6 +44,17 @@ fn cmdline(pid: i32) -> String {
         .unwrap_or_default()
 }
 
+/// `pid`'s children counted by (state, command line), e.g. `{('S', "sleep 1000"): 100}`.
+fn describe_children(pid: i32) -> String {
+    let mut by: std::collections::BTreeMap<(char, String), usize> = Default::default();
+    for (p, st, comm) in children(pid) {
+        let cmd = cmdline(p);
+        *by.entry((st, if cmd.is_empty() { comm } else { cmd }))
+            .or_default() += 1;
+    }
+    format!("{by:?}")
+}
+
 fn zombie_children(pid: i32) -> Vec<i32> {
     children(pid)
         .into_iter()
@@ -914,12 +925,9 @@ fn check_orphans_reaped(d: &mut Daemon, cp: i32, n: usize) {
             && !kids.iter().any(|(_, st, _)| *st == 'Z')
     });
     if !settled {
-        let kids: Vec<_> = children(cp)
-            .into_iter()
-            .map(|(p, st, c)| (p, st, c, cmdline(p)))
-            .collect();
+        let kids = describe_children(cp);
         d.fail(&format!(
-            "want {n} adopted `sleep 1000` and no zombies; children now: {kids:?}"
+            "want {n} adopted `sleep 1000` and no zombies; children now: {kids}"
         ));
     }
     for p in long(cp) {
@@ -932,11 +940,8 @@ fn check_orphans_reaped(d: &mut Daemon, cp: i32, n: usize) {
             && zombie_children(cp).is_empty()
     });
     if !reaped {
-        let kids: Vec<_> = children(cp)
-            .into_iter()
-            .map(|(p, st, c)| (p, st, c, cmdline(p)))
-            .collect();
-        d.fail(&format!("orphans not reaped; children now: {kids:?}"));
+        let kids = describe_children(cp);
+        d.fail(&format!("orphans not reaped; children now: {kids}"));
     }
 }
 
