@@ -32,12 +32,16 @@ fn probe_daemon(dir: &Dir) -> Daemon {
     d
 }
 
-/// Trigger the probe job and return what it printed.
+/// Trigger the probe job and return what it printed. Returns only once the
+/// probe has exited: a SIGHUP that arrives while it still runs is dropped
+/// (SPEC §3.2), and its output line may be logged before its exit is handled.
 fn probe(d: &mut Daemon) -> String {
+    let exits = d.events("probe.exitSuccess");
     d.signal(Signal::SIGHUP);
     let v = d.wait_json("probe output", TIMEOUT, |v| {
         v["job"] == "probe" && v["msg"].as_str().is_some_and(|m| m.starts_with("PROBE="))
     });
+    d.wait_event("probe.exitSuccess", exits + 1);
     v["msg"].as_str().unwrap_or_default().to_string()
 }
 
