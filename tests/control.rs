@@ -416,7 +416,12 @@ fn reload_moves_the_socket_telemetry_and_logging() {
     d.wait_started();
     wait_for_socket(&dir.socket(), TIMEOUT);
     assert_eq!(http_get(&format!("127.0.0.1:{port}"), "/status").status, 200);
-    let app_pid = service(&status(&dir), "app")["pid"].as_i64();
+    // The job's pid reaches the loop a moment after start-up: wait for it.
+    let mut app_pid = None;
+    wait_until(TIMEOUT, "the app's pid in /v3/status", || {
+        app_pid = service(&status(&dir), "app")["pid"].as_i64();
+        app_pid.is_some()
+    });
 
     let new_port = free_port();
     let new_socket = dir.path("moved.sock");
