@@ -6,18 +6,24 @@ use std::io::{BufRead, BufReader, Read};
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::thread;
+use std::time::Duration;
 
-use crossbeam_channel::{select, unbounded, Receiver, Sender};
+use crossbeam_channel::{after, bounded, select, unbounded, Receiver, Sender};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
 use crate::app::{JobId, Msg};
 use crate::log;
-use crate::reaper::{self, Spawned};
+use crate::reaper;
 
 /// Lines longer than this are split into several log entries, never dropped.
 const MAX_LINE: u64 = 16 * 1024;
 const THREAD_STACK: usize = 128 * 1024;
+
+/// How long a process's exit may wait for its output to be logged. What is
+/// left to log is at most what the pipes hold, so this bound matters only
+/// when a background grandchild keeps the pipes open (3.x waited forever).
+const OUTPUT_GRACE: Duration = Duration::from_secs(1);
 
 /// Everything needed to start one process.
 #[derive(Debug, Clone)]
@@ -37,9 +43,19 @@ pub enum RunnerCmd {
     Signal(Signal),
 }
 
+/// A started process.
+pub struct Running {
+    pub pid: u32,
+    /// Its exit code (128+signal when killed).
+    pub exit: Receiver<i32>,
+    /// Disconnects once every output pump has reached the end of its pipe
+    /// and logged everything (at once for `raw` output). Nothing is ever sent.
+    pub output_done: Receiver<()>,
+}
+
 /// Spawn in a new process group, register with the reaper, and pump output.
 /// `sink` also receives each output line (health checks keep their output).
-pub fn launch(l: &Launch, sink: Option<Sender<String>>) -> Result<Spawned, (i32, String)> {
+pub fn launch(l: &Launch, sink: Option<Sender<String>>) -> Result<Running, (i32, String)> {
     let (prog, args) = l
         .argv
         .split_first()
@@ -67,13 +83,18 @@ pub fn launch(l: &Launch, sink: Option<Sender<String>>) -> Result<Spawned, (i32,
             format!("cannot start {}[{}]: exec {prog:?}: {e}", l.field, l.name),
         )
     })?;
+    let (done_tx, output_done) = bounded(0);
     if let Some(out) = sp.stdout.take() {
-        pump(out, l, sp.pid, "stdout", sink.clone());
+        pump(out, l, sp.pid, "stdout", sink.clone(), done_tx.clone());
     }
     if let Some(err) = sp.stderr.take() {
-        pump(err, l, sp.pid, "stderr", sink);
+        pump(err, l, sp.pid, "stderr", sink, done_tx);
     }
-    Ok(sp)
+    Ok(Running {
+        pid: sp.pid,
+        exit: sp.exit,
+        output_done,
+    })
 }
 
 fn pump<R: Read + Send + 'static>(
@@ -82,6 +103,7 @@ fn pump<R: Read + Send + 'static>(
     pid: u32,
     stream: &'static str,
     sink: Option<Sender<String>>,
+    done: Sender<()>,
 ) {
     let field = l.field;
     let name = l.name.clone();
@@ -89,6 +111,8 @@ fn pump<R: Read + Send + 'static>(
         .name("pump".into())
         .stack_size(THREAD_STACK)
         .spawn(move || {
+            // Dropped when this thread ends: `output_done` disconnects after the last pump.
+            let _done = done;
             let pid = pid.to_string();
             let mut r = BufReader::with_capacity(8192, r);
             let mut buf = Vec::with_capacity(256);
@@ -162,6 +186,12 @@ fn runner(job: JobId, rx: Receiver<RunnerCmd>, tx: Sender<Msg>) {
             select! {
                 recv(sp.exit) -> code => {
                     let code = code.unwrap_or(128 + Signal::SIGKILL as i32);
+                    // Report the exit only once the output is logged: the
+                    // exit may end the whole run, and what the process wrote
+                    // last (a partial line included) must not be lost.
+                    if !drain_output(&sp, &rx) {
+                        return;
+                    }
                     if tx.send(Msg::ProcessExited { job, code }).is_err() {
                         return;
                     }
@@ -173,6 +203,31 @@ fn runner(job: JobId, rx: Receiver<RunnerCmd>, tx: Sender<Msg>) {
                     Err(_) => return,
                 },
             }
+        }
+    }
+}
+
+/// Wait (at most `OUTPUT_GRACE`) for the exited process's output to be
+/// logged, still forwarding signals to its group meanwhile: a grandchild
+/// holding the pipes open goes when the group is killed. False when the
+/// event loop is gone.
+fn drain_output(p: &Running, rx: &Receiver<RunnerCmd>) -> bool {
+    let deadline = after(OUTPUT_GRACE);
+    loop {
+        select! {
+            recv(p.output_done) -> _ => return true,
+            recv(deadline) -> _ => {
+                log::debug(&format!(
+                    "process {} exited but its output is still open after {OUTPUT_GRACE:?}: reporting the exit anyway",
+                    p.pid
+                ));
+                return true;
+            }
+            recv(rx) -> cmd => match cmd {
+                Ok(RunnerCmd::Signal(sig)) => signal_group(p.pid, sig),
+                Ok(RunnerCmd::Start(_)) => log::warn("start requested while the job is running: ignored"),
+                Err(_) => return false,
+            },
         }
     }
 }
