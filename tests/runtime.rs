@@ -1083,3 +1083,43 @@ fn sigusr1_reopens_the_log_file() {
         d.evidence()
     );
 }
+
+// ---------------------------------------------------------------------------
+// Regressions
+
+/// Regression: when the last job exited, containerpilot could exit before
+/// the output threads had logged what the job wrote last (up to a pipe's
+/// worth), and that output was lost. A process's exit is now reported only
+/// once its output is logged, so every line precedes its exit event.
+#[test]
+fn regression_output_written_just_before_the_last_exit_is_all_logged() {
+    let dir = Dir::new("lastout");
+    // ~110 KB in 20 000 short lines: the last pipe-full is still unread at exit.
+    let exec = dir.sh("burst", "seq 20000\nprintf end");
+    let cfg = dir
+        .cfg()
+        .jobs(&format!(r#"[{{ name: "burst", exec: {exec} }}]"#));
+    let mut d = start(&cfg);
+    expect_exit_0(&mut d);
+    let lines = d.lines_so_far();
+    let out: Vec<usize> = lines
+        .iter()
+        .enumerate()
+        .filter(|(_, l)| {
+            is_job_line(l, "burst") && json(l).is_some_and(|v| v.get("stream").is_some())
+        })
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(out.len(), 20001, "every line logged\n{}", d.evidence());
+    let last = json(&lines[*out.last().unwrap()]).unwrap();
+    assert_eq!(last["msg"], "end", "{}", d.evidence());
+    let exit = lines
+        .iter()
+        .position(|l| is_msg(l, "event: burst.exitSuccess"))
+        .unwrap_or_else(|| d.fail("no exit event"));
+    assert!(
+        out.iter().all(|&i| i < exit),
+        "output is logged before the exit event\n{}",
+        d.evidence()
+    );
+}
