@@ -949,3 +949,9 @@ pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
 }
+
+/// Say why a test could not run here. Written to the real stderr, past the
+/// test harness's capture, so that a skipped check is seen, not hidden.
+pub fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
