@@ -172,7 +172,11 @@ fn env_reaches_later_processes_only_and_rejections_change_nothing() {
     assert_eq!(probe(&mut d), "PROBE=a=b c");
 
     // The process already running never sees it.
-    let pid = service(&status(&dir), "app")["pid"].as_i64().expect("app pid");
+    let mut pid = 0;
+    wait_until(TIMEOUT, "app running", || {
+        pid = service(&status(&dir), "app")["pid"].as_i64().unwrap_or(0);
+        pid != 0
+    });
     let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
     assert!(!String::from_utf8_lossy(&environ).contains("PROBE="));
 
@@ -412,7 +416,11 @@ fn reload_moves_the_socket_telemetry_and_logging() {
     d.wait_started();
     wait_for_socket(&dir.socket(), TIMEOUT);
     assert_eq!(http_get(&format!("127.0.0.1:{port}"), "/status").status, 200);
-    let app_pid = service(&status(&dir), "app")["pid"].as_i64();
+    let mut app_pid = None;
+    wait_until(TIMEOUT, "app running", || {
+        app_pid = service(&status(&dir), "app")["pid"].as_i64();
+        app_pid.is_some()
+    });
 
     let new_port = free_port();
     let new_socket = dir.path("moved.sock");
