@@ -793,6 +793,58 @@ fn maintenance_deregisters_and_leaving_it_registers_again_at_the_next_pass() {
 }
 
 #[test]
+fn a_job_added_during_maintenance_registers_only_after_it() {
+    let fake = FakeConsul::start();
+    let dir = Dir::new("dc-maintreload");
+    make_healthy(&dir, "web");
+    make_healthy(&dir, "late");
+    let web = service_job(&dir, "web", 8094, "2s", r#"interfaces: "lo","#);
+    let late = service_job(
+        &dir,
+        "late",
+        8095,
+        "2s",
+        r#"interfaces: "lo", initial_status: "passing","#,
+    );
+    let consul = consul_key(&fake);
+    let mut d = start(&dir, Some(&consul), &[], &format!("[{web}]"), &[]);
+    expect(&mut d, &fake, "web registered", |s| registered(s, "web"));
+    let r = uds_request(&dir.socket(), "POST", "/v3/maintenance/enable", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    expect(&mut d, &fake, "web deregistered", |s| s.services.is_empty());
+
+    dir.cfg()
+        .top(&format!("consul: {consul}"))
+        .jobs(&format!("[{web}, {late}]"))
+        .write();
+    let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    d.wait_msg("job[late] added");
+    // Its initial_status must not register it while in maintenance. Nothing
+    // later can show that it did not, so watch for a while.
+    check!(
+        d,
+        &fake,
+        !fake.wait_for(QUIET, |s| s.services.contains_key(&sid("late"))),
+        "late registered during maintenance"
+    );
+    let r = uds_request(&dir.socket(), "POST", "/v3/maintenance/disable", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    expect(&mut d, &fake, "both registered and passing", |s| {
+        passing(s, "web") && passing(s, "late")
+    });
+    let st = fake.state();
+    check!(
+        d,
+        &fake,
+        ops(&st, "late").first().map(String::as_str) == Some("register passing -> 200"),
+        "late: {:?}",
+        ops(&st, "late")
+    );
+    terminate(&mut d);
+}
+
+#[test]
 fn shutdown_deregisters_before_any_job_is_signalled() {
     let fake = FakeConsul::start();
     let dir = Dir::new("dc-shutdown");
