@@ -482,7 +482,6 @@ impl Job {
     }
 
     pub fn set_maintenance(&mut self, on: bool, now: Instant) -> Vec<Action> {
-        let mut out = Vec::new();
         self.maintenance = on;
         if on {
             // No `Deregister`: that forgets the service for good. The loop
@@ -495,7 +494,7 @@ impl Job {
                 self.schedule_check(now);
             }
         }
-        out
+        Vec::new()
     }
 
     fn on_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
