@@ -412,13 +412,15 @@ fn every_pass_heartbeats_and_a_failure_marks_critical_at_once() {
         );
     }
     // Each passing check heartbeats once: as many heartbeats (plus the
-    // registration) as passing checks, give or take the one in flight.
+    // registration) as passing checks, less those still on their way (a
+    // check appends its line before it runs; the worker may merge passes
+    // queued behind a slow call, which only a loaded machine would see).
     let checks = dir.lines("web.checks").len();
     let calls = st.count("PUT", &update_path("web")) + 1;
     check!(
         d,
         &fake,
-        calls + 2 >= checks && calls <= checks,
+        calls + 5 >= checks && calls <= checks,
         "{calls} calls for {checks} checks"
     );
 
@@ -844,12 +846,10 @@ fn a_job_added_during_maintenance_registers_only_after_it() {
     terminate(&mut d);
 }
 
-#[test]
-fn shutdown_deregisters_before_any_job_is_signalled() {
-    let fake = FakeConsul::start();
-    let dir = Dir::new("dc-shutdown");
-    // On SIGTERM the job asks the agent what it has registered: the answer
-    // and the double's request log both show whether deregistration came first.
+/// A daemon with one advertised job, `web`, that on SIGTERM asks the agent
+/// what it has registered (`GET /v1/agent/services`) and writes the answer
+/// to `services-at-term.json`; running, with `web` registered.
+fn start_asking_at_term(dir: &Dir, fake: &FakeConsul) -> Daemon {
     let web = dir.sh(
         "web",
         &format!(
@@ -864,15 +864,37 @@ fn shutdown_deregisters_before_any_job_is_signalled() {
               health: {{ exec: "true", interval: "100ms", ttl: "2s" }} }}]"#
     );
     let mut d = start(
-        &dir,
-        Some(&consul_key(&fake)),
+        dir,
+        Some(&consul_key(fake)),
         &["stopTimeout: \"5s\""],
         &jobs,
         &[],
     );
-    expect(&mut d, &fake, "web registered", |s| registered(s, "web"));
+    expect(&mut d, fake, "web registered", |s| registered(s, "web"));
+    d
+}
+
+/// Positions in the request log of the deregistrations of `web` and of
+/// the job's question at SIGTERM.
+fn shutdown_order(st: &State) -> (Vec<usize>, Option<usize>) {
+    let dereg = (0..st.requests.len())
+        .filter(|&i| st.requests[i].path == deregister_path("web"))
+        .collect();
+    let asked = st
+        .requests
+        .iter()
+        .position(|r| r.method == "GET" && r.path == "/v1/agent/services");
+    (dereg, asked)
+}
+
+#[test]
+fn shutdown_deregisters_before_any_job_is_signalled() {
+    let fake = FakeConsul::start();
+    let dir = Dir::new("dc-shutdown");
+    let mut d = start_asking_at_term(&dir, &fake);
     terminate(&mut d);
 
+    // When the job got SIGTERM the agent had nothing registered any more.
     let seen = dir.read("services-at-term.json");
     let seen: Value = serde_json::from_str(&seen).unwrap_or_else(|e| {
         panic!(
@@ -887,21 +909,41 @@ fn shutdown_deregisters_before_any_job_is_signalled() {
         "at SIGTERM the agent still had {seen}"
     );
     let st = fake.state();
-    let dereg = st
-        .requests
-        .iter()
-        .position(|r| r.path == deregister_path("web"));
-    let asked = st
-        .requests
-        .iter()
-        .position(|r| r.method == "GET" && r.path == "/v1/agent/services");
+    let (dereg, asked) = shutdown_order(&st);
     check!(
         d,
         &fake,
-        matches!((dereg, asked), (Some(a), Some(b)) if a < b),
+        dereg.len() == 1 && asked.is_some_and(|a| dereg[0] < a),
         "deregistration at {dereg:?}, the job's question at {asked:?}"
     );
     check!(d, &fake, st.services.is_empty(), "left registered");
+}
+
+#[test]
+fn shutdown_tries_to_deregister_before_signalling_even_when_the_agent_is_down() {
+    // The agent takes every request and never answers: each attempt fails,
+    // so several attempts spread over time. All of them must come before
+    // the job's question at SIGTERM; a shutdown that signalled jobs while
+    // still deregistering would interleave them. It still ends, bounded.
+    let fake = FakeConsul::start();
+    let dir = Dir::new("dc-shutdown2");
+    let mut d = start_asking_at_term(&dir, &fake);
+    fake.set_down(true);
+    terminate(&mut d);
+    let st = fake.state();
+    let (dereg, asked) = shutdown_order(&st);
+    check!(
+        d,
+        &fake,
+        dereg.len() >= 2 && asked.is_some_and(|a| dereg.iter().all(|&i| i < a)),
+        "deregistration attempts at {dereg:?}, the job's question at {asked:?}"
+    );
+    check!(
+        d,
+        &fake,
+        registered(&st, "web"),
+        "the down agent dropped the service"
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -961,7 +1003,7 @@ fn telemetry_is_advertised_as_containerpilot_and_heartbeats() {
     check!(
         d,
         &fake,
-        gap >= Duration::from_millis(4500),
+        gap >= Duration::from_secs(4),
         "heartbeat {gap:?} after registering"
     );
     check!(d, &fake, passing(&st, "containerpilot"), "not passing");
@@ -1134,7 +1176,7 @@ fn watches_publish_changes_and_nothing_else() {
             Some(0.0)
         )
     );
-    // The jobs ran on each event, in order within each poll.
+    // The jobs ran once on each event.
     wait_until(TIMEOUT, "seven job runs", || dir.lines("events").len() == 7);
     let mut lines = dir.lines("events");
     lines.sort();
