@@ -7,6 +7,9 @@
 //! with a deadline, and a missed deadline panics with all the evidence.
 #![allow(dead_code)]
 
+/// The Consul agent test double (SPEC §6), the one mock of the project.
+pub mod consul;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
