@@ -329,7 +329,7 @@ fn print_machine(ctx: &Ctx) {
         if ctx.pidns {
             "made under each init as PID 1 of a new PID namespace"
         } else {
-            "made without a PID namespace (unshare not permitted): subreapers only"
+            "made without a PID namespace (unshare missing or not permitted): subreapers only"
         }
     );
     println!();
@@ -352,15 +352,31 @@ struct Daemon {
 }
 
 impl Drop for Daemon {
+    /// SIGKILL for the daemon and everything under it (its jobs would
+    /// otherwise be left running, reparented to PID 1).
     fn drop(&mut self) {
-        if self.pid != self.child.id() {
-            let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGKILL);
+        if self.reaped {
+            return;
         }
-        if !self.reaped {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
+        let tree = descendants(self.child.id());
+        let _ = self.child.kill();
+        for p in tree {
+            let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
         }
+        let _ = self.child.wait();
     }
+}
+
+/// Every process under `pid`, parents before their children.
+fn descendants(pid: u32) -> Vec<u32> {
+    let mut all = child_pids(pid);
+    let mut i = 0;
+    while i < all.len() {
+        let more = child_pids(all[i]);
+        all.extend(more);
+        i += 1;
+    }
+    all
 }
 
 impl Daemon {
@@ -565,6 +581,7 @@ fn fig_size(ctx: &Ctx) {
     let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(f64::NAN);
     let ours = Cell::Val(size(&ctx.bin), format!("{:.2} MiB ({})", size(&ctx.bin) / 1048576.0, linkage(&ctx.bin)));
     let peers = each_peer(|who| match who {
+        Who::Supervisord if ctx.supervisord.is_none() => na("not installed"),
         Who::Supervisord => match dpkg_size("supervisor") {
             Some(kib) => na(format!("Python; Debian package {} installed", mib(kib))),
             None => na("Python"),
@@ -1005,7 +1022,8 @@ fn fig_reap(ctx: &Ctx) {
         Cell::Val(total, format!("{left:.0} left at the last fork; none {lag:.0} ms later; {total:.0} ms from the first fork"))
     };
     let how = if ctx.pidns { "init as PID 1 of a new PID namespace" } else { "as subreaper" };
-    row(&format!("{n} orphaned zombies reaped ({how}; median of {runs}, supervisord 1)"), fig(Who::Ours), each_peer(fig), "none left (as tini)");
+    let runs = if runs == 1 { "1 run".to_string() } else { format!("median of {runs}, supervisord 1 run") };
+    row(&format!("{n} orphaned zombies reaped ({how}; {runs})"), fig(Who::Ours), each_peer(fig), "none left (as tini)");
 }
 
 // ---------------------------------------------------------------------------
