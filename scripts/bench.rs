@@ -687,7 +687,7 @@ fn fig_idle(ctx: &Ctx) {
     std::thread::sleep(Duration::from_secs(secs));
     let delta = |d: &Daemon| {
         let (_, t0, s0) = before.iter().find(|b| b.0 == d.pid).copied().unwrap_or((0, 0, 0));
-        ((cpu_ticks(d.pid) - t0) as f64, (switches(d.pid) - s0) as f64)
+        (cpu_ticks(d.pid).saturating_sub(t0) as f64, switches(d.pid).saturating_sub(s0) as f64)
     };
     let fig = |g: &Result<Vec<Daemon>, String>, switches: bool| {
         cell(g.as_ref().map_err(Clone::clone).map(|ds| {
