@@ -34,10 +34,13 @@ fn probe_daemon(dir: &Dir) -> Daemon {
 
 /// Trigger the probe job and return what it printed.
 fn probe(d: &mut Daemon) -> String {
+    let runs = d.events("probe.exitSuccess");
     d.signal(Signal::SIGHUP);
     let v = d.wait_json("probe output", TIMEOUT, |v| {
         v["job"] == "probe" && v["msg"].as_str().is_some_and(|m| m.starts_with("PROBE="))
     });
+    // A SIGHUP while the probe still runs would be dropped: let it finish.
+    d.wait_event("probe.exitSuccess", runs + 1);
     v["msg"].as_str().unwrap_or_default().to_string()
 }
 
