@@ -261,7 +261,13 @@ impl App {
 
     fn register(&self, i: usize) {
         let e = &self.entries[i];
-        if let (Some(agent), Some(reg)) = (&self.agent, Registration::for_job(&e.job.cfg, &self.hostname)) {
+        if let (Some(agent), Some(mut reg)) = (&self.agent, Registration::for_job(&e.job.cfg, &self.hostname)) {
+            if self.maintenance {
+                // Added by a reload during maintenance: nothing may be
+                // registered now; it comes in at its first passing check
+                // after maintenance, as every other service does.
+                reg.initial_status = None;
+            }
             agent.send(DiscoveryCmd::Register(reg));
         }
     }

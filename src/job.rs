@@ -482,20 +482,19 @@ impl Job {
     }
 
     pub fn set_maintenance(&mut self, on: bool, now: Instant) -> Vec<Action> {
-        let mut out = Vec::new();
         self.maintenance = on;
         if on {
+            // No `Deregister`: that forgets the service for good. The loop
+            // takes every service out of discovery at once, keeping their
+            // registrations for the first passing check after maintenance.
             self.check_at = None;
-            if self.cfg.service.is_some() {
-                out.push(Action::Deregister);
-            }
         } else {
             self.health = Health::Unknown;
             if self.checks_active() {
                 self.schedule_check(now);
             }
         }
-        out
+        Vec::new()
     }
 
     fn on_shutdown(&mut self, now: Instant, out: &mut Vec<Action>) {
@@ -892,9 +891,19 @@ mod tests {
         c.health = Some(HealthConfig {
             exec: Some(vec!["true".into()]),
             interval: Duration::from_secs(1),
-            ttl: None,
+            ttl: Some(Duration::from_secs(2)),
             timeout: Duration::from_secs(1),
             raw_logging: false,
+        });
+        c.service = Some(crate::config::ServiceConfig {
+            port: 80,
+            advertised: true,
+            address: None,
+            interfaces: vec![],
+            tags: vec![],
+            initial_status: None,
+            enable_tag_override: false,
+            deregister_critical_service_after: None,
         });
         let mut j = job(c);
         j.on_event(&startup(), t);
@@ -908,7 +917,7 @@ mod tests {
         );
         assert_eq!(publishes(&j.on_checked(false, "boom")), vec![]);
         assert_eq!(publishes(&j.on_checked(true, "")), vec![EventCode::Healthy]);
-        j.set_maintenance(true, t);
+        assert_eq!(j.set_maintenance(true, t), vec![], "nothing to do for the job itself");
         assert!(
             j.on_checked(true, "").is_empty(),
             "maintenance ignores late results"

@@ -296,19 +296,19 @@ fn wrap_fragment(path: &Path, dir: &Path) -> PathBuf {
 fn every_corpus_file_validates_as_expected() {
     let dir = corpus_dir();
     if !dir.join("manifest.json").is_file() {
-        eprintln!(
-            "\n!!!!!!!!\nSKIP: corpus not found at {} (set CONTAINERPILOT_CORPUS)\n!!!!!!!!\n",
+        crate::support::skip(&format!(
+            "\n!!!!!!!!\ncorpus not found at {} (set CONTAINERPILOT_CORPUS)\n!!!!!!!!",
             dir.display()
-        );
+        ));
         return;
     }
     let runner = match NetNs::create() {
         Ok(ns) => Runner { netns: Some(ns) },
         Err(reason) => {
-            eprintln!(
-                "SKIP: no private network namespace ({reason}); files that fail only \
+            crate::support::skip(&format!(
+                "no private network namespace ({reason}); files that fail only \
                  for a missing interface are skipped"
-            );
+            ));
             Runner { netns: None }
         }
     };
@@ -388,7 +388,7 @@ fn every_corpus_file_validates_as_expected() {
     summary.sort();
     eprintln!("corpus: {} files, as expected: {summary:?}", entries.len());
     if !skipped.is_empty() {
-        eprintln!("SKIP: {} files could not be checked here:", skipped.len());
+        crate::support::skip(&format!("{} files could not be checked here:", skipped.len()));
         for s in &skipped {
             eprintln!("  SKIP {s}");
         }

@@ -20,3 +20,7 @@ mod telemetry;
 mod corpus;
 // The static musl binary alone in an empty root, as PID 1 (SPEC §8).
 mod scratch;
+// SPEC §6 (with §2.3, §3.2, §3.3, §3.6, §5): discovery against the Consul
+// agent test double: registration, heartbeats, tokens, agent restarts and
+// outages, deregistration, the telemetry service, watches.
+mod discovery;

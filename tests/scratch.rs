@@ -81,7 +81,7 @@ fn inside(root: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn static_binary_runs_as_pid_1_in_an_empty_root() {
     if let Some(why) = unavailable() {
-        eprintln!("SKIP static_binary_runs_as_pid_1_in_an_empty_root: {why}");
+        skip(&format!("static_binary_runs_as_pid_1_in_an_empty_root: {why}"));
         return;
     }
     let dir = Dir::new("scratch");

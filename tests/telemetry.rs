@@ -212,7 +212,7 @@ fn metric_values_survive_a_reload_when_unchanged() {
 #[test]
 fn promtool_accepts_the_exposition() {
     if Command::new("promtool").arg("--version").output().is_err() {
-        eprintln!("SKIP: promtool not installed (Debian package prometheus; .ci/run installs it)");
+        skip(&format!("promtool not installed (Debian package prometheus; .ci/run installs it)"));
         return;
     }
     let dir = Dir::new("tm-promtool");
@@ -252,7 +252,7 @@ impl Drop for Prometheus {
 #[test]
 fn a_real_prometheus_scrapes_what_we_put() {
     if Command::new("prometheus").arg("--version").output().is_err() {
-        eprintln!("SKIP: prometheus not installed (Debian package prometheus; .ci/run installs it)");
+        skip(&format!("prometheus not installed (Debian package prometheus; .ci/run installs it)"));
         return;
     }
     let dir = Dir::new("tm-prometheus");

@@ -7,6 +7,9 @@
 //! with a deadline, and a missed deadline panics with all the evidence.
 #![allow(dead_code)]
 
+/// The Consul agent test double (SPEC §6), the one mock of the project.
+pub mod consul;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -971,4 +974,10 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
 pub fn free_port() -> u16 {
     let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
     l.local_addr().expect("local addr").port()
+}
+
+/// Say why a test could not run here. Written to the real stderr, past the
+/// test harness's capture, so that a skipped check is seen, not hidden.
+pub fn skip(why: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIP: {why}");
 }
