@@ -79,11 +79,8 @@ fn help_lists_every_flag_and_exits_zero() {
         // The code prints usage on stdout (SPEC §1 names no stream).
         for f in FLAGS {
             let listed = out.stdout.lines().any(|l| {
-                l.trim_start().starts_with(f)
-                    && l.trim_start()[f.len()..]
-                        .chars()
-                        .next()
-                        .map_or(true, |c| c == ' ')
+                let l = l.trim_start();
+                l == f || l.starts_with(&format!("{f} "))
             });
             assert!(listed, "{flag}: usage lists {f}\n{out}");
         }
