@@ -144,6 +144,8 @@ pub struct App {
     requests: RequestCounter,
     /// Events published so far, by (code, source), for `containerpilot_events`.
     events: BTreeMap<(String, String), u64>,
+    /// Length of the last `/metrics` page.
+    metrics_len: usize,
     entries: Vec<Entry>,
     next_id: JobId,
     queue: VecDeque<Event>,
@@ -172,6 +174,7 @@ impl App {
             telemetry: None,
             requests: RequestCounter::new(),
             events: BTreeMap::new(),
+            metrics_len: 0,
             entries: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
@@ -1021,7 +1024,8 @@ impl App {
 
     /// The `GET /metrics` page (SPEC §5).
     fn metrics_text(&mut self) -> String {
-        let mut out = String::new();
+        // The page is about as long as last time: one allocation, not a dozen.
+        let mut out = String::with_capacity(self.metrics_len + 1024);
         self.metrics.render(Instant::now(), &mut out);
         self.requests.render(&mut out);
         let events: Vec<_> = self.events.iter().map(|(k, n)| (k.clone(), *n)).collect();
@@ -1051,6 +1055,7 @@ impl App {
             .collect();
         metrics::render_jobs(&jobs, &mut out);
         metrics::render_process(&mut out);
+        self.metrics_len = out.len();
         out
     }
 

@@ -660,12 +660,20 @@ pub fn render_process(out: &mut String) {
     if let Some(rss) = f(24) {
         gauge_family(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", rss * page);
     }
-    let btime = fs::read_to_string("/proc/stat").ok().and_then(|s| {
-        s.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse::<f64>().ok())
-    });
+    let btime = boot_time();
     if let (Some(btime), Some(start)) = (btime, f(22)) {
         gauge_family(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", btime + start / ticks);
     }
+}
+
+/// Boot time from `/proc/stat`, read once: it never changes, and the file
+/// is costly to generate (the kernel formats every CPU's counters).
+fn boot_time() -> Option<f64> {
+    static BTIME: OnceLock<Option<f64>> = OnceLock::new();
+    *BTIME.get_or_init(|| {
+        let stat = fs::read_to_string("/proc/stat").ok()?;
+        stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse::<f64>().ok())
+    })
 }
 
 /// The soft limit of "Max open files"; "unlimited" as client_golang reports it.

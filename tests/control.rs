@@ -382,6 +382,8 @@ fn status_document_shape() {
               { name: "db", exec: "sleep 1000", health: { exec: "true", interval: "100ms" } },
               { name: "web", exec: "sleep 1000", when: { source: "db", once: "healthy" } },
               { name: "sick", exec: "sleep 1000", health: { exec: "false", interval: "100ms" } },
+              { name: "slow", exec: "sleep 1000", health: { exec: "true", interval: "1h" } },
+              { name: "once", exec: "true" },
             ]"#,
         )
         .write();
@@ -403,6 +405,17 @@ fn status_document_shape() {
     assert_eq!(web["address"], Value::Null);
     assert_eq!(web["port"], Value::Null);
     assert_eq!(service(&st, "sick")["status"], "unhealthy");
+    // No check result yet.
+    assert_eq!(service(&st, "slow")["status"], "unknown");
+    // Process facts.
+    assert_eq!(db["state"], "running");
+    assert!(db["pid"].as_i64().is_some_and(|p| p > 1));
+    assert_eq!(db["restarts"], 0);
+    d.wait_event("once.stopped", 1);
+    let st = status(&dir);
+    let once = service(&st, "once");
+    assert_eq!((once["state"].as_str(), once["pid"].as_i64()), (Some("stopped"), None));
+    assert_eq!(once["last_exit_code"], 0);
 }
 
 #[test]
