@@ -269,7 +269,8 @@ fn a_real_prometheus_scrapes_what_we_put() {
         .arg(format!("--storage.tsdb.path={}", dir.p("tsdb")))
         .arg(format!("--web.listen-address={web}"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        // Kept for the evidence when the test fails.
+        .stderr(std::fs::File::create(dir.path("prometheus.log")).unwrap())
         .spawn()
         .expect("start prometheus");
     let _prom = Prometheus(child);
@@ -289,10 +290,17 @@ fn a_real_prometheus_scrapes_what_we_put() {
         v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
     };
     let deadline = Duration::from_secs(60);
-    wait_until(deadline, "Prometheus reads app_hits_total 42", || query("app_hits_total") == Some(42.0));
-    wait_until(deadline, "Prometheus reads app_queue_depth 7.5", || query("app_queue_depth") == Some(7.5));
-    // And it found the target healthy (no scrape errors).
-    wait_until(deadline, "up == 1", || query("up") == Some(1.0));
+    let evidence = || std::fs::read_to_string(dir.path("prometheus.log")).unwrap_or_default();
+    for (what, q, want) in [
+        ("Prometheus reads app_hits_total 42", "app_hits_total", 42.0),
+        ("Prometheus reads app_queue_depth 7.5", "app_queue_depth", 7.5),
+        // And it found the target healthy (no scrape errors).
+        ("up == 1", "up", 1.0),
+    ] {
+        if !poll_until(deadline, || query(q) == Some(want)) {
+            panic!("timed out waiting for: {what}\n--- prometheus log ---\n{}", evidence());
+        }
+    }
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);
 }
