@@ -44,17 +44,26 @@ fn main() {
     print_machine(&ctx);
     println!("| figure | containerpilot | tini | dumb-init | supervisord | SPEC §8 target |");
     println!("|---|---|---|---|---|---|");
-    fig_size(&ctx);
-    fig_memory(&ctx);
-    fig_idle(&ctx);
-    fig_true_job(&ctx);
-    fig_ping(&ctx);
-    fig_control_load(&ctx);
-    fig_reap(&ctx);
-    fig_sigterm(&ctx);
-    fig_startup(&ctx);
-    fig_telemetry(&ctx);
-    fig_consul(&ctx);
+    // BENCH_ONLY=name,name runs only those figures (while working on one).
+    let only = std::env::var("BENCH_ONLY").ok();
+    let figures: [(&str, fn(&Ctx)); 11] = [
+        ("size", fig_size),
+        ("memory", fig_memory),
+        ("idle", fig_idle),
+        ("true_job", fig_true_job),
+        ("ping", fig_ping),
+        ("control_load", fig_control_load),
+        ("reap", fig_reap),
+        ("sigterm", fig_sigterm),
+        ("startup", fig_startup),
+        ("telemetry", fig_telemetry),
+        ("consul", fig_consul),
+    ];
+    for (name, fig) in figures {
+        if only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name)) {
+            fig(&ctx);
+        }
+    }
     println!();
     println!("`ours ×R` in a peer's cell: our figure divided by that peer's (below 1 is better for sizes, memory, ticks, switches and times; above 1 for req/s).");
     println!("Times are medians of the runs given in the mode line; latency percentiles are over every request.");

@@ -1022,7 +1022,7 @@ impl App {
         }
     }
 
-    /// The `GET /metrics` page (SPEC §5).
+    /// The `GET /metrics` page (SPEC §5), but for the `process_*` families.
     fn metrics_text(&mut self) -> String {
         // The page is about as long as last time: one allocation, not a dozen.
         let mut out = String::with_capacity(self.metrics_len + 1024);
@@ -1054,7 +1054,7 @@ impl App {
             })
             .collect();
         metrics::render_jobs(&jobs, &mut out);
-        metrics::render_process(&mut out);
+        // process_* are appended by the telemetry thread (telemetry.rs).
         self.metrics_len = out.len();
         out
     }

@@ -185,10 +185,16 @@ pub fn route(routes: &[(&'static str, &'static str)], method: &str, path: &str) 
 
 /// Send a request to the event loop and wait for its answer (bounded).
 pub fn ask_loop(tx: &Sender<Msg>, req: ControlReq) -> Reply {
+    ask_loop_meanwhile(tx, req, || {})
+}
+
+/// `ask_loop`, doing `meanwhile` on this thread while the loop works.
+pub fn ask_loop_meanwhile(tx: &Sender<Msg>, req: ControlReq, meanwhile: impl FnOnce()) -> Reply {
     let (reply_tx, reply_rx) = bounded(1);
     if tx.send(Msg::Control(req, reply_tx)).is_err() {
         return Err((503, "containerpilot is shutting down".into()));
     }
+    meanwhile();
     reply_rx
         .recv_timeout(LOOP_TIMEOUT)
         .unwrap_or_else(|_| Err((503, "containerpilot did not answer in time".into())))

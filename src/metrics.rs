@@ -641,29 +641,50 @@ fn stat_field(fields: &[&str], n: usize) -> Option<f64> {
 /// parsed omits its samples rather than failing the scrape.
 pub fn render_process(out: &mut String) {
     let (page, ticks) = page_size_and_ticks();
-    let stat = fs::read_to_string("/proc/self/stat").ok();
-    let fields = stat.as_deref().and_then(stat_fields);
-    let f = |n| fields.as_deref().and_then(|f| stat_field(f, n));
-
-    if let (Some(utime), Some(stime)) = (f(14), f(15)) {
-        gauge_family(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", (utime + stime) / ticks);
+    if let Some(cpu) = cpu_seconds() {
+        gauge_family(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", cpu);
     }
     if let Some(fds) = fs::read_dir("/proc/self/fd").ok().map(|d| d.count()) {
         gauge_family(out, "process_open_fds", "Number of open file descriptors.", "gauge", fds as f64);
     }
-    if let Some(max) = fs::read_to_string("/proc/self/limits").ok().and_then(|l| max_open_files(&l)) {
+    if let Some(max) = max_fds() {
         gauge_family(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge", max);
     }
-    if let Some(vsize) = f(23) {
-        gauge_family(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", vsize);
+    // statm (sizes in pages) is cheaper for the kernel to produce than stat.
+    let statm = fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let mut pages = statm.split_whitespace().map(|f| f.parse::<f64>().ok());
+    if let (Some(Some(size)), Some(Some(resident))) = (pages.next(), pages.next()) {
+        gauge_family(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", size * page);
+        gauge_family(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", resident * page);
     }
-    if let Some(rss) = f(24) {
-        gauge_family(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", rss * page);
+    if let Some(start) = start_time(ticks) {
+        gauge_family(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", start);
     }
-    let btime = boot_time();
-    if let (Some(btime), Some(start)) = (btime, f(22)) {
-        gauge_family(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", btime + start / ticks);
-    }
+}
+
+/// User plus system CPU time of every thread, from getrusage (no file to read).
+fn cpu_seconds() -> Option<f64> {
+    use nix::sys::resource::{getrusage, UsageWho};
+    let u = getrusage(UsageWho::RUSAGE_SELF).ok()?;
+    let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
+    Some(secs(u.user_time()) + secs(u.system_time()))
+}
+
+/// Our soft limit on open files, read once: nothing in containerpilot
+/// changes it, and `/proc/self/limits` is the costliest file to read here.
+fn max_fds() -> Option<f64> {
+    static MAX: OnceLock<Option<f64>> = OnceLock::new();
+    *MAX.get_or_init(|| fs::read_to_string("/proc/self/limits").ok().and_then(|l| max_open_files(&l)))
+}
+
+/// When we started, since the epoch: boot time plus field 22 of our stat.
+fn start_time(ticks: f64) -> Option<f64> {
+    static START: OnceLock<Option<f64>> = OnceLock::new();
+    *START.get_or_init(|| {
+        let stat = fs::read_to_string("/proc/self/stat").ok()?;
+        let fields = stat_fields(&stat)?;
+        Some(boot_time()? + stat_field(&fields, 22)? / ticks)
+    })
 }
 
 /// Boot time from `/proc/stat`, read once: it never changes, and the file
@@ -704,18 +725,29 @@ fn header(out: &mut String, name: &str, help: &str, kind: &str) {
     out.push_str("# HELP ");
     out.push_str(name);
     out.push(' ');
-    for c in help.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c => out.push(c),
-        }
-    }
+    escape_into(out, help, false);
     out.push_str("\n# TYPE ");
     out.push_str(name);
     out.push(' ');
     out.push_str(kind);
     out.push('\n');
+}
+
+/// Backslash and newline escaped (HELP text); double quotes too in label values.
+fn escape_into(out: &mut String, text: &str, quotes: bool) {
+    let special = |c: char| c == '\\' || c == '\n' || (quotes && c == '"');
+    if !text.contains(special) {
+        out.push_str(text);
+        return;
+    }
+    for c in text.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '"' if quotes => out.push_str("\\\""),
+            c => out.push(c),
+        }
+    }
 }
 
 fn sample(out: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)], v: f64) {
@@ -733,14 +765,7 @@ fn sample_extra(out: &mut String, name: &str, suffix: &str, labels: &[(&str, &st
         first = false;
         out.push_str(k);
         out.push_str("=\"");
-        for c in val.chars() {
-            match c {
-                '\\' => out.push_str("\\\\"),
-                '"' => out.push_str("\\\""),
-                '\n' => out.push_str("\\n"),
-                c => out.push(c),
-            }
-        }
+        escape_into(out, val, true);
         out.push('"');
     }
     if !first {
@@ -773,6 +798,12 @@ pub fn write_go_float(out: &mut String, v: f64) {
     if v == 0.0 {
         // Go prints negative zero as "-0"; Prometheus treats both alike.
         out.push_str(if v.is_sign_negative() { "-0" } else { "0" });
+        return;
+    }
+    // Whole numbers below 1e6 print as integers in Go's shortest 'g' too;
+    // they are most samples, so skip the float formatting for them.
+    if v.fract() == 0.0 && v.abs() < 1e6 {
+        let _ = write!(out, "{}", v as i64);
         return;
     }
     // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e3".

@@ -9,7 +9,8 @@ use crossbeam_channel::Sender;
 use serde_json::Value;
 
 use crate::app::{ControlReq, Msg};
-use crate::control::{ask_loop, route};
+use crate::control::{ask_loop, ask_loop_meanwhile, route};
+use crate::metrics;
 use crate::http::server::{self, Limits, Request, Response, ServerHandle};
 
 const ROUTES: &[(&str, &str)] = &[("/metrics", "GET"), ("/status", "GET")];
@@ -42,13 +43,25 @@ fn handle(tx: &Sender<Msg>, req: &Request) -> Response {
         Ok(p) => p,
         Err(resp) => return resp,
     };
-    let req = if path == "/metrics" { ControlReq::Metrics } else { ControlReq::Status };
-    match ask_loop(tx, req) {
-        Ok(Value::String(text)) => Response {
-            status: 200,
-            headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
-            body: text.into_bytes(),
-        },
+    if path == "/status" {
+        return match ask_loop(tx, ControlReq::Status) {
+            Ok(v) => Response::json(200, &v),
+            Err((status, msg)) => Response::error(status, &msg),
+        };
+    }
+    // The process_* families need nothing from the loop: read them here
+    // while the loop renders the rest.
+    let mut process = String::with_capacity(1024);
+    let reply = ask_loop_meanwhile(tx, ControlReq::Metrics, || metrics::render_process(&mut process));
+    match reply {
+        Ok(Value::String(mut text)) => {
+            text.push_str(&process);
+            Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
+                body: text.into_bytes(),
+            }
+        }
         Ok(v) => Response::json(200, &v),
         Err((status, msg)) => Response::error(status, &msg),
     }
