@@ -73,6 +73,8 @@ pub struct Registry {
 
 struct Metric {
     config: MetricConfig,
+    /// The `# HELP`/`# TYPE` lines, written once: most of a scrape is these.
+    head: String,
     value: Value,
 }
 
@@ -95,7 +97,18 @@ impl Metric {
                 config.objectives.as_deref().unwrap_or(&DEFAULT_OBJECTIVES),
             )),
         };
-        Metric { config: config.clone(), value }
+        let mut head = String::new();
+        header(&mut head, &config.name, &config.help, kind_name(config.kind));
+        Metric { config: config.clone(), head, value }
+    }
+}
+
+fn kind_name(kind: MetricKind) -> &'static str {
+    match kind {
+        MetricKind::Counter => "counter",
+        MetricKind::Gauge => "gauge",
+        MetricKind::Histogram => "histogram",
+        MetricKind::Summary => "summary",
     }
 }
 
@@ -167,13 +180,7 @@ impl Registry {
     pub fn render(&mut self, now: Instant, out: &mut String) {
         for m in &mut self.metrics {
             let name = m.config.name.as_str();
-            let kind = match m.config.kind {
-                MetricKind::Counter => "counter",
-                MetricKind::Gauge => "gauge",
-                MetricKind::Histogram => "histogram",
-                MetricKind::Summary => "summary",
-            };
-            header(out, name, &m.config.help, kind);
+            out.push_str(&m.head);
             match &mut m.value {
                 Value::Counter(v) | Value::Gauge(v) => sample(out, name, "", &[], *v),
                 Value::Histogram(h) => h.render_samples(out, name, &[]),
