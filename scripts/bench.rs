@@ -36,7 +36,11 @@ fn main() {
         let _ = std::fs::write(&args[1], now_ns().to_string());
         return;
     }
-    let bin = PathBuf::from(args.first().cloned().unwrap_or_else(|| "target/release/containerpilot".into()));
+    let bin = PathBuf::from(
+        args.first()
+            .cloned()
+            .unwrap_or_else(|| "target/release/containerpilot".into()),
+    );
     let bin = std::fs::canonicalize(&bin).unwrap_or(bin);
     let ctx = Ctx::new(bin, std::env::var_os("BENCH_QUICK").is_some());
     let began = Instant::now();
@@ -60,7 +64,10 @@ fn main() {
         ("consul", fig_consul),
     ];
     for (name, fig) in figures {
-        if only.as_deref().is_none_or(|o| o.split(',').any(|n| n == name)) {
+        if only
+            .as_deref()
+            .is_none_or(|o| o.split(',').any(|n| n == name))
+        {
             fig(&ctx);
         }
     }
@@ -138,13 +145,21 @@ impl Ctx {
 
     /// Runs for a figure that starts a process per run.
     fn runs(&self) -> usize {
-        if self.quick { 3 } else { 11 }
+        if self.quick {
+            3
+        } else {
+            11
+        }
     }
 
     /// As `runs`, but supervisord needs a second to start its first job
     /// (and another to stop): a single run in quick mode.
     fn runs_of(&self, who: Who) -> usize {
-        if self.quick && who == Who::Supervisord { 1 } else { self.runs() }
+        if self.quick && who == Who::Supervisord {
+            1
+        } else {
+            self.runs()
+        }
     }
 
     /// A fresh private directory under the bench's temp dir.
@@ -162,7 +177,8 @@ impl Ctx {
             Who::DumbInit => self.dumb_init.as_ref(),
             Who::Supervisord => self.supervisord.as_ref(),
         };
-        p.map(PathBuf::as_path).ok_or_else(|| "not installed".to_string())
+        p.map(PathBuf::as_path)
+            .ok_or_else(|| "not installed".to_string())
     }
 
     /// A command that runs `argv` as the one job under `who`.
@@ -180,13 +196,21 @@ impl Ctx {
                     cmd.arg("--");
                 }
                 cmd.args(argv);
-                Ok(Launch { cmd, cfg: None, dir })
+                Ok(Launch {
+                    cmd,
+                    cfg: None,
+                    dir,
+                })
             }
             Who::Supervisord => {
                 let conf = supervisord_conf(&dir, argv);
                 let mut cmd = Command::new(exe);
                 cmd.arg("-c").arg(&conf);
-                Ok(Launch { cmd, cfg: Some(conf), dir })
+                Ok(Launch {
+                    cmd,
+                    cfg: Some(conf),
+                    dir,
+                })
             }
         }
     }
@@ -195,19 +219,28 @@ impl Ctx {
     /// and `jobs` (the job list's contents); the control socket is in `dir`.
     fn launch_ours(&self, dir: &Path, top: &str, jobs: &str) -> Launch {
         let cfg = dir.join("containerpilot.json5");
-        let text = format!("{{ control: {{ socket: {} }}, {top} jobs: [{jobs}] }}", js(&dir.join("cp.sock")));
+        let text = format!(
+            "{{ control: {{ socket: {} }}, {top} jobs: [{jobs}] }}",
+            js(&dir.join("cp.sock"))
+        );
         std::fs::write(&cfg, text).expect("write config");
         let mut cmd = Command::new(&self.bin);
         cmd.arg("-config").arg(&cfg);
-        Launch { cmd, cfg: Some(cfg), dir: dir.to_path_buf() }
+        Launch {
+            cmd,
+            cfg: Some(cfg),
+            dir: dir.to_path_buf(),
+        }
     }
 }
 
 /// A minimal supervisord.conf: one program, everything in `dir`.
 fn supervisord_conf(dir: &Path, argv: &[String]) -> PathBuf {
     // supervisord splits `command` as a POSIX shell would and expands `%(...)s`.
-    let command: Vec<String> =
-        argv.iter().map(|a| format!("'{}'", a.replace('\'', r#"'"'"'"#).replace('%', "%%"))).collect();
+    let command: Vec<String> = argv
+        .iter()
+        .map(|a| format!("'{}'", a.replace('\'', r#"'"'"'"#).replace('%', "%%")))
+        .collect();
     let d = dir.display();
     let conf = dir.join("supervisord.conf");
     let text = format!(
@@ -224,7 +257,9 @@ fn supervisord_conf(dir: &Path, argv: &[String]) -> PathBuf {
 
 fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file())
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
 }
 
 fn js<T: serde::Serialize + ?Sized>(v: &T) -> String {
@@ -266,17 +301,27 @@ fn row(name: &str, ours: Cell, peers: [Cell; 3], target: &str) {
     let mut cols = vec![text(&ours)];
     for p in &peers {
         match (&ours, p) {
-            (Cell::Val(o, _), Cell::Val(v, t)) => cols.push(format!("{t} (ours ×{})", ratio(*o, *v))),
+            (Cell::Val(o, _), Cell::Val(v, t)) => {
+                cols.push(format!("{t} (ours ×{})", ratio(*o, *v)))
+            }
             _ => cols.push(text(p)),
         }
     }
-    println!("| {name} | {} | {} |", cols.join(" | "), if target.is_empty() { "—" } else { target });
+    println!(
+        "| {name} | {} | {} |",
+        cols.join(" | "),
+        if target.is_empty() { "—" } else { target }
+    );
     let _ = std::io::stdout().flush();
 }
 
 fn ratio(ours: f64, peer: f64) -> String {
     if peer == 0.0 {
-        return if ours == 0.0 { "1".into() } else { "∞".into() };
+        return if ours == 0.0 {
+            "1".into()
+        } else {
+            "∞".into()
+        };
     }
     let r = ours / peer;
     match r {
@@ -300,8 +345,15 @@ fn print_machine(ctx: &Ctx) {
         .and_then(|l| l.split(':').nth(1))
         .map(str::trim)
         .unwrap_or("unknown CPU");
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
-    let read = |p: &str| std::fs::read_to_string(p).unwrap_or_default().trim().to_string();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    let read = |p: &str| {
+        std::fs::read_to_string(p)
+            .unwrap_or_default()
+            .trim()
+            .to_string()
+    };
     let mem = proc_kib_line(&read("/proc/meminfo"), "MemTotal:");
     println!(
         "machine: {cores} cores, {} {}, {model}, {:.1} GiB RAM; load average at the start: {}",
@@ -316,8 +368,18 @@ fn print_machine(ctx: &Ctx) {
             .output()
             .map(|o| {
                 let all = [o.stdout, o.stderr].concat();
-                let s = String::from_utf8_lossy(&all).lines().next().unwrap_or("").trim().to_string();
-                format!("{name} {}", s.trim_start_matches(name).trim_start_matches(" version").trim())
+                let s = String::from_utf8_lossy(&all)
+                    .lines()
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_string();
+                format!(
+                    "{name} {}",
+                    s.trim_start_matches(name)
+                        .trim_start_matches(" version")
+                        .trim()
+                )
             })
             .unwrap_or_else(|_| format!("{name} (no version)")),
         None => format!("{name}: not installed"),
@@ -332,7 +394,11 @@ fn print_machine(ctx: &Ctx) {
     );
     println!(
         "mode: {}; {} runs per process-starting figure (supervisord: {}); orphans {}",
-        if ctx.quick { "quick (BENCH_QUICK=1)" } else { "full" },
+        if ctx.quick {
+            "quick (BENCH_QUICK=1)"
+        } else {
+            "full"
+        },
         ctx.runs(),
         ctx.runs_of(Who::Supervisord),
         if ctx.pidns {
@@ -397,21 +463,35 @@ impl Daemon {
             .spawn()
             .map_err(|e| format!("cannot start {:?}: {e}", cmd.get_program()))?;
         let pid = child.id();
-        Ok(Daemon { child, pid, reaped: false })
+        Ok(Daemon {
+            child,
+            pid,
+            reaped: false,
+        })
     }
 
     /// `cmd` as PID 1 of a new PID namespace; `pid` is its pid out here.
     fn spawn_as_pid1(cmd: Command) -> Result<Daemon, String> {
         let mut wrapped = Command::new("unshare");
-        wrapped.args(["--pid", "--fork", "--kill-child"]).arg(cmd.get_program()).args(cmd.get_args());
+        wrapped
+            .args(["--pid", "--fork", "--kill-child"])
+            .arg(cmd.get_program())
+            .args(cmd.get_args());
         let mut d = Daemon::spawn(wrapped)?;
         let outer = d.pid;
-        d.wait_until("the namespace's init", Duration::from_secs(10), |_| !child_pids(outer).is_empty())?;
+        d.wait_until("the namespace's init", Duration::from_secs(10), |_| {
+            !child_pids(outer).is_empty()
+        })?;
         d.pid = child_pids(outer)[0];
         Ok(d)
     }
 
-    fn wait_until(&self, what: &str, limit: Duration, mut ready: impl FnMut(u32) -> bool) -> Result<(), String> {
+    fn wait_until(
+        &self,
+        what: &str,
+        limit: Duration,
+        mut ready: impl FnMut(u32) -> bool,
+    ) -> Result<(), String> {
         if wait_until(limit, || ready(self.pid)) {
             Ok(())
         } else {
@@ -479,31 +559,43 @@ fn settle(pids: &[u32]) {
 
 /// The children of every thread of `pid` (a job may be forked by any thread).
 fn child_pids(pid: u32) -> Vec<u32> {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return vec![] };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return vec![];
+    };
     tasks
         .flatten()
         .flat_map(|t| {
             let s = std::fs::read_to_string(t.path().join("children")).unwrap_or_default();
-            s.split_whitespace().filter_map(|p| p.parse().ok()).collect::<Vec<u32>>()
+            s.split_whitespace()
+                .filter_map(|p| p.parse().ok())
+                .collect::<Vec<u32>>()
         })
         .collect()
 }
 
 /// The settle condition of every "one `sleep` job" figure: it is running.
 fn job_running(pid: u32) -> bool {
-    child_pids(pid)
-        .iter()
-        .any(|c| std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|s| s.trim() == "sleep"))
+    child_pids(pid).iter().any(|c| {
+        std::fs::read_to_string(format!("/proc/{c}/comm")).is_ok_and(|s| s.trim() == "sleep")
+    })
 }
 
 fn stat_fields(pid: u32) -> Vec<String> {
     let s = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     // Fields after the command name (which may contain spaces): state is [0].
-    s.rsplit(')').next().unwrap_or("").split_whitespace().map(String::from).collect()
+    s.rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .map(String::from)
+        .collect()
 }
 
 fn zombie_children(pid: u32) -> usize {
-    child_pids(pid).into_iter().filter(|&c| stat_fields(c).first().is_some_and(|s| s == "Z")).count()
+    child_pids(pid)
+        .into_iter()
+        .filter(|&c| stat_fields(c).first().is_some_and(|s| s == "Z"))
+        .count()
 }
 
 fn cpu_ticks(pid: u32) -> u64 {
@@ -514,12 +606,15 @@ fn cpu_ticks(pid: u32) -> u64 {
 
 /// Voluntary + involuntary context switches over every thread: each is a wake-up.
 fn switches(pid: u32) -> u64 {
-    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else { return 0 };
+    let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+        return 0;
+    };
     tasks
         .flatten()
         .map(|t| {
             let s = std::fs::read_to_string(t.path().join("status")).unwrap_or_default();
-            proc_kib_line(&s, "voluntary_ctxt_switches:") + proc_kib_line(&s, "nonvoluntary_ctxt_switches:")
+            proc_kib_line(&s, "voluntary_ctxt_switches:")
+                + proc_kib_line(&s, "nonvoluntary_ctxt_switches:")
         })
         .sum()
 }
@@ -568,7 +663,10 @@ fn median_of(runs: usize, mut f: impl FnMut() -> Result<f64, String>) -> Result<
 }
 
 fn now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
 }
 
 fn ms_since(t: Instant) -> f64 {
@@ -580,25 +678,50 @@ fn mib(kib: f64) -> String {
 }
 
 fn read_ns(path: &Path) -> Option<u128> {
-    std::fs::read_to_string(path).ok()?.lines().next()?.trim().parse().ok()
+    std::fs::read_to_string(path)
+        .ok()?
+        .lines()
+        .next()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 // ---------------------------------------------------------------------------
 // 1. Binary size
 
 fn fig_size(ctx: &Ctx) {
-    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len() as f64).unwrap_or(f64::NAN);
-    let ours = Cell::Val(size(&ctx.bin), format!("{:.2} MiB ({})", size(&ctx.bin) / 1048576.0, linkage(&ctx.bin)));
+    let size = |p: &Path| {
+        std::fs::metadata(p)
+            .map(|m| m.len() as f64)
+            .unwrap_or(f64::NAN)
+    };
+    let ours = Cell::Val(
+        size(&ctx.bin),
+        format!(
+            "{:.2} MiB ({})",
+            size(&ctx.bin) / 1048576.0,
+            linkage(&ctx.bin)
+        ),
+    );
     let peers = each_peer(|who| match who {
         Who::Supervisord if ctx.supervisord.is_none() => na("not installed"),
         Who::Supervisord => match dpkg_size("supervisor") {
             Some(kib) => na(format!("Python; Debian package {} installed", mib(kib))),
             None => na("Python"),
         },
-        _ => cell(ctx.peer_bin(who).map(|p| Cell::Val(size(p), format!("{:.1} KiB ({})", size(p) / 1024.0, linkage(p))))),
+        _ => cell(ctx.peer_bin(who).map(|p| {
+            Cell::Val(
+                size(p),
+                format!("{:.1} KiB ({})", size(p) / 1024.0, linkage(p)),
+            )
+        })),
     });
     let name = match which("tini-static") {
-        Some(s) => format!("binary size (as installed; tini-static here: {:.2} MiB)", size(&s) / 1048576.0),
+        Some(s) => format!(
+            "binary size (as installed; tini-static here: {:.2} MiB)",
+            size(&s) / 1048576.0
+        ),
         None => "binary size (as installed)".to_string(),
     };
     row(&name, ours, peers, "≤ 1.5 MiB stripped, static");
@@ -606,7 +729,9 @@ fn fig_size(ctx: &Ctx) {
 
 /// "static" or "dynamic": whether the ELF file has an interpreter (PT_INTERP).
 fn linkage(path: &Path) -> &'static str {
-    let Ok(b) = std::fs::read(path) else { return "unreadable" };
+    let Ok(b) = std::fs::read(path) else {
+        return "unreadable";
+    };
     if b.len() < 64 || &b[..4] != b"\x7fELF" || b[4] != 2 {
         return "not ELF64";
     }
@@ -615,13 +740,21 @@ fn linkage(path: &Path) -> &'static str {
     let (size, count) = (u16_at(0x36), u16_at(0x38));
     let interp = (0..count).any(|i| {
         let o = phoff + i * size;
-        b.get(o..o + 4).is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) == 3)
+        b.get(o..o + 4)
+            .is_some_and(|t| u32::from_le_bytes([t[0], t[1], t[2], t[3]]) == 3)
     });
-    if interp { "dynamic" } else { "static" }
+    if interp {
+        "dynamic"
+    } else {
+        "static"
+    }
 }
 
 fn dpkg_size(package: &str) -> Option<f64> {
-    let out = Command::new("dpkg-query").args(["-W", "-f=${Installed-Size}", package]).output().ok()?;
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f=${Installed-Size}", package])
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&out.stdout).trim().parse().ok()
 }
 
@@ -642,7 +775,11 @@ fn fig_memory(ctx: &Ctx) {
         }
         Ok((median(r), median(p)))
     };
-    let all: Vec<Result<(f64, f64), String>> = [Who::Ours].iter().chain(&PEERS).map(|&w| measure(w)).collect();
+    let all: Vec<Result<(f64, f64), String>> = [Who::Ours]
+        .iter()
+        .chain(&PEERS)
+        .map(|&w| measure(w))
+        .collect();
     let pick = |i: usize, pss: bool| {
         cell(all[i].clone().map(|(r, p)| {
             let v = if pss { p } else { r };
@@ -650,7 +787,12 @@ fn fig_memory(ctx: &Ctx) {
         }))
     };
     let note = format!("median of {runs}, one at a time, job running and quiet");
-    row(&format!("RSS supervising one `sleep` job ({note})"), pick(0, false), [pick(1, false), pick(2, false), pick(3, false)], "≤ 2 MiB");
+    row(
+        &format!("RSS supervising one `sleep` job ({note})"),
+        pick(0, false),
+        [pick(1, false), pick(2, false), pick(3, false)],
+        "≤ 2 MiB",
+    );
     row(
         "PSS, same (shared pages split among their users on this machine)",
         pick(0, true),
@@ -665,7 +807,7 @@ fn fig_memory(ctx: &Ctx) {
 fn fig_idle(ctx: &Ctx) {
     let secs = if ctx.quick { 2 } else { 10 };
     let per = 3; // instances of each, measured over the same window
-    // Ours with no timer, ours with a 1 s health check, then the peers.
+                 // Ours with no timer, ours with a 1 s health check, then the peers.
     let health = r#"{ name: "job", exec: "sleep 1000", health: { exec: "true", interval: 1 } }"#;
     let mut groups: Vec<Result<Vec<Daemon>, String>> = Vec::new();
     for variant in 0..5 {
@@ -683,7 +825,8 @@ fn fig_idle(ctx: &Ctx) {
     for g in groups.iter_mut() {
         if let Ok(ds) = g {
             for d in ds.iter() {
-                if let Err(e) = d.wait_until("the job to run", Duration::from_secs(20), job_running) {
+                if let Err(e) = d.wait_until("the job to run", Duration::from_secs(20), job_running)
+                {
                     *g = Err(e);
                     break;
                 }
@@ -692,15 +835,29 @@ fn fig_idle(ctx: &Ctx) {
     }
     let pids: Vec<u32> = groups.iter().flatten().flatten().map(|d| d.pid).collect();
     settle(&pids);
-    let before: Vec<(u32, u64, u64)> = pids.iter().map(|&p| (p, cpu_ticks(p), switches(p))).collect();
+    let before: Vec<(u32, u64, u64)> = pids
+        .iter()
+        .map(|&p| (p, cpu_ticks(p), switches(p)))
+        .collect();
     std::thread::sleep(Duration::from_secs(secs));
     let delta = |d: &Daemon| {
-        let (_, t0, s0) = before.iter().find(|b| b.0 == d.pid).copied().unwrap_or((0, 0, 0));
-        (cpu_ticks(d.pid).saturating_sub(t0) as f64, switches(d.pid).saturating_sub(s0) as f64)
+        let (_, t0, s0) = before
+            .iter()
+            .find(|b| b.0 == d.pid)
+            .copied()
+            .unwrap_or((0, 0, 0));
+        (
+            cpu_ticks(d.pid).saturating_sub(t0) as f64,
+            switches(d.pid).saturating_sub(s0) as f64,
+        )
     };
     let fig = |g: &Result<Vec<Daemon>, String>, switches: bool| {
         cell(g.as_ref().map_err(Clone::clone).map(|ds| {
-            let v = median(ds.iter().map(|d| if switches { delta(d).1 } else { delta(d).0 }).collect());
+            let v = median(
+                ds.iter()
+                    .map(|d| if switches { delta(d).1 } else { delta(d).0 })
+                    .collect(),
+            );
             Cell::Val(v, format!("{v:.0}"))
         }))
     };
@@ -709,15 +866,35 @@ fn fig_idle(ctx: &Ctx) {
         other => other,
     };
     let no_hc = || na("no health checks");
-    let name = |what: &str, how: &str| format!("{what} over {secs} idle s, one `sleep` job, {how} (median of {per})");
-    row(&name("CPU ticks (utime+stime)", "no timers"), fig(&groups[0], false), [fig(&groups[2], false), fig(&groups[3], false), fig(&groups[4], false)], "0");
+    let name = |what: &str, how: &str| {
+        format!("{what} over {secs} idle s, one `sleep` job, {how} (median of {per})")
+    };
+    row(
+        &name("CPU ticks (utime+stime)", "no timers"),
+        fig(&groups[0], false),
+        [
+            fig(&groups[2], false),
+            fig(&groups[3], false),
+            fig(&groups[4], false),
+        ],
+        "0",
+    );
     row(
         &name("context switches (all threads)", "no timers"),
         fig(&groups[0], true),
-        [fig(&groups[2], true), fig(&groups[3], true), fig(&groups[4], true)],
+        [
+            fig(&groups[2], true),
+            fig(&groups[3], true),
+            fig(&groups[4], true),
+        ],
         "0 (no wake-ups)",
     );
-    row(&name("CPU ticks", "health check `true` every 1 s"), fig(&groups[1], false), [no_hc(), no_hc(), no_hc()], "");
+    row(
+        &name("CPU ticks", "health check `true` every 1 s"),
+        fig(&groups[1], false),
+        [no_hc(), no_hc(), no_hc()],
+        "",
+    );
     row(
         &name("context switches", "health check `true` every 1 s"),
         per_check(fig(&groups[1], true)),
@@ -744,9 +921,11 @@ fn fig_true_job(ctx: &Ctx) {
         let mut d = Daemon::spawn(l.cmd)?;
         if who == Who::Supervisord {
             // supervisord never exits by itself: until it logs the exit.
-            d.wait_until("supervisord to log the exit", Duration::from_secs(20), |_| {
-                std::fs::read_to_string(&log).is_ok_and(|s| s.contains("exited: job"))
-            })?;
+            d.wait_until(
+                "supervisord to log the exit",
+                Duration::from_secs(20),
+                |_| std::fs::read_to_string(&log).is_ok_and(|s| s.contains("exited: job")),
+            )?;
         } else {
             let st = d.wait_exit(Duration::from_secs(20))?;
             if !st.success() {
@@ -757,7 +936,11 @@ fn fig_true_job(ctx: &Ctx) {
     };
     let fig = |who: Who| {
         cell(median_of(ctx.runs_of(who), || once(who)).map(|v| {
-            let how = if who == Who::Supervisord { " until it logs `exited: job` (it keeps running)" } else { " until it exits 0" };
+            let how = if who == Who::Supervisord {
+                " until it logs `exited: job` (it keeps running)"
+            } else {
+                " until it exits 0"
+            };
             Cell::Val(v, format!("{v:.2} ms{how}"))
         }))
     };
@@ -776,10 +959,17 @@ fn fig_ping(ctx: &Ctx) {
     let ours = || -> Result<f64, String> {
         let l = ctx.launch(Who::Ours, &argv(&["sleep", "1000"]))?;
         let (cfg, sock) = (l.cfg.clone().unwrap_or_default(), l.dir.join("cp.sock"));
-        let _d = start_until(l.cmd, "the control socket", |_| UnixStream::connect(&sock).is_ok())?;
+        let _d = start_until(l.cmd, "the control socket", |_| {
+            UnixStream::connect(&sock).is_ok()
+        })?;
         median_of(if ctx.quick { 20 } else { 200 }, || {
             let t = Instant::now();
-            let st = Command::new(&ctx.bin).arg("-config").arg(&cfg).arg("-ping").stdout(Stdio::null()).status();
+            let st = Command::new(&ctx.bin)
+                .arg("-config")
+                .arg(&cfg)
+                .arg("-ping")
+                .stdout(Stdio::null())
+                .status();
             if !st.is_ok_and(|s| s.success()) {
                 return Err("-ping failed".into());
             }
@@ -787,13 +977,26 @@ fn fig_ping(ctx: &Ctx) {
         })
     };
     let supervisorctl = || -> Result<f64, String> {
-        let ctl = ctx.supervisorctl.clone().ok_or("supervisorctl not installed")?;
+        let ctl = ctx
+            .supervisorctl
+            .clone()
+            .ok_or("supervisorctl not installed")?;
         let l = ctx.launch(Who::Supervisord, &argv(&["sleep", "1000"]))?;
-        let (conf, sock) = (l.cfg.clone().unwrap_or_default(), l.dir.join("supervisor.sock"));
-        let _d = start_until(l.cmd, "the job and the socket", |pid| job_running(pid) && UnixStream::connect(&sock).is_ok())?;
+        let (conf, sock) = (
+            l.cfg.clone().unwrap_or_default(),
+            l.dir.join("supervisor.sock"),
+        );
+        let _d = start_until(l.cmd, "the job and the socket", |pid| {
+            job_running(pid) && UnixStream::connect(&sock).is_ok()
+        })?;
         median_of(if ctx.quick { 5 } else { 21 }, || {
             let t = Instant::now();
-            let st = Command::new(&ctl).arg("-c").arg(&conf).arg("status").stdout(Stdio::null()).status();
+            let st = Command::new(&ctl)
+                .arg("-c")
+                .arg(&conf)
+                .arg("status")
+                .stdout(Stdio::null())
+                .status();
             if !st.is_ok_and(|s| s.success()) {
                 return Err("supervisorctl status failed".into());
             }
@@ -805,7 +1008,12 @@ fn fig_ping(ctx: &Ctx) {
         na("no control plane"),
         cell(supervisorctl().map(|v| Cell::Val(v, format!("{v:.2} ms (`supervisorctl status`)")))),
     ];
-    row("`-ping` as a whole process (median)", ms_cell(ours()), peers, "≤ 1 ms");
+    row(
+        "`-ping` as a whole process (median)",
+        ms_cell(ours()),
+        peers,
+        "≤ 1 ms",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -818,7 +1026,9 @@ fn fig_control_load(ctx: &Ctx) {
         Err(e) => return row("control socket", na(e), [na(""), na(""), na("")], ""),
     };
     let sock = l.dir.join("cp.sock");
-    let ours = match start_until(l.cmd, "the control socket", |_| UnixStream::connect(&sock).is_ok()) {
+    let ours = match start_until(l.cmd, "the control socket", |_| {
+        UnixStream::connect(&sock).is_ok()
+    }) {
         Ok(d) => d,
         Err(e) => return row("control socket", na(e), [na(""), na(""), na("")], ""),
     };
@@ -838,12 +1048,19 @@ fn fig_control_load(ctx: &Ctx) {
     );
     let sv_n = n / 25;
     let sv_rss0 = sv.as_ref().map(|(d, _)| rss(d.pid)).unwrap_or(0);
-    for (what, req, clients) in [("GET /v3/ping", &ping, 1), ("GET /v3/ping", &ping, 4), ("POST /v3/env", &env, 1), ("POST /v3/env", &env, 4)] {
+    for (what, req, clients) in [
+        ("GET /v3/ping", &ping, 1),
+        ("GET /v3/ping", &ping, 4),
+        ("POST /v3/env", &env, 1),
+        ("POST /v3/env", &env, 4),
+    ] {
         let fig = cell(load(&addr, std::slice::from_ref(req), clients, n).map(|s| s.cell()));
         let sv_cell = match (&sv, what) {
-            (Ok((_, a)), "GET /v3/ping") => {
-                cell(load(a, std::slice::from_ref(&rpc), clients, sv_n).map(|s| s.cell()).map(|c| relabel(c, "XML-RPC `supervisor.getState`: ")))
-            }
+            (Ok((_, a)), "GET /v3/ping") => cell(
+                load(a, std::slice::from_ref(&rpc), clients, sv_n)
+                    .map(|s| s.cell())
+                    .map(|c| relabel(c, "XML-RPC `supervisor.getState`: ")),
+            ),
             (Err(e), "GET /v3/ping") => na(e.clone()),
             _ => na("no equivalent"),
         };
@@ -851,18 +1068,28 @@ fn fig_control_load(ctx: &Ctx) {
             &format!("`{what}`, {clients} client(s), one connection per request ({n} requests)"),
             fig,
             [na("no control plane"), na("no control plane"), sv_cell],
-            if what == "GET /v3/ping" && clients == 1 { "≥ 21 000 req/s, p99 ≤ 150 µs" } else { "" },
+            if what == "GET /v3/ping" && clients == 1 {
+                "≥ 21 000 req/s, p99 ≤ 150 µs"
+            } else {
+                ""
+            },
         );
     }
     let rss1 = rss(ours.pid);
     row(
-        &format!("RSS before / after {} control requests (after a 200-request warm-up)", 4 * n),
+        &format!(
+            "RSS before / after {} control requests (after a 200-request warm-up)",
+            4 * n
+        ),
         growth_cell(rss0, rss1),
         [
             na("no control plane"),
             na("no control plane"),
             cell(sv.as_ref().map_err(Clone::clone).map(|(d, _)| {
-                relabel(growth_cell(sv_rss0, rss(d.pid)), &format!("after {} XML-RPC calls: ", 2 * sv_n))
+                relabel(
+                    growth_cell(sv_rss0, rss(d.pid)),
+                    &format!("after {} XML-RPC calls: ", 2 * sv_n),
+                )
             })),
         ],
         "flat within 10 %",
@@ -872,7 +1099,9 @@ fn fig_control_load(ctx: &Ctx) {
 fn supervisord_for_rpc(ctx: &Ctx) -> Result<(Daemon, Addr), String> {
     let l = ctx.launch(Who::Supervisord, &argv(&["sleep", "1000"]))?;
     let sock = l.dir.join("supervisor.sock");
-    let d = start_until(l.cmd, "the job and the socket", |pid| job_running(pid) && UnixStream::connect(&sock).is_ok())?;
+    let d = start_until(l.cmd, "the job and the socket", |pid| {
+        job_running(pid) && UnixStream::connect(&sock).is_ok()
+    })?;
     Ok((d, Addr::Unix(sock)))
 }
 
@@ -887,7 +1116,11 @@ fn growth_cell(before_kib: u64, after_kib: u64) -> Cell {
     let g = (after_kib as f64 - before_kib as f64) / before_kib.max(1) as f64 * 100.0;
     Cell::Val(
         after_kib as f64,
-        format!("{} → {} ({g:+.1} %)", mib(before_kib as f64), mib(after_kib as f64)),
+        format!(
+            "{} → {} ({g:+.1} %)",
+            mib(before_kib as f64),
+            mib(after_kib as f64)
+        ),
     )
 }
 
@@ -936,7 +1169,10 @@ fn roundtrip(addr: &Addr, req: &[u8], keep: bool) -> Result<Vec<u8>, String> {
     if out.starts_with(b"HTTP/1.1 200") || out.starts_with(b"HTTP/1.0 200") {
         Ok(out)
     } else {
-        Err(format!("answered {:?}", String::from_utf8_lossy(&out[..out.len().min(16)])))
+        Err(format!(
+            "answered {:?}",
+            String::from_utf8_lossy(&out[..out.len().min(16)])
+        ))
     }
 }
 
@@ -948,7 +1184,10 @@ struct LoadStats {
 impl LoadStats {
     fn cell(mut self) -> Cell {
         let (p50, p99) = (pct(&mut self.lat_us, 0.5), pct(&mut self.lat_us, 0.99));
-        Cell::Val(self.rps, format!("{:.0} req/s, p50 {p50:.0} µs, p99 {p99:.0} µs", self.rps))
+        Cell::Val(
+            self.rps,
+            format!("{:.0} req/s, p50 {p50:.0} µs, p99 {p99:.0} µs", self.rps),
+        )
     }
 }
 
@@ -976,7 +1215,10 @@ fn load(addr: &Addr, reqs: &[Vec<u8>], clients: usize, n: usize) -> Result<LoadS
     for h in handles {
         all.extend(h.join().map_err(|_| "client panicked".to_string())??);
     }
-    Ok(LoadStats { rps: all.len() as f64 / start.elapsed().as_secs_f64(), lat_us: all })
+    Ok(LoadStats {
+        rps: all.len() as f64 / start.elapsed().as_secs_f64(),
+        lat_us: all,
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -1009,12 +1251,23 @@ fn fig_reap(ctx: &Ctx) {
                 _ => return Err("reaps orphans only as PID 1, and no PID namespace here".into()),
             }
         };
-        d.wait_until("the last orphan", Duration::from_secs(60), |_| read_ns(&done).is_some())?;
+        d.wait_until("the last orphan", Duration::from_secs(60), |_| {
+            read_ns(&done).is_some()
+        })?;
         let left = zombie_children(d.pid) as f64;
-        d.wait_until("no zombies", Duration::from_secs(30), |pid| zombie_children(pid) == 0)?;
+        d.wait_until("no zombies", Duration::from_secs(30), |pid| {
+            zombie_children(pid) == 0
+        })?;
         let clear = now_ns();
-        let (t0, t1) = (read_ns(&start).unwrap_or(clear), read_ns(&done).unwrap_or(clear));
-        Ok((left, (clear.saturating_sub(t1)) as f64 / 1e6, (clear.saturating_sub(t0)) as f64 / 1e6))
+        let (t0, t1) = (
+            read_ns(&start).unwrap_or(clear),
+            read_ns(&done).unwrap_or(clear),
+        );
+        Ok((
+            left,
+            (clear.saturating_sub(t1)) as f64 / 1e6,
+            (clear.saturating_sub(t0)) as f64 / 1e6,
+        ))
     };
     let fig = |who: Who| {
         let mut v = Vec::new();
@@ -1030,9 +1283,22 @@ fn fig_reap(ctx: &Ctx) {
         let total = median(v.iter().map(|r| r.2).collect());
         Cell::Val(total, format!("{left:.0} left at the last fork; none {lag:.0} ms later; {total:.0} ms from the first fork"))
     };
-    let how = if ctx.pidns { "init as PID 1 of a new PID namespace" } else { "as subreaper" };
-    let runs = if runs == 1 { "1 run".to_string() } else { format!("median of {runs}, supervisord 1 run") };
-    row(&format!("{n} orphaned zombies reaped ({how}; {runs})"), fig(Who::Ours), each_peer(fig), "none left (as tini)");
+    let how = if ctx.pidns {
+        "init as PID 1 of a new PID namespace"
+    } else {
+        "as subreaper"
+    };
+    let runs = if runs == 1 {
+        "1 run".to_string()
+    } else {
+        format!("median of {runs}, supervisord 1 run")
+    };
+    row(
+        &format!("{n} orphaned zombies reaped ({how}; {runs})"),
+        fig(Who::Ours),
+        each_peer(fig),
+        "none left (as tini)",
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -1059,22 +1325,27 @@ fn fig_startup(ctx: &Ctx) {
     let mark = ctx.dir.join("mark");
     let job = argv(&[&ctx.me.to_string_lossy(), "mark", &mark.to_string_lossy()]);
     // ns from just before the spawn until the mark job records that it runs.
-    let to_mark = |spawn: &mut dyn FnMut() -> Result<Option<Daemon>, String>| -> Result<f64, String> {
-        let _ = std::fs::remove_file(&mark);
-        let t0 = now_ns();
-        let _d = spawn()?;
-        if !wait_until(Duration::from_secs(20), || read_ns(&mark).is_some()) {
-            return Err("the job never ran".into());
-        }
-        Ok(read_ns(&mark).unwrap_or(t0).saturating_sub(t0) as f64 / 1e6)
-    };
+    let to_mark =
+        |spawn: &mut dyn FnMut() -> Result<Option<Daemon>, String>| -> Result<f64, String> {
+            let _ = std::fs::remove_file(&mark);
+            let t0 = now_ns();
+            let _d = spawn()?;
+            if !wait_until(Duration::from_secs(20), || read_ns(&mark).is_some()) {
+                return Err("the job never ran".into());
+            }
+            Ok(read_ns(&mark).unwrap_or(t0).saturating_sub(t0) as f64 / 1e6)
+        };
     let mut directs = Vec::new();
     // Each run: the job exec'd directly, then through `who`; own overhead = the difference.
     let mut through = |who: Who| -> Result<(f64, f64), String> {
         let (mut own, mut all) = (vec![], vec![]);
         for _ in 0..ctx.runs_of(who) {
             let direct = to_mark(&mut || {
-                Command::new(&ctx.me).arg("mark").arg(&mark).status().map_err(|e| e.to_string())?;
+                Command::new(&ctx.me)
+                    .arg("mark")
+                    .arg(&mark)
+                    .status()
+                    .map_err(|e| e.to_string())?;
                 Ok(None)
             })?;
             let l = ctx.launch(who, &job)?;
@@ -1087,7 +1358,12 @@ fn fig_startup(ctx: &Ctx) {
         Ok((median(own), median(all)))
     };
     let mut fig = |who: Who| {
-        cell(through(who).map(|(own, all)| Cell::Val(own.max(0.0), format!("{:.2} ms ({all:.2} ms to the job)", own.max(0.0)))))
+        cell(through(who).map(|(own, all)| {
+            Cell::Val(
+                own.max(0.0),
+                format!("{:.2} ms ({all:.2} ms to the job)", own.max(0.0)),
+            )
+        }))
     };
     let ours = fig(Who::Ours);
     let peers = each_peer(&mut fig);
@@ -1107,16 +1383,25 @@ fn fig_startup(ctx: &Ctx) {
 
 fn fig_telemetry(ctx: &Ctx) {
     let none = || [na("no metrics"), na("no metrics"), na("no metrics")];
-    let (scrapes, observations) = if ctx.quick { (1_000, 10_000) } else { (10_000, 100_000) };
+    let (scrapes, observations) = if ctx.quick {
+        (1_000, 10_000)
+    } else {
+        (10_000, 100_000)
+    };
     let port = match TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()) {
         Ok(a) => a.port(),
         Err(e) => return row("telemetry", na(e.to_string()), none(), ""),
     };
     // 100 user metrics: 97 gauges, a counter, a histogram and the summary observed below.
-    let mut metrics: Vec<String> =
-        (0..97).map(|i| format!("{{ namespace: \"a\", name: \"m{i}\", help: \"gauge {i}\", type: \"gauge\" }}")).collect();
+    let mut metrics: Vec<String> = (0..97)
+        .map(|i| {
+            format!("{{ namespace: \"a\", name: \"m{i}\", help: \"gauge {i}\", type: \"gauge\" }}")
+        })
+        .collect();
     for (name, kind) in [("c", "counter"), ("h", "histogram"), ("obs", "summary")] {
-        metrics.push(format!("{{ namespace: \"a\", name: \"{name}\", help: \"a {kind}\", type: \"{kind}\" }}"));
+        metrics.push(format!(
+            "{{ namespace: \"a\", name: \"{name}\", help: \"a {kind}\", type: \"{kind}\" }}"
+        ));
     }
     let top = format!(
         "telemetry: {{ port: {port}, interfaces: [\"static:127.0.0.1\"], metrics: [{}] }},",
@@ -1135,7 +1420,12 @@ fn fig_telemetry(ctx: &Ctx) {
     let (web, ctl) = (Addr::Tcp(tcp), Addr::Unix(sock));
     let scrape = http("GET", "/metrics", "text/plain", "");
     let exposed = roundtrip(&web, &scrape, true)
-        .map(|b| String::from_utf8_lossy(&b).lines().filter(|l| l.starts_with("# TYPE a_")).count())
+        .map(|b| {
+            String::from_utf8_lossy(&b)
+                .lines()
+                .filter(|l| l.starts_with("# TYPE a_"))
+                .count()
+        })
         .unwrap_or(0);
 
     let _ = load(&web, std::slice::from_ref(&scrape), 1, 100); // warm-up
@@ -1148,11 +1438,23 @@ fn fig_telemetry(ctx: &Ctx) {
         none(),
         "≥ 8 500 req/s",
     );
-    row(&format!("RSS before / after {scrapes} scrapes (after 100 warm-up)"), growth_cell(rss0, rss1), none(), "flat within 10 %");
+    row(
+        &format!("RSS before / after {scrapes} scrapes (after 100 warm-up)"),
+        growth_cell(rss0, rss1),
+        none(),
+        "flat within 10 %",
+    );
 
     // Distinct values, as a summary that kept every observation would grow.
     let posts: Vec<Vec<u8>> = (0..1000)
-        .map(|i| http("POST", "/v3/metric", "application/json", &format!("{{\"a_obs\": {}}}", i as f64 * 0.37 + 0.001)))
+        .map(|i| {
+            http(
+                "POST",
+                "/v3/metric",
+                "application/json",
+                &format!("{{\"a_obs\": {}}}", i as f64 * 0.37 + 0.001),
+            )
+        })
         .collect();
     let _ = load(&ctl, &posts[..200], 1, 200); // warm-up
     let rss2 = rss(d.pid);
@@ -1173,15 +1475,32 @@ fn fig_telemetry(ctx: &Ctx) {
 // 10. Consul (against the tests' Consul double)
 
 fn fig_consul(ctx: &Ctx) {
-    let none = || [na("no Consul integration"), na("no Consul integration"), na("no Consul integration")];
+    let none = || {
+        [
+            na("no Consul integration"),
+            na("no Consul integration"),
+            na("no Consul integration"),
+        ]
+    };
     let runs = if ctx.quick { 2 } else { 5 };
     let fake = consul::FakeConsul::start();
-    fake.set_instances("backend", consul::DATACENTER, vec![("10.0.0.1", 5432, vec![])]);
+    fake.set_instances(
+        "backend",
+        consul::DATACENTER,
+        vec![("10.0.0.1", 5432, vec![])],
+    );
     let dir = ctx.fresh_dir("consul");
     let (fail, failed_at, mark) = (dir.join("fail"), dir.join("failed-at"), dir.join("mark"));
     // The check fails while `fail` exists, noting when (ns) before it exits 1.
-    let check = format!("if [ -e {} ]; then date +%s%N >> {}; exit 1; fi", fail.display(), failed_at.display());
-    let top = format!("consul: \"{}\", watches: [{{ name: \"backend\", interval: 1 }}],", fake.addr());
+    let check = format!(
+        "if [ -e {} ]; then date +%s%N >> {}; exit 1; fi",
+        fail.display(),
+        failed_at.display()
+    );
+    let top = format!(
+        "consul: \"{}\", watches: [{{ name: \"backend\", interval: 1 }}],",
+        fake.addr()
+    );
     let jobs = format!(
         "{{ name: \"app\", exec: \"sleep 1000\", port: 8080, interfaces: [\"static:127.0.0.1\"], \
            health: {{ exec: {}, interval: \"250ms\", ttl: 10 }} }}, \
@@ -1214,7 +1533,12 @@ fn fig_consul(ctx: &Ctx) {
         if !fake.wait_for(t, |s| s.requests.iter().any(critical_req)) {
             return Err("the check never went critical".into());
         }
-        let at = fake.requests().into_iter().find(|r| critical_req(r)).map(|r| wall(r.at)).unwrap_or(0);
+        let at = fake
+            .requests()
+            .into_iter()
+            .find(|r| critical_req(r))
+            .map(|r| wall(r.at))
+            .unwrap_or(0);
         let _ = std::fs::remove_file(&fail);
         let failed = read_ns(&failed_at).ok_or("the check did not note its failure")?;
         Ok(at.saturating_sub(failed) as f64 / 1e6)
@@ -1238,7 +1562,9 @@ fn fig_consul(ctx: &Ctx) {
         }
         let _ = std::fs::remove_file(&mark);
         count += 1;
-        let instances: Vec<(&str, u16, Vec<&str>)> = (0..count).map(|i| ("10.0.0.1", 5432 + i as u16, vec![])).collect();
+        let instances: Vec<(&str, u16, Vec<&str>)> = (0..count)
+            .map(|i| ("10.0.0.1", 5432 + i as u16, vec![]))
+            .collect();
         let t0 = Instant::now();
         let t0_ns = now_ns();
         fake.set_instances("backend", consul::DATACENTER, instances);

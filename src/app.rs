@@ -17,16 +17,18 @@ use serde_json::{json, Value};
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::config::{Config, JobConfig, WatchConfig, When};
-use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, Registration, WatchResult, WatchState};
+use crate::control::Control;
+use crate::discovery::{
+    self, Agent, Command as DiscoveryCmd, Poller, Registration, WatchResult, WatchState,
+};
 use crate::event::{Event, EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::health::{self, CheckRun};
 use crate::job::{Action, Health, Job, Phase};
 use crate::log::{self, Level};
-use crate::control::Control;
 use crate::metrics::{self, Histogram, JobSample, Registry, RequestCounter};
-use crate::telemetry::Telemetry;
 use crate::process::{self, Launch, RunnerCmd};
 use crate::signals;
+use crate::telemetry::Telemetry;
 
 /// A job's identity for the threads that report on it. Stable across reloads
 /// (a replaced job gets a new id), unlike its position in the job list.
@@ -53,7 +55,10 @@ pub enum Msg {
     /// A control request, already parsed and validated on the sender's thread.
     Control(ControlReq, Sender<Reply>),
     /// A control-plane request was answered (for `containerpilot_control_http_requests`).
-    Requested { code: u16, path: &'static str },
+    Requested {
+        code: u16,
+        path: &'static str,
+    },
     /// A watch's health query finished.
     Watched(WatchResult),
     /// Discovery has deregistered every service (or given up trying).
@@ -264,7 +269,10 @@ impl App {
 
     fn register(&self, i: usize) {
         let e = &self.entries[i];
-        if let (Some(agent), Some(mut reg)) = (&self.agent, Registration::for_job(&e.job.cfg, &self.hostname)) {
+        if let (Some(agent), Some(mut reg)) = (
+            &self.agent,
+            Registration::for_job(&e.job.cfg, &self.hostname),
+        ) {
             if self.maintenance {
                 // Added by a reload during maintenance: nothing may be
                 // registered now; it comes in at its first passing check
@@ -417,9 +425,9 @@ impl App {
                 s.abandoned
                     || s.deregistering.is_none()
                         && self
-                        .entries
-                        .iter()
-                        .all(|e| !e.job.is_running() && e.job.phase != Phase::Stopping)
+                            .entries
+                            .iter()
+                            .all(|e| !e.job.is_running() && e.job.phase != Phase::Stopping)
             }
         }
     }
@@ -439,7 +447,10 @@ impl App {
             .iter()
             .filter(|_| self.shutdown.is_none())
             .map(|w| w.due);
-        jobs.chain(kill_all).chain(deregistered).chain(watches).min()
+        jobs.chain(kill_all)
+            .chain(deregistered)
+            .chain(watches)
+            .min()
     }
 
     fn index(&self, id: JobId) -> Option<usize> {
@@ -492,7 +503,11 @@ impl App {
             Msg::Requested { code, path } => self.requests.inc(code, path),
             Msg::Watched(r) => self.on_watched(r),
             Msg::Deregistered => {
-                if self.shutdown.as_ref().is_some_and(|s| s.deregistering.is_some()) {
+                if self
+                    .shutdown
+                    .as_ref()
+                    .is_some_and(|s| s.deregistering.is_some())
+                {
                     self.publish_shutdown();
                 }
             }
@@ -512,9 +527,12 @@ impl App {
                 Ok(Value::Null)
             }
             ControlReq::PutMetric(pairs) => self.put_metrics(pairs),
-            ControlReq::Environment => {
-                Ok(Value::Object(self.child_env().into_iter().map(|(k, v)| (k, Value::String(v))).collect()))
-            }
+            ControlReq::Environment => Ok(Value::Object(
+                self.child_env()
+                    .into_iter()
+                    .map(|(k, v)| (k, Value::String(v)))
+                    .collect(),
+            )),
             ControlReq::Maintenance(on) => Ok(json!({ "updated": self.set_maintenance(on) })),
             ControlReq::Reload(cfg) => {
                 self.reload(*cfg);
@@ -599,7 +617,11 @@ impl App {
     }
 
     fn hurry(&mut self) {
-        if self.shutdown.as_ref().is_some_and(|s| s.deregistering.is_some()) {
+        if self
+            .shutdown
+            .as_ref()
+            .is_some_and(|s| s.deregistering.is_some())
+        {
             self.publish_shutdown();
             self.drain();
         }
@@ -730,12 +752,16 @@ impl App {
                 Action::Check => self.run_check(i),
                 // A replaced job's successor has the same service ID.
                 Action::Pass | Action::Fail(_) | Action::Deregister if quiet => {}
-                Action::Pass => self.discover(DiscoveryCmd::Pass { id: self.service_id(i) }),
+                Action::Pass => self.discover(DiscoveryCmd::Pass {
+                    id: self.service_id(i),
+                }),
                 Action::Fail(output) => self.discover(DiscoveryCmd::Fail {
                     id: self.service_id(i),
                     output,
                 }),
-                Action::Deregister => self.discover(DiscoveryCmd::Deregister { id: self.service_id(i) }),
+                Action::Deregister => self.discover(DiscoveryCmd::Deregister {
+                    id: self.service_id(i),
+                }),
                 Action::Log(msg) => {
                     log::log(Level::Info, &msg, &[("job", self.entries[i].job.name())])
                 }
@@ -892,7 +918,9 @@ impl App {
             self.apply(i, actions);
         }
         if on {
-            self.discover(DiscoveryCmd::DeregisterAll { done: Box::new(|| {}) });
+            self.discover(DiscoveryCmd::DeregisterAll {
+                done: Box::new(|| {}),
+            });
         }
         let code = if on {
             EventCode::EnterMaintenance
@@ -1013,7 +1041,9 @@ impl App {
     /// the old agent cleanly and start over with the new one.
     fn restart_discovery(&mut self) {
         if let Some(old) = self.agent.take() {
-            old.send(DiscoveryCmd::DeregisterAll { done: Box::new(|| {}) });
+            old.send(DiscoveryCmd::DeregisterAll {
+                done: Box::new(|| {}),
+            });
             // Dropping detaches: the worker finishes deregistering on its own.
         }
         self.poller = None;
@@ -1033,7 +1063,12 @@ impl App {
         let watched: Vec<(String, usize)> = self
             .watches
             .iter()
-            .map(|w| (w.cfg.name.clone(), w.state.instances().map_or(0, |s| s.len())))
+            .map(|w| {
+                (
+                    w.cfg.name.clone(),
+                    w.state.instances().map_or(0, |s| s.len()),
+                )
+            })
             .collect();
         metrics::render_watch_instances(&watched, &mut out);
         let jobs: Vec<JobSample> = self

@@ -17,7 +17,9 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// given (only that key is read, so a hook never fails on an unrelated part
 /// of the config), else the default path.
 pub fn socket_path(config_path: Option<&Path>) -> Result<PathBuf, String> {
-    let Some(path) = config_path else { return Ok(PathBuf::from(DEFAULT_SOCKET)) };
+    let Some(path) = config_path else {
+        return Ok(PathBuf::from(DEFAULT_SOCKET));
+    };
     let rendered = config::render(path, &config::environment()).map_err(|e| e.to_string())?;
     let root = config::tree::parse(&rendered).map_err(|e| format!("cannot parse config: {e}"))?;
     let socket = object_get(&root, "control").and_then(|c| object_get(c, "socket"));
@@ -45,10 +47,25 @@ pub fn run(config_path: Option<&Path>, cmd: &ClientCmd) -> Result<String, String
         ClientCmd::PutEnv(pairs) => ("/v3/env", Some(env_body(pairs))),
         ClientCmd::PutMetric(pairs) => ("/v3/metric", Some(metric_body(pairs))),
     };
-    let method = if matches!(cmd, ClientCmd::Ping) { "GET" } else { "POST" };
+    let method = if matches!(cmd, ClientCmd::Ping) {
+        "GET"
+    } else {
+        "POST"
+    };
     let body = body.map(|b| b.to_string());
-    let resp = unix_request(&socket, method, path, body.as_deref().map(str::as_bytes), TIMEOUT)
-        .map_err(|e| format!("cannot reach the control socket at {}: {e}", socket.display()))?;
+    let resp = unix_request(
+        &socket,
+        method,
+        path,
+        body.as_deref().map(str::as_bytes),
+        TIMEOUT,
+    )
+    .map_err(|e| {
+        format!(
+            "cannot reach the control socket at {}: {e}",
+            socket.display()
+        )
+    })?;
     let text = String::from_utf8_lossy(&resp.body).into_owned();
     if !(200..300).contains(&resp.status) {
         let msg = serde_json::from_str::<Value>(&text)
@@ -80,7 +97,9 @@ fn metric_body(pairs: &[String]) -> Value {
     for p in pairs {
         let (k, v) = p.split_once('=').unwrap_or((p, ""));
         let value = match v.trim().parse::<f64>() {
-            Ok(f) if f.is_finite() => serde_json::Number::from_f64(f).map_or(Value::String(v.into()), Value::Number),
+            Ok(f) if f.is_finite() => {
+                serde_json::Number::from_f64(f).map_or(Value::String(v.into()), Value::Number)
+            }
             _ => Value::String(v.to_string()),
         };
         m.insert(k.to_string(), value);

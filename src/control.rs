@@ -37,11 +37,15 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
         std::fs::remove_file(path)
             .map_err(|e| format!("cannot remove stale control socket {}: {e}", path.display()))?;
     }
-    let listener =
-        UnixListener::bind(path).map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
+    let listener = UnixListener::bind(path)
+        .map_err(|e| format!("cannot listen on control socket {}: {e}", path.display()))?;
     // umask is process-wide and other threads may be spawning: chmod after bind instead.
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| format!("cannot set the mode of control socket {}: {e}", path.display()))?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(|e| {
+        format!(
+            "cannot set the mode of control socket {}: {e}",
+            path.display()
+        )
+    })?;
     Ok(listener)
 }
 
@@ -54,16 +58,25 @@ pub struct Control {
 impl Control {
     pub fn start(path: &Path, config_path: &Path, tx: Sender<Msg>) -> Result<Control, String> {
         let listener = bind(path)?;
-        let ctx = Ctx { tx, config_path: config_path.to_path_buf() };
+        let ctx = Ctx {
+            tx,
+            config_path: config_path.to_path_buf(),
+        };
         let handler = Arc::new(move |req: &Request| {
             let (label, resp) = ctx.handle(req);
             // Counted by the loop, which owns the metrics; fire and forget.
-            let _ = ctx.tx.send(Msg::Requested { code: resp.status, path: label });
+            let _ = ctx.tx.send(Msg::Requested {
+                code: resp.status,
+                path: label,
+            });
             resp
         });
         let handle = server::serve(listener, handler, Limits::default())
             .map_err(|e| format!("cannot serve control socket {}: {e}", path.display()))?;
-        Ok(Control { path: path.to_path_buf(), handle: Some(handle) })
+        Ok(Control {
+            path: path.to_path_buf(),
+            handle: Some(handle),
+        })
     }
 
     /// Stop serving and remove the socket file (dropping does the same).
@@ -105,7 +118,13 @@ impl Ctx {
         let path = route_path(req);
         match route(ROUTES, &req.method, &path) {
             Ok(name) => (name, self.dispatch(req, name)),
-            Err(resp) => (ROUTES.iter().find(|(p, _)| *p == path).map_or("other", |r| r.0), resp),
+            Err(resp) => (
+                ROUTES
+                    .iter()
+                    .find(|(p, _)| *p == path)
+                    .map_or("other", |r| r.0),
+                resp,
+            ),
         }
     }
 
@@ -152,9 +171,10 @@ impl Ctx {
     /// Validate the new config here, off the event loop; the loop only applies it.
     fn reload(&self) -> Response {
         let env = match self.call(ControlReq::Environment) {
-            Ok(Value::Object(m)) => {
-                m.into_iter().filter_map(|(k, v)| Some((k, v.as_str()?.to_string()))).collect()
-            }
+            Ok(Value::Object(m)) => m
+                .into_iter()
+                .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
+                .collect(),
             Ok(_) => config::environment(),
             Err((status, msg)) => return error(status, &msg),
         };
@@ -171,14 +191,25 @@ impl Ctx {
 }
 
 /// Find the route for `path`: its name, or the 404/405 (with `Allow`) to send.
-pub fn route(routes: &[(&'static str, &'static str)], method: &str, path: &str) -> Result<&'static str, Response> {
+pub fn route(
+    routes: &[(&'static str, &'static str)],
+    method: &str,
+    path: &str,
+) -> Result<&'static str, Response> {
     let Some((name, allowed)) = routes.iter().find(|(p, _)| *p == path) else {
         return Err(error(404, &format!("no such endpoint: {path}")));
     };
     let method_ok = method == *allowed || (method == "HEAD" && *allowed == "GET");
     if !method_ok {
-        let allow = if *allowed == "GET" { "GET, HEAD" } else { allowed };
-        return Err(error(405, &format!("method {method} not allowed on {name}")).with_header("Allow", allow));
+        let allow = if *allowed == "GET" {
+            "GET, HEAD"
+        } else {
+            allowed
+        };
+        return Err(
+            error(405, &format!("method {method} not allowed on {name}"))
+                .with_header("Allow", allow),
+        );
     }
     Ok(name)
 }
@@ -203,7 +234,9 @@ pub fn ask_loop_meanwhile(tx: &Sender<Msg>, req: ControlReq, meanwhile: impl FnO
 /// Requests to `http:/v3/env` arrive as `POST /env` with `Host: v3` (that is
 /// how curl reads the seeds' URLs): route them as if the path began with /v3.
 fn route_path(req: &Request) -> String {
-    let host_v3 = req.header("host").is_some_and(|h| h.eq_ignore_ascii_case("v3"));
+    let host_v3 = req
+        .header("host")
+        .is_some_and(|h| h.eq_ignore_ascii_case("v3"));
     if host_v3 && !req.path.starts_with("/v3/") {
         format!("/v3{}", req.path)
     } else {
@@ -221,7 +254,9 @@ fn parse_object(body: &[u8]) -> Result<Map<String, Value>, String> {
 
 fn valid_env_name(k: &str) -> bool {
     let mut chars = k.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
@@ -239,7 +274,9 @@ pub fn parse_env(body: &[u8]) -> Result<Vec<(String, Option<String>)>, String> {
             Value::Bool(b) => Some(b.to_string()),
             Value::Number(n) => Some(number_text(&n)),
             Value::Array(_) | Value::Object(_) => {
-                return Err(format!("the value of {k:?} must be a string, number, boolean or null"))
+                return Err(format!(
+                    "the value of {k:?} must be a string, number, boolean or null"
+                ))
             }
         };
         out.push((k, value));
@@ -271,7 +308,11 @@ pub fn parse_metrics(body: &[u8]) -> Result<Vec<(String, f64)>, String> {
         };
         match value {
             Some(f) if f.is_finite() => out.push((k, f)),
-            _ => return Err(format!("the value of metric {k:?} must be a number, got {v}")),
+            _ => {
+                return Err(format!(
+                    "the value of metric {k:?} must be a number, got {v}"
+                ))
+            }
         }
     }
     Ok(out)
@@ -283,7 +324,10 @@ mod tests {
 
     #[test]
     fn env_values() {
-        let got = parse_env(br#"{"A": "x=y", "B": "", "C": null, "D": 42, "E": 1.5, "F": 1e3, "G": true}"#).unwrap();
+        let got = parse_env(
+            br#"{"A": "x=y", "B": "", "C": null, "D": 42, "E": 1.5, "F": 1e3, "G": true}"#,
+        )
+        .unwrap();
         let want: Vec<(String, Option<String>)> = vec![
             ("A".into(), Some("x=y".into())),
             ("B".into(), None),
@@ -311,7 +355,10 @@ mod tests {
     #[test]
     fn metric_values() {
         let got = parse_metrics(br#"{"a": 2, "b": "1.5", "c": -3}"#).unwrap();
-        assert_eq!(got, vec![("a".into(), 2.0), ("b".into(), 1.5), ("c".into(), -3.0)]);
+        assert_eq!(
+            got,
+            vec![("a".into(), 2.0), ("b".into(), 1.5), ("c".into(), -3.0)]
+        );
         assert!(parse_metrics(br#"{"a": "x"}"#).is_err());
         assert!(parse_metrics(br#"{"a": true}"#).is_err());
         assert!(parse_metrics(br#"{"a": null}"#).is_err());

@@ -588,7 +588,6 @@ impl Job {
         self.global_stop_timeout = global_stop_timeout;
     }
 
-
     /// Second SIGTERM: stop waiting for anything.
     pub fn hurry(&mut self, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
@@ -917,7 +916,11 @@ mod tests {
         );
         assert_eq!(publishes(&j.on_checked(false, "boom")), vec![]);
         assert_eq!(publishes(&j.on_checked(true, "")), vec![EventCode::Healthy]);
-        assert_eq!(j.set_maintenance(true, t), vec![], "nothing to do for the job itself");
+        assert_eq!(
+            j.set_maintenance(true, t),
+            vec![],
+            "nothing to do for the job itself"
+        );
         assert!(
             j.on_checked(true, "").is_empty(),
             "maintenance ignores late results"

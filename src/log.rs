@@ -219,7 +219,6 @@ pub fn enabled(level: Level) -> bool {
     level >= global().level
 }
 
-
 /// Write one entry if `level` passes the configured level.
 /// `fields` are `job`, `pid`, `check`, `stream` as they apply.
 pub fn log(level: Level, msg: &str, fields: &[(&str, &str)]) {

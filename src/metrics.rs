@@ -50,7 +50,9 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::config::{MetricConfig, MetricKind};
 
 /// Prometheus's default histogram buckets.
-pub const DEFAULT_BUCKETS: [f64; 11] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0];
+pub const DEFAULT_BUCKETS: [f64; 11] = [
+    0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
 /// Prometheus's default summary objectives: (quantile, allowed rank error).
 pub const DEFAULT_OBJECTIVES: [(f64, f64); 3] = [(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)];
 /// How far back summary quantiles look.
@@ -98,8 +100,17 @@ impl Metric {
             )),
         };
         let mut head = String::new();
-        header(&mut head, &config.name, &config.help, kind_name(config.kind));
-        Metric { config: config.clone(), head, value }
+        header(
+            &mut head,
+            &config.name,
+            &config.help,
+            kind_name(config.kind),
+        );
+        Metric {
+            config: config.clone(),
+            head,
+            value,
+        }
     }
 }
 
@@ -114,7 +125,9 @@ fn kind_name(kind: MetricKind) -> &'static str {
 
 impl Registry {
     pub fn new(metrics: &[MetricConfig]) -> Registry {
-        let mut r = Registry { metrics: Vec::new() };
+        let mut r = Registry {
+            metrics: Vec::new(),
+        };
         r.reconfigure(metrics);
         r
     }
@@ -140,7 +153,9 @@ impl Registry {
     }
 
     fn find(&self, name: &str) -> Option<usize> {
-        self.metrics.binary_search_by(|m| m.config.name.as_str().cmp(name)).ok()
+        self.metrics
+            .binary_search_by(|m| m.config.name.as_str().cmp(name))
+            .ok()
     }
 
     /// Whether `apply(name, value)` would be accepted; the error is meant for
@@ -150,7 +165,10 @@ impl Registry {
             return Err(format!("unknown metric '{name}'"));
         };
         if !value.is_finite() {
-            return Err(format!("metric '{name}': value must be a finite number, got {}", go_float(value)));
+            return Err(format!(
+                "metric '{name}': value must be a finite number, got {}",
+                go_float(value)
+            ));
         }
         if self.metrics[i].config.kind == MetricKind::Counter && value < 0.0 {
             return Err(format!(
@@ -214,11 +232,20 @@ impl Histogram {
     /// Bounds are sorted and deduplicated; NaN and `+Inf` (always implicit,
     /// as in client_golang) are dropped, so any input makes a valid histogram.
     pub fn new(bounds: &[f64]) -> Histogram {
-        let mut b: Vec<f64> = bounds.iter().copied().filter(|x| !x.is_nan() && *x != f64::INFINITY).collect();
+        let mut b: Vec<f64> = bounds
+            .iter()
+            .copied()
+            .filter(|x| !x.is_nan() && *x != f64::INFINITY)
+            .collect();
         b.sort_by(f64::total_cmp);
         b.dedup();
         let n = b.len();
-        Histogram { bounds: b, counts: vec![0; n + 1], sum: 0.0, count: 0 }
+        Histogram {
+            bounds: b,
+            counts: vec![0; n + 1],
+            sum: 0.0,
+            count: 0,
+        }
     }
 
     pub fn observe(&mut self, v: f64) {
@@ -296,8 +323,18 @@ impl Summary {
             .collect();
         o.sort_by(|a, b| a.0.total_cmp(&b.0));
         o.dedup_by(|a, b| a.0 == b.0);
-        let streams = if o.is_empty() { Vec::new() } else { vec![Stream::default(); AGE_BUCKETS] };
-        Summary { objectives: o, streams, origin: None, sum: 0.0, count: 0 }
+        let streams = if o.is_empty() {
+            Vec::new()
+        } else {
+            vec![Stream::default(); AGE_BUCKETS]
+        };
+        Summary {
+            objectives: o,
+            streams,
+            origin: None,
+            sum: 0.0,
+            count: 0,
+        }
     }
 
     pub fn count(&self) -> u64 {
@@ -368,11 +405,20 @@ impl Summary {
 
     /// Centroids and buffered values held over all streams: what bounds memory.
     pub fn stored_samples(&self) -> usize {
-        self.streams.iter().map(|s| s.centroids.len() + s.buffer.len()).sum()
+        self.streams
+            .iter()
+            .map(|s| s.centroids.len() + s.buffer.len())
+            .sum()
     }
 
     /// `name{labels,quantile=...}` per objective, then `_sum` and `_count`.
-    pub fn render_samples(&mut self, out: &mut String, name: &str, labels: &[(&str, &str)], now: Instant) {
+    pub fn render_samples(
+        &mut self,
+        out: &mut String,
+        name: &str,
+        labels: &[(&str, &str)],
+        now: Instant,
+    ) {
         let qs = self.quantiles(now);
         let mut qlabel = String::new();
         for ((q, _), v) in self.objectives.iter().zip(qs) {
@@ -428,7 +474,11 @@ impl Stream {
             let target = q * n;
             let r = target.clamp(lo, hi);
             let ft = if r >= target {
-                if q > 0.0 { e * r / q } else { f64::INFINITY }
+                if q > 0.0 {
+                    e * r / q
+                } else {
+                    f64::INFINITY
+                }
             } else if q < 1.0 {
                 e * (n - r) / (1.0 - q)
             } else {
@@ -446,7 +496,8 @@ impl Stream {
         for &(v, w) in &self.centroids {
             if let Some(last) = out.last_mut() {
                 let merged = last.1 + w;
-                let limit = slack * Self::allowed(objectives, n, start as f64, (start + merged) as f64);
+                let limit =
+                    slack * Self::allowed(objectives, n, start as f64, (start + merged) as f64);
                 if merged as f64 <= limit {
                     // Weighted mean: stays between the merged values, so the
                     // reported value's true rank stays inside the centroid.
@@ -499,14 +550,20 @@ impl RequestCounter {
     }
 
     pub fn inc(&mut self, code: u16, path: &str) {
-        match self.counts.binary_search_by(|(c, p, _)| (*c, p.as_str()).cmp(&(code, path))) {
+        match self
+            .counts
+            .binary_search_by(|(c, p, _)| (*c, p.as_str()).cmp(&(code, path)))
+        {
             Ok(i) => self.counts[i].2 += 1,
             Err(i) => self.counts.insert(i, (code, path.to_string(), 1)),
         }
     }
 
     pub fn get(&self, code: u16, path: &str) -> u64 {
-        self.counts.iter().find(|(c, p, _)| *c == code && p == path).map_or(0, |e| e.2)
+        self.counts
+            .iter()
+            .find(|(c, p, _)| *c == code && p == path)
+            .map_or(0, |e| e.2)
     }
 
     /// Help text as ContainerPilot 3's. Nothing when no request was counted
@@ -516,7 +573,12 @@ impl RequestCounter {
         if self.counts.is_empty() {
             return;
         }
-        header(out, NAME, "count of requests to control socket, partitioned by path and HTTP code", "counter");
+        header(
+            out,
+            NAME,
+            "count of requests to control socket, partitioned by path and HTTP code",
+            "counter",
+        );
         let mut code = String::new();
         for (c, p, n) in &self.counts {
             code.clear();
@@ -532,7 +594,12 @@ pub fn render_watch_instances(watches: &[(String, usize)], out: &mut String) {
     if watches.is_empty() {
         return;
     }
-    header(out, NAME, "gauge of instances found for each ContainerPilot watch, partitioned by service", "gauge");
+    header(
+        out,
+        NAME,
+        "gauge of instances found for each ContainerPilot watch, partitioned by service",
+        "gauge",
+    );
     for (service, n) in watches {
         sample(out, NAME, "", &[("service", service)], *n as f64);
     }
@@ -546,9 +613,20 @@ pub fn render_events(events: &[((String, String), u64)], out: &mut String) {
     if events.is_empty() {
         return;
     }
-    header(out, NAME, "count of ContainerPilot events, partitioned by type and source", "counter");
+    header(
+        out,
+        NAME,
+        "count of ContainerPilot events, partitioned by type and source",
+        "counter",
+    );
     for ((code, source), n) in events {
-        sample(out, NAME, "", &[("code", code), ("source", source)], *n as f64);
+        sample(
+            out,
+            NAME,
+            "",
+            &[("code", code), ("source", source)],
+            *n as f64,
+        );
     }
 }
 
@@ -571,28 +649,66 @@ pub fn render_jobs(jobs: &[JobSample], out: &mut String) {
         return;
     }
     const RESTARTS: &str = "containerpilot_job_restarts_total";
-    header(out, RESTARTS, "Number of times ContainerPilot restarted the job's process.", "counter");
+    header(
+        out,
+        RESTARTS,
+        "Number of times ContainerPilot restarted the job's process.",
+        "counter",
+    );
     for j in jobs {
         sample(out, RESTARTS, "", &[("job", j.name)], j.restarts as f64);
     }
     const EXITS: &str = "containerpilot_job_exits_total";
-    header(out, EXITS, "Number of exits of the job's process, by outcome (exit code 0 or not).", "counter");
+    header(
+        out,
+        EXITS,
+        "Number of exits of the job's process, by outcome (exit code 0 or not).",
+        "counter",
+    );
     for j in jobs {
-        sample(out, EXITS, "", &[("job", j.name), ("outcome", "failed")], j.exits_failed as f64);
-        sample(out, EXITS, "", &[("job", j.name), ("outcome", "success")], j.exits_success as f64);
+        sample(
+            out,
+            EXITS,
+            "",
+            &[("job", j.name), ("outcome", "failed")],
+            j.exits_failed as f64,
+        );
+        sample(
+            out,
+            EXITS,
+            "",
+            &[("job", j.name), ("outcome", "success")],
+            j.exits_success as f64,
+        );
     }
     const HEALTHY: &str = "containerpilot_job_healthy";
     if jobs.iter().any(|j| j.healthy.is_some()) {
-        header(out, HEALTHY, "Whether the job's last health check passed (1) or failed (0).", "gauge");
+        header(
+            out,
+            HEALTHY,
+            "Whether the job's last health check passed (1) or failed (0).",
+            "gauge",
+        );
         for j in jobs {
             if let Some(h) = j.healthy {
-                sample(out, HEALTHY, "", &[("job", j.name)], if h { 1.0 } else { 0.0 });
+                sample(
+                    out,
+                    HEALTHY,
+                    "",
+                    &[("job", j.name)],
+                    if h { 1.0 } else { 0.0 },
+                );
             }
         }
     }
     const DURATION: &str = "containerpilot_job_health_check_duration_seconds";
     if jobs.iter().any(|j| j.check_durations.is_some()) {
-        header(out, DURATION, "Duration of the job's health checks in seconds.", "histogram");
+        header(
+            out,
+            DURATION,
+            "Duration of the job's health checks in seconds.",
+            "histogram",
+        );
         for j in jobs {
             if let Some(h) = j.check_durations {
                 h.render_samples(out, DURATION, &[("job", j.name)]);
@@ -649,23 +765,59 @@ fn stat_field(fields: &[&str], n: usize) -> Option<f64> {
 pub fn render_process(out: &mut String) {
     let (page, ticks) = page_size_and_ticks();
     if let Some(cpu) = cpu_seconds() {
-        gauge_family(out, "process_cpu_seconds_total", "Total user and system CPU time spent in seconds.", "counter", cpu);
+        gauge_family(
+            out,
+            "process_cpu_seconds_total",
+            "Total user and system CPU time spent in seconds.",
+            "counter",
+            cpu,
+        );
     }
     if let Some(fds) = fs::read_dir("/proc/self/fd").ok().map(|d| d.count()) {
-        gauge_family(out, "process_open_fds", "Number of open file descriptors.", "gauge", fds as f64);
+        gauge_family(
+            out,
+            "process_open_fds",
+            "Number of open file descriptors.",
+            "gauge",
+            fds as f64,
+        );
     }
     if let Some(max) = max_fds() {
-        gauge_family(out, "process_max_fds", "Maximum number of open file descriptors.", "gauge", max);
+        gauge_family(
+            out,
+            "process_max_fds",
+            "Maximum number of open file descriptors.",
+            "gauge",
+            max,
+        );
     }
     // statm (sizes in pages) is cheaper for the kernel to produce than stat.
     let statm = fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let mut pages = statm.split_whitespace().map(|f| f.parse::<f64>().ok());
     if let (Some(Some(size)), Some(Some(resident))) = (pages.next(), pages.next()) {
-        gauge_family(out, "process_virtual_memory_bytes", "Virtual memory size in bytes.", "gauge", size * page);
-        gauge_family(out, "process_resident_memory_bytes", "Resident memory size in bytes.", "gauge", resident * page);
+        gauge_family(
+            out,
+            "process_virtual_memory_bytes",
+            "Virtual memory size in bytes.",
+            "gauge",
+            size * page,
+        );
+        gauge_family(
+            out,
+            "process_resident_memory_bytes",
+            "Resident memory size in bytes.",
+            "gauge",
+            resident * page,
+        );
     }
     if let Some(start) = start_time(ticks) {
-        gauge_family(out, "process_start_time_seconds", "Start time of the process since unix epoch in seconds.", "gauge", start);
+        gauge_family(
+            out,
+            "process_start_time_seconds",
+            "Start time of the process since unix epoch in seconds.",
+            "gauge",
+            start,
+        );
     }
 }
 
@@ -681,7 +833,11 @@ fn cpu_seconds() -> Option<f64> {
 /// changes it, and `/proc/self/limits` is the costliest file to read here.
 fn max_fds() -> Option<f64> {
     static MAX: OnceLock<Option<f64>> = OnceLock::new();
-    *MAX.get_or_init(|| fs::read_to_string("/proc/self/limits").ok().and_then(|l| max_open_files(&l)))
+    *MAX.get_or_init(|| {
+        fs::read_to_string("/proc/self/limits")
+            .ok()
+            .and_then(|l| max_open_files(&l))
+    })
 }
 
 /// When we started, since the epoch: boot time plus field 22 of our stat.
@@ -700,7 +856,9 @@ fn boot_time() -> Option<f64> {
     static BTIME: OnceLock<Option<f64>> = OnceLock::new();
     *BTIME.get_or_init(|| {
         let stat = fs::read_to_string("/proc/stat").ok()?;
-        stat.lines().find_map(|l| l.strip_prefix("btime ")).and_then(|v| v.trim().parse::<f64>().ok())
+        stat.lines()
+            .find_map(|l| l.strip_prefix("btime "))
+            .and_then(|v| v.trim().parse::<f64>().ok())
     })
 }
 
@@ -721,7 +879,9 @@ fn gauge_family(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
 
 /// Seconds since the Unix epoch, for callers that timestamp their own gauges.
 pub fn unix_now() -> f64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
 }
 
 // ---------------------------------------------------------------------------
@@ -763,7 +923,14 @@ fn sample(out: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)], v
 
 /// One sample line; `extra` (`le` or `quantile`) comes after the other labels,
 /// as client_golang writes it.
-fn sample_extra(out: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)], extra: Option<(&str, &str)>, v: f64) {
+fn sample_extra(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[(&str, &str)],
+    extra: Option<(&str, &str)>,
+    v: f64,
+) {
     out.push_str(name);
     out.push_str(suffix);
     let mut first = true;
@@ -838,7 +1005,13 @@ mod tests {
     use super::*;
 
     fn cfg(name: &str, kind: MetricKind) -> MetricConfig {
-        MetricConfig { name: name.into(), help: format!("help for {name}"), kind, buckets: None, objectives: None }
+        MetricConfig {
+            name: name.into(),
+            help: format!("help for {name}"),
+            kind,
+            buckets: None,
+            objectives: None,
+        }
     }
 
     fn render(r: &mut Registry, now: Instant) -> String {
@@ -849,7 +1022,10 @@ mod tests {
 
     fn value_of(text: &str, series: &str) -> Option<f64> {
         text.lines()
-            .find_map(|l| l.strip_prefix(series).and_then(|rest| rest.strip_prefix(' ')))
+            .find_map(|l| {
+                l.strip_prefix(series)
+                    .and_then(|rest| rest.strip_prefix(' '))
+            })
             .map(|v| v.parse().unwrap())
     }
 
@@ -937,7 +1113,11 @@ mod tests {
             ("+Inf", 6.0),
         ];
         for (le, n) in expect {
-            assert_eq!(value_of(&text, &format!("app_h_bucket{{le=\"{le}\"}}")), Some(n), "le={le}\n{text}");
+            assert_eq!(
+                value_of(&text, &format!("app_h_bucket{{le=\"{le}\"}}")),
+                Some(n),
+                "le={le}\n{text}"
+            );
         }
         assert_eq!(value_of(&text, "app_h_count"), Some(6.0));
         assert!((value_of(&text, "app_h_sum").unwrap() - 54.606).abs() < 1e-9);
@@ -958,7 +1138,10 @@ mod tests {
             r.apply("app_h", v, now);
         }
         let text = render(&mut r, now);
-        let buckets: Vec<&str> = text.lines().filter(|l| l.starts_with("app_h_bucket")).collect();
+        let buckets: Vec<&str> = text
+            .lines()
+            .filter(|l| l.starts_with("app_h_bucket"))
+            .collect();
         assert_eq!(
             buckets,
             [
@@ -1048,10 +1231,16 @@ mod tests {
             x ^= x >> 7;
             x ^= x << 17;
             // Time moves too, so streams rotate.
-            s.observe((x % 1_000_000) as f64 / 1000.0, t0 + Duration::from_millis(i));
+            s.observe(
+                (x % 1_000_000) as f64 / 1000.0,
+                t0 + Duration::from_millis(i),
+            );
             peak = peak.max(s.stored_samples());
         }
-        assert!(peak <= AGE_BUCKETS * (STREAM_CAP + BUFFER_CAP), "peak {peak}");
+        assert!(
+            peak <= AGE_BUCKETS * (STREAM_CAP + BUFFER_CAP),
+            "peak {peak}"
+        );
         // Many tight objectives still fit the cap (accuracy gives way instead).
         let objectives: Vec<(f64, f64)> = (1..100).map(|i| (i as f64 / 100.0, 0.0001)).collect();
         let mut s = Summary::new(&objectives);
@@ -1071,7 +1260,10 @@ mod tests {
             r.apply("app_s", v as f64, now);
         }
         let text = render(&mut r, now);
-        assert!(text.contains("app_s{quantile=\"0.25\"} 25\napp_s{quantile=\"0.75\"} 75\n"), "{text}");
+        assert!(
+            text.contains("app_s{quantile=\"0.25\"} 25\napp_s{quantile=\"0.75\"} 75\n"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -1087,7 +1279,11 @@ mod tests {
         }
         let mut changed = cfg("b_change", MetricKind::Counter);
         changed.help = "new help".into();
-        r.reconfigure(&[cfg("d_new", MetricKind::Gauge), changed, cfg("a_keep", MetricKind::Counter)]);
+        r.reconfigure(&[
+            cfg("d_new", MetricKind::Gauge),
+            changed,
+            cfg("a_keep", MetricKind::Counter),
+        ]);
         let text = render(&mut r, now);
         assert_eq!(value_of(&text, "a_keep"), Some(3.0));
         assert_eq!(value_of(&text, "b_change"), Some(0.0));
@@ -1106,11 +1302,17 @@ mod tests {
         c.help = "a \\ back\nslash \"q\"".into();
         let mut r = Registry::new(&[c]);
         let text = render(&mut r, Instant::now());
-        assert!(text.starts_with("# HELP app_g a \\\\ back\\nslash \"q\"\n# TYPE app_g gauge\n"), "{text}");
+        assert!(
+            text.starts_with("# HELP app_g a \\\\ back\\nslash \"q\"\n# TYPE app_g gauge\n"),
+            "{text}"
+        );
 
         let mut s = String::new();
         render_watch_instances(&[("we\"ird\\na\nme".into(), 2)], &mut s);
-        assert!(s.contains("containerpilot_watch_instances{service=\"we\\\"ird\\\\na\\nme\"} 2\n"), "{s}");
+        assert!(
+            s.contains("containerpilot_watch_instances{service=\"we\\\"ird\\\\na\\nme\"} 2\n"),
+            "{s}"
+        );
     }
 
     #[test]
@@ -1140,8 +1342,22 @@ mod tests {
         let mut h = Histogram::default();
         h.observe(0.02);
         let jobs = [
-            JobSample { name: "app", restarts: 2, exits_success: 1, exits_failed: 3, healthy: Some(true), check_durations: Some(&h) },
-            JobSample { name: "setup", restarts: 0, exits_success: 1, exits_failed: 0, healthy: None, check_durations: None },
+            JobSample {
+                name: "app",
+                restarts: 2,
+                exits_success: 1,
+                exits_failed: 3,
+                healthy: Some(true),
+                check_durations: Some(&h),
+            },
+            JobSample {
+                name: "setup",
+                restarts: 0,
+                exits_success: 1,
+                exits_failed: 0,
+                healthy: None,
+                check_durations: None,
+            },
         ];
         let mut s = String::new();
         render_jobs(&jobs, &mut s);
@@ -1150,8 +1366,12 @@ mod tests {
         assert!(s.contains("containerpilot_job_exits_total{job=\"setup\",outcome=\"success\"} 1\n"));
         assert!(s.contains("containerpilot_job_healthy{job=\"app\"} 1\n"));
         assert!(!s.contains("containerpilot_job_healthy{job=\"setup\"}"));
-        assert!(s.contains("containerpilot_job_health_check_duration_seconds_bucket{job=\"app\",le=\"0.025\"} 1\n"));
-        assert!(s.contains("containerpilot_job_health_check_duration_seconds_count{job=\"app\"} 1\n"));
+        assert!(s.contains(
+            "containerpilot_job_health_check_duration_seconds_bucket{job=\"app\",le=\"0.025\"} 1\n"
+        ));
+        assert!(
+            s.contains("containerpilot_job_health_check_duration_seconds_count{job=\"app\"} 1\n")
+        );
         parse_strict(&s);
     }
 
@@ -1173,9 +1393,17 @@ mod tests {
         let rss = value_of(&s, "process_resident_memory_bytes").unwrap();
         assert!(rss > 100_000.0 && rss < 1e11, "{rss}");
         let start = value_of(&s, "process_start_time_seconds").unwrap();
-        assert!((unix_now() - start).abs() < 24.0 * 3600.0 * 365.0, "{start}");
+        assert!(
+            (unix_now() - start).abs() < 24.0 * 3600.0 * 365.0,
+            "{start}"
+        );
         assert_eq!(stat_fields("1 (a) b) c) S 1 2").unwrap(), ["S", "1", "2"]);
-        assert_eq!(max_open_files("Max open files            1024                 4096                 files\n"), Some(1024.0));
+        assert_eq!(
+            max_open_files(
+                "Max open files            1024                 4096                 files\n"
+            ),
+            Some(1024.0)
+        );
     }
 
     #[test]
@@ -1202,7 +1430,14 @@ mod tests {
         render_watch_instances(&[("backend".into(), 3), ("db".into(), 0)], &mut out);
         let h = Histogram::default();
         render_jobs(
-            &[JobSample { name: "app", restarts: 0, exits_success: 0, exits_failed: 0, healthy: Some(false), check_durations: Some(&h) }],
+            &[JobSample {
+                name: "app",
+                restarts: 0,
+                exits_success: 0,
+                exits_failed: 0,
+                healthy: Some(false),
+                check_durations: Some(&h),
+            }],
             &mut out,
         );
         render_process(&mut out);
@@ -1225,7 +1460,10 @@ mod tests {
                 "-Inf" => f64::NEG_INFINITY,
                 "NaN" => f64::NAN,
                 _ => {
-                    assert!(!v.is_empty() && !v.contains(|c: char| c.is_ascii_alphabetic() && c != 'e'), "bad value {v:?}");
+                    assert!(
+                        !v.is_empty() && !v.contains(|c: char| c.is_ascii_alphabetic() && c != 'e'),
+                        "bad value {v:?}"
+                    );
                     v.parse().unwrap_or_else(|_| panic!("bad value {v:?}"))
                 }
             }
@@ -1239,29 +1477,48 @@ mod tests {
                 assert!(pending_help.is_none(), "HELP twice: {line}");
                 let name = rest.split(' ').next().unwrap();
                 assert!(valid_name(name), "{line}");
-                assert!(rest.len() > name.len(), "HELP without text separator: {line}");
+                assert!(
+                    rest.len() > name.len(),
+                    "HELP without text separator: {line}"
+                );
                 // Only \\ and \n escapes in help.
                 let help = &rest[name.len() + 1..];
                 let mut it = help.chars();
                 while let Some(c) = it.next() {
                     if c == '\\' {
-                        assert!(matches!(it.next(), Some('\\' | 'n')), "bad escape in {line}");
+                        assert!(
+                            matches!(it.next(), Some('\\' | 'n')),
+                            "bad escape in {line}"
+                        );
                     }
                 }
-                assert!(!families.iter().any(|(n, _)| n == name), "family {name} twice");
+                assert!(
+                    !families.iter().any(|(n, _)| n == name),
+                    "family {name} twice"
+                );
                 pending_help = Some(name.to_string());
                 continue;
             }
             if let Some(rest) = line.strip_prefix("# TYPE ") {
                 let (name, kind) = rest.split_once(' ').unwrap();
-                assert_eq!(pending_help.take().as_deref(), Some(name), "TYPE without HELP first: {line}");
-                assert!(["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind), "{line}");
+                assert_eq!(
+                    pending_help.take().as_deref(),
+                    Some(name),
+                    "TYPE without HELP first: {line}"
+                );
+                assert!(
+                    ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                    "{line}"
+                );
                 families.push((name.into(), kind.into()));
                 current = Some((name.into(), kind.into()));
                 continue;
             }
             assert!(!line.starts_with('#'), "stray comment {line}");
-            assert!(pending_help.is_none(), "sample between HELP and TYPE: {line}");
+            assert!(
+                pending_help.is_none(),
+                "sample between HELP and TYPE: {line}"
+            );
             let (series, value) = line.rsplit_once(' ').unwrap();
             parse_value(value);
             let (name, labels) = match series.find('{') {
@@ -1269,16 +1526,28 @@ mod tests {
                 None => (series, None),
             };
             assert!(valid_name(name), "{line}");
-            let (fam, kind) = current.as_ref().unwrap_or_else(|| panic!("sample before any TYPE: {line}"));
+            let (fam, kind) = current
+                .as_ref()
+                .unwrap_or_else(|| panic!("sample before any TYPE: {line}"));
             let ok = match kind.as_str() {
-                "histogram" => [format!("{fam}_bucket"), format!("{fam}_sum"), format!("{fam}_count")].contains(&name.to_string()),
-                "summary" => name == fam || name == format!("{fam}_sum") || name == format!("{fam}_count"),
+                "histogram" => [
+                    format!("{fam}_bucket"),
+                    format!("{fam}_sum"),
+                    format!("{fam}_count"),
+                ]
+                .contains(&name.to_string()),
+                "summary" => {
+                    name == fam || name == format!("{fam}_sum") || name == format!("{fam}_count")
+                }
                 _ => name == fam,
             };
             assert!(ok, "sample {name} outside its family (current {fam})");
             let mut label_names = Vec::new();
             if let Some(l) = labels {
-                let inner = l.strip_prefix('{').and_then(|l| l.strip_suffix('}')).unwrap_or_else(|| panic!("{line}"));
+                let inner = l
+                    .strip_prefix('{')
+                    .and_then(|l| l.strip_suffix('}'))
+                    .unwrap_or_else(|| panic!("{line}"));
                 let mut chars = inner.chars().peekable();
                 loop {
                     let mut key = String::new();
@@ -1289,7 +1558,10 @@ mod tests {
                         key.push(c);
                         chars.next();
                     }
-                    assert!(valid_name(&key) && !key.contains(':'), "bad label name in {line}");
+                    assert!(
+                        valid_name(&key) && !key.contains(':'),
+                        "bad label name in {line}"
+                    );
                     assert_eq!(chars.next(), Some('='));
                     assert_eq!(chars.next(), Some('"'), "{line}");
                     let mut val = String::new();

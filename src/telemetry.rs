@@ -10,8 +10,8 @@ use serde_json::Value;
 
 use crate::app::{ControlReq, Msg};
 use crate::control::{ask_loop, ask_loop_meanwhile, route};
-use crate::metrics;
 use crate::http::server::{self, Limits, Request, Response, ServerHandle};
+use crate::metrics;
 
 const ROUTES: &[(&str, &str)] = &[("/metrics", "GET"), ("/status", "GET")];
 
@@ -52,7 +52,9 @@ fn handle(tx: &Sender<Msg>, req: &Request) -> Response {
     // The process_* families need nothing from the loop: read them here
     // while the loop renders the rest.
     let mut process = String::with_capacity(1024);
-    let reply = ask_loop_meanwhile(tx, ControlReq::Metrics, || metrics::render_process(&mut process));
+    let reply = ask_loop_meanwhile(tx, ControlReq::Metrics, || {
+        metrics::render_process(&mut process)
+    });
     match reply {
         Ok(Value::String(mut text)) => {
             text.push_str(&process);

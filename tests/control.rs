@@ -88,7 +88,10 @@ fn seed_curl_commands_work_verbatim() {
     let sock = sock.as_str();
 
     let (out, err) = curl(&["--unix-socket", sock, "http:/v3/ping"]);
-    assert!(out.starts_with("HTTP/1.1 200") && out.ends_with("\r\n\r\nok"), "{out}{err}");
+    assert!(
+        out.starts_with("HTTP/1.1 200") && out.ends_with("\r\n\r\nok"),
+        "{out}{err}"
+    );
 
     let (out, err) = curl(&[
         "-XPOST",
@@ -108,10 +111,19 @@ fn seed_curl_commands_work_verbatim() {
         "http:/v3/environ",
     ]);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}{err}");
-    let (out, err) = curl(&["-XPOST", "--unix-socket", sock, "http:/v3/maintenance/enable"]);
+    let (out, err) = curl(&[
+        "-XPOST",
+        "--unix-socket",
+        sock,
+        "http:/v3/maintenance/enable",
+    ]);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}{err}");
     let body = out.split("\r\n\r\n").nth(1).unwrap_or_default();
-    assert_eq!(serde_json::from_str::<Value>(body).unwrap()["updated"], true, "{out}");
+    assert_eq!(
+        serde_json::from_str::<Value>(body).unwrap()["updated"],
+        true,
+        "{out}"
+    );
     let (out, err) = curl(&["-XPOST", "--unix-socket", sock, "http:/v3/reload"]);
     assert!(out.starts_with("HTTP/1.1 200"), "{out}{err}");
     // The usual spelling works too.
@@ -133,7 +145,10 @@ fn wrong_method_unknown_path_and_big_bodies() {
     assert!(r.json()["error"].is_string());
     let r = uds_request(&s, "POST", "/v3/ping", "");
     assert_eq!(r.status, 405);
-    assert!(r.header("allow").is_some_and(|a| a.contains("GET")), "{r:?}");
+    assert!(
+        r.header("allow").is_some_and(|a| a.contains("GET")),
+        "{r:?}"
+    );
 
     let r = uds_request(&s, "GET", "/v3/nothing", "");
     assert_eq!(r.status, 404);
@@ -144,7 +159,10 @@ fn wrong_method_unknown_path_and_big_bodies() {
     assert_eq!(r.status, 413, "{r:?}");
 
     // A declared length over the limit is refused before any body is sent.
-    let raw = uds_raw(&s, b"POST /v3/env HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n");
+    let raw = uds_raw(
+        &s,
+        b"POST /v3/env HTTP/1.1\r\nHost: x\r\nContent-Length: 10000000\r\n\r\n",
+    );
     let r = parse_response(&raw).unwrap();
     assert_eq!(r.status, 413);
 
@@ -188,7 +206,17 @@ fn env_reaches_later_processes_only_and_rejections_change_nothing() {
     assert_eq!(r.status, 200);
     assert_eq!(probe(&mut d), "PROBE=1000");
     let cfg = dir.p("cp.json5");
-    let out = run(&["-config", &cfg, "-putenv", "PROBE=x=y", "-putenv", "OTHER=1"], &[]);
+    let out = run(
+        &[
+            "-config",
+            &cfg,
+            "-putenv",
+            "PROBE=x=y",
+            "-putenv",
+            "OTHER=1",
+        ],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(probe(&mut d), "PROBE=x=y");
     let out = run(&["-config", &cfg, "-putenv", "PROBE"], &[]);
@@ -232,7 +260,9 @@ fn maintenance_is_idempotent_and_publishes_events() {
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("application/json"));
     assert_eq!(r.json(), serde_json::json!({"updated": true}));
-    d.wait_json("on-enter ran", TIMEOUT, |v| v["job"] == "on-enter" && v["msg"] == "entered");
+    d.wait_json("on-enter ran", TIMEOUT, |v| {
+        v["job"] == "on-enter" && v["msg"] == "entered"
+    });
     let st = status(&dir);
     assert_eq!(st["maintenance"], true);
     assert_eq!(service(&st, "app")["status"], "maintenance");
@@ -241,16 +271,50 @@ fn maintenance_is_idempotent_and_publishes_events() {
     assert_eq!(r.json(), serde_json::json!({"updated": false}));
     assert_eq!(d.events("global.enterMaintenance"), 1);
 
-    let out = run(&["-config", dir.p("cp.json5").as_str(), "-maintenance", "disable"], &[]);
+    let out = run(
+        &[
+            "-config",
+            dir.p("cp.json5").as_str(),
+            "-maintenance",
+            "disable",
+        ],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out}");
-    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap()["updated"], true, "{out}");
-    d.wait_json("on-exit ran", TIMEOUT, |v| v["job"] == "on-exit" && v["msg"] == "exited");
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["updated"],
+        true,
+        "{out}"
+    );
+    d.wait_json("on-exit ran", TIMEOUT, |v| {
+        v["job"] == "on-exit" && v["msg"] == "exited"
+    });
     // Checks resume: healthy again after unknown.
     d.wait_event("app.healthy", 2);
-    let out = run(&["-config", dir.p("cp.json5").as_str(), "-maintenance", "disable"], &[]);
-    assert_eq!(serde_json::from_str::<Value>(&out.stdout).unwrap()["updated"], false, "{out}");
+    let out = run(
+        &[
+            "-config",
+            dir.p("cp.json5").as_str(),
+            "-maintenance",
+            "disable",
+        ],
+        &[],
+    );
+    assert_eq!(
+        serde_json::from_str::<Value>(&out.stdout).unwrap()["updated"],
+        false,
+        "{out}"
+    );
 
-    let out = run(&["-config", dir.p("cp.json5").as_str(), "-maintenance", "sideways"], &[]);
+    let out = run(
+        &[
+            "-config",
+            dir.p("cp.json5").as_str(),
+            "-maintenance",
+            "sideways",
+        ],
+        &[],
+    );
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("-help"), "{out}");
 }
@@ -267,7 +331,13 @@ fn reload_keeps_unchanged_jobs_and_refuses_bad_configs() {
             ]"#
         )
     };
-    let cfg = dir.cfg().jobs(&jobs("sleep 1002", r#"{ name: "gone", exec: "sleep 1003" }"#)).write();
+    let cfg = dir
+        .cfg()
+        .jobs(&jobs(
+            "sleep 1002",
+            r#"{ name: "gone", exec: "sleep 1003" }"#,
+        ))
+        .write();
     let mut d = Daemon::start(&cfg, &[]);
     d.wait_started();
     wait_for_socket(&dir.socket(), TIMEOUT);
@@ -275,7 +345,9 @@ fn reload_keeps_unchanged_jobs_and_refuses_bad_configs() {
     let pid_of = |st: &Value, name: &str| service(st, name)["pid"].as_i64();
     wait_until(TIMEOUT, "all three running", || {
         let st = status(&dir);
-        ["keep", "change", "gone"].iter().all(|n| pid_of(&st, n).is_some())
+        ["keep", "change", "gone"]
+            .iter()
+            .all(|n| pid_of(&st, n).is_some())
     });
     let before = status(&dir);
     let r = uds_request(&s, "POST", "/v3/env", r#"{"KEPT": "yes"}"#);
@@ -293,21 +365,38 @@ fn reload_keeps_unchanged_jobs_and_refuses_bad_configs() {
     // A good one: keep is untouched, change restarts, gone stops, new starts.
     let new = dir
         .cfg()
-        .jobs(&jobs("sleep 1012", &format!(r#"{{ name: "new", exec: {} }}"#, dir.sh("new", "echo \"KEPT=$KEPT\"; exec sleep 1004"))))
+        .jobs(&jobs(
+            "sleep 1012",
+            &format!(
+                r#"{{ name: "new", exec: {} }}"#,
+                dir.sh("new", "echo \"KEPT=$KEPT\"; exec sleep 1004")
+            ),
+        ))
         .write();
     assert_eq!(new, cfg);
     let r = uds_request(&s, "POST", "/v3/reload", "");
     assert_eq!((r.status, r.body.as_str()), (200, ""), "{r:?}");
-    d.wait_json("new job sees env set before the reload", TIMEOUT, |v| v["job"] == "new" && v["msg"] == "KEPT=yes");
+    d.wait_json("new job sees env set before the reload", TIMEOUT, |v| {
+        v["job"] == "new" && v["msg"] == "KEPT=yes"
+    });
     wait_until(TIMEOUT, "change restarted and gone removed", || {
         let st = status(&dir);
-        let names: Vec<&str> = st["services"].as_array().unwrap().iter().filter_map(|s| s["name"].as_str()).collect();
+        let names: Vec<&str> = st["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|s| s["name"].as_str())
+            .collect();
         !names.contains(&"gone")
             && pid_of(&st, "change").is_some_and(|p| Some(p) != pid_of(&before, "change"))
             && pid_of(&st, "new").is_some()
     });
     let after = status(&dir);
-    assert_eq!(pid_of(&after, "keep"), pid_of(&before, "keep"), "unchanged job kept its process");
+    assert_eq!(
+        pid_of(&after, "keep"),
+        pid_of(&before, "keep"),
+        "unchanged job kept its process"
+    );
     let gone_pid = pid_of(&before, "gone").unwrap() as i32;
     wait_until(TIMEOUT, "removed job's process gone", || !alive(gone_pid));
 }
@@ -317,9 +406,16 @@ fn socket_mode_stale_file_live_instance_and_removal() {
     let dir = Dir::new("socket");
     // A stale socket file (nobody listening) is replaced.
     drop(UnixListener::bind(dir.socket()).unwrap());
-    assert!(std::fs::metadata(dir.socket()).unwrap().file_type().is_socket());
+    assert!(std::fs::metadata(dir.socket())
+        .unwrap()
+        .file_type()
+        .is_socket());
     let mut d = probe_daemon(&dir);
-    let mode = std::fs::metadata(dir.socket()).unwrap().permissions().mode() & 0o777;
+    let mode = std::fs::metadata(dir.socket())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o600);
 
     // A second instance on the same socket refuses to start.
@@ -327,7 +423,10 @@ fn socket_mode_stale_file_live_instance_and_removal() {
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains(dir.p("cp.sock").as_str()), "{out}");
     // ... and the first one is still served.
-    assert_eq!(uds_request(&dir.socket(), "GET", "/v3/ping", "").status, 200);
+    assert_eq!(
+        uds_request(&dir.socket(), "GET", "/v3/ping", "").status,
+        200
+    );
 
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);
@@ -346,17 +445,22 @@ fn idle_and_stalled_clients_do_not_block_ping() {
     let s = dir.socket();
     let mut idle: Vec<UnixStream> = (0..50).map(|_| UnixStream::connect(&s).unwrap()).collect();
     let mut half = UnixStream::connect(&s).unwrap();
-    half.write_all(b"POST /v3/env HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"A\":").unwrap();
+    half.write_all(b"POST /v3/env HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{\"A\":")
+        .unwrap();
     for _ in 0..5 {
         let r = uds_request(&s, "GET", "/v3/ping", "");
         assert_eq!((r.status, r.body.as_str()), (200, "ok"));
     }
     // The stalled request is timed out eventually: the server answers or closes.
-    half.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    half.set_read_timeout(Some(Duration::from_secs(30)))
+        .unwrap();
     let started = Instant::now();
     let mut buf = Vec::new();
     let _ = half.read_to_end(&mut buf);
-    assert!(started.elapsed() < Duration::from_secs(30), "stalled client never timed out");
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "stalled client never timed out"
+    );
     idle.clear();
 }
 
@@ -367,7 +471,15 @@ fn putmetric_without_telemetry_is_rejected_whole() {
     let r = uds_request(&dir.socket(), "POST", "/v3/metric", r#"{"nope": 1}"#);
     assert_eq!(r.status, 400);
     assert!(r.json()["error"].as_str().unwrap().contains("nope"));
-    let out = run(&["-config", dir.p("cp.json5").as_str(), "-putmetric", "nope=1"], &[]);
+    let out = run(
+        &[
+            "-config",
+            dir.p("cp.json5").as_str(),
+            "-putmetric",
+            "nope=1",
+        ],
+        &[],
+    );
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("nope"), "{out}");
 }
@@ -414,7 +526,10 @@ fn status_document_shape() {
     d.wait_event("once.stopped", 1);
     let st = status(&dir);
     let once = service(&st, "once");
-    assert_eq!((once["state"].as_str(), once["pid"].as_i64()), (Some("stopped"), None));
+    assert_eq!(
+        (once["state"].as_str(), once["pid"].as_i64()),
+        (Some("stopped"), None)
+    );
     assert_eq!(once["last_exit_code"], 0);
 }
 
@@ -425,13 +540,18 @@ fn reload_moves_the_socket_telemetry_and_logging() {
     let jobs = r#"[ { name: "app", exec: "sleep 1000" } ]"#;
     let cfg = dir
         .cfg()
-        .top(&format!(r#"telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }}"#))
+        .top(&format!(
+            r#"telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }}"#
+        ))
         .jobs(jobs)
         .write();
     let mut d = Daemon::start(&cfg, &[]);
     d.wait_started();
     wait_for_socket(&dir.socket(), TIMEOUT);
-    assert_eq!(http_get(&format!("127.0.0.1:{port}"), "/status").status, 200);
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{port}"), "/status").status,
+        200
+    );
     let mut app_pid = None;
     wait_until(TIMEOUT, "app running", || {
         app_pid = service(&status(&dir), "app")["pid"].as_i64();
@@ -458,17 +578,27 @@ fn reload_moves_the_socket_telemetry_and_logging() {
     let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
     assert_eq!(r.status, 200, "{r:?}");
     wait_for_socket(&new_socket, TIMEOUT);
-    wait_until(TIMEOUT, "the old socket file is gone", || !dir.socket().exists());
+    wait_until(TIMEOUT, "the old socket file is gone", || {
+        !dir.socket().exists()
+    });
     let st = uds_request(&new_socket, "GET", "/v3/status", "").json();
-    assert_eq!(service(&st, "app")["pid"].as_i64(), app_pid, "the job was not touched");
-    assert_eq!(http_get(&format!("127.0.0.1:{new_port}"), "/status").status, 200);
+    assert_eq!(
+        service(&st, "app")["pid"].as_i64(),
+        app_pid,
+        "the job was not touched"
+    );
+    assert_eq!(
+        http_get(&format!("127.0.0.1:{new_port}"), "/status").status,
+        200
+    );
     wait_until(TIMEOUT, "the old telemetry port is closed", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
     });
     // Logging now goes to the file.
     uds_request(&new_socket, "POST", "/v3/maintenance/enable", "");
     wait_until(TIMEOUT, "log entries in the new log file", || {
-        std::fs::read_to_string(&log_file).is_ok_and(|l| l.contains("\"msg\":\"entering maintenance mode\""))
+        std::fs::read_to_string(&log_file)
+            .is_ok_and(|l| l.contains("\"msg\":\"entering maintenance mode\""))
     });
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);

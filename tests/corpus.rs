@@ -388,7 +388,10 @@ fn every_corpus_file_validates_as_expected() {
     summary.sort();
     eprintln!("corpus: {} files, as expected: {summary:?}", entries.len());
     if !skipped.is_empty() {
-        crate::support::skip(&format!("{} files could not be checked here:", skipped.len()));
+        crate::support::skip(&format!(
+            "{} files could not be checked here:",
+            skipped.len()
+        ));
         for s in &skipped {
             eprintln!("  SKIP {s}");
         }

@@ -35,7 +35,9 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
         if let Some(rest) = line.strip_prefix("# ") {
             let mut parts = rest.splitn(3, ' ');
             let word = parts.next().unwrap_or("");
-            let name = parts.next().ok_or_else(|| at("comment without a metric name".into()))?;
+            let name = parts
+                .next()
+                .ok_or_else(|| at("comment without a metric name".into()))?;
             let arg = parts.next().unwrap_or("");
             if word != "HELP" && word != "TYPE" {
                 continue;
@@ -72,7 +74,10 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
         let sample = parse_sample(line).map_err(at)?;
         let family = family_of(&sample.name, &families);
         let Some(family) = family else {
-            return Err(at(format!("sample {} has no HELP/TYPE before it", sample.name)));
+            return Err(at(format!(
+                "sample {} has no HELP/TYPE before it",
+                sample.name
+            )));
         };
         if current.as_deref() != Some(family.as_str()) {
             return Err(at(format!("sample of {family} outside its group")));
@@ -81,7 +86,11 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
         if fam.help.is_none() || fam.kind.is_none() {
             return Err(at(format!("{family} lacks HELP or TYPE")));
         }
-        if fam.samples.iter().any(|s| s.name == sample.name && s.labels == sample.labels) {
+        if fam
+            .samples
+            .iter()
+            .any(|s| s.name == sample.name && s.labels == sample.labels)
+        {
             return Err(at("duplicate sample".into()));
         }
         fam.samples.push(sample);
@@ -91,7 +100,11 @@ pub fn parse(text: &str) -> Result<BTreeMap<String, Family>, String> {
             Some("histogram") => check_histogram(name, fam)?,
             Some("summary") => check_summary(name, fam)?,
             Some("counter") => {
-                if let Some(s) = fam.samples.iter().find(|s| s.value < 0.0 || s.value.is_nan()) {
+                if let Some(s) = fam
+                    .samples
+                    .iter()
+                    .find(|s| s.value < 0.0 || s.value.is_nan())
+                {
                     return Err(format!("counter {name} has value {}", s.value));
                 }
             }
@@ -124,7 +137,9 @@ fn family_of(sample: &str, families: &BTreeMap<String, Family>) -> Option<String
 
 fn check_name(name: &str) -> Result<(), String> {
     let mut chars = name.chars();
-    let ok = chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
+    let ok = chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == ':')
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':');
     if ok {
         Ok(())
@@ -168,7 +183,9 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
             if lname.contains(':') {
                 return Err(format!("bad label name {lname:?}"));
             }
-            rest = rest[eq + 1..].strip_prefix('"').ok_or("label value not quoted")?;
+            rest = rest[eq + 1..]
+                .strip_prefix('"')
+                .ok_or("label value not quoted")?;
             let mut value = String::new();
             let mut chars = rest.char_indices();
             let end = loop {
@@ -198,12 +215,17 @@ fn parse_sample(line: &str) -> Result<Sample, String> {
     let mut parts = rest.split(' ');
     let value = parse_value(parts.next().unwrap_or(""))?;
     if let Some(ts) = parts.next() {
-        ts.parse::<i64>().map_err(|_| format!("bad timestamp {ts:?}"))?;
+        ts.parse::<i64>()
+            .map_err(|_| format!("bad timestamp {ts:?}"))?;
     }
     if parts.next().is_some() {
         return Err("trailing fields".into());
     }
-    Ok(Sample { name: name.to_string(), labels, value })
+    Ok(Sample {
+        name: name.to_string(),
+        labels,
+        value,
+    })
 }
 
 fn parse_value(v: &str) -> Result<f64, String> {
@@ -219,8 +241,12 @@ fn parse_value(v: &str) -> Result<f64, String> {
 fn series<'a>(fam: &'a Family, without: &str) -> BTreeMap<Vec<(String, String)>, Vec<&'a Sample>> {
     let mut out: BTreeMap<Vec<(String, String)>, Vec<&Sample>> = BTreeMap::new();
     for s in &fam.samples {
-        let key: Vec<(String, String)> =
-            s.labels.iter().filter(|(k, _)| *k != without).map(|(k, v)| (k.clone(), v.clone())).collect();
+        let key: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .filter(|(k, _)| *k != without)
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         out.entry(key).or_default().push(s);
     }
     out
@@ -228,7 +254,10 @@ fn series<'a>(fam: &'a Family, without: &str) -> BTreeMap<Vec<(String, String)>,
 
 fn check_histogram(name: &str, fam: &Family) -> Result<(), String> {
     for (key, samples) in series(fam, "le") {
-        let buckets: Vec<&&Sample> = samples.iter().filter(|s| s.name.ends_with("_bucket")).collect();
+        let buckets: Vec<&&Sample> = samples
+            .iter()
+            .filter(|s| s.name.ends_with("_bucket"))
+            .collect();
         let count = samples.iter().find(|s| s.name == format!("{name}_count"));
         let sum = samples.iter().find(|s| s.name == format!("{name}_sum"));
         let (Some(count), Some(_)) = (count, sum) else {
@@ -237,7 +266,11 @@ fn check_histogram(name: &str, fam: &Family) -> Result<(), String> {
         let mut last_le = f64::NEG_INFINITY;
         let mut last_v = 0.0;
         for b in &buckets {
-            let le = parse_value(b.labels.get("le").ok_or(format!("{name} bucket without le"))?)?;
+            let le = parse_value(
+                b.labels
+                    .get("le")
+                    .ok_or(format!("{name} bucket without le"))?,
+            )?;
             if le <= last_le {
                 return Err(format!("{name}{key:?}: buckets not in increasing le order"));
             }
@@ -251,7 +284,10 @@ fn check_histogram(name: &str, fam: &Family) -> Result<(), String> {
             return Err(format!("{name}{key:?}: no +Inf bucket"));
         }
         if last_v != count.value {
-            return Err(format!("{name}{key:?}: +Inf bucket {last_v} != _count {}", count.value));
+            return Err(format!(
+                "{name}{key:?}: +Inf bucket {last_v} != _count {}",
+                count.value
+            ));
         }
     }
     Ok(())
@@ -264,7 +300,11 @@ fn check_summary(name: &str, fam: &Family) -> Result<(), String> {
             return Err(format!("summary {name}{key:?} lacks _sum or _count"));
         }
         for q in samples.iter().filter(|s| s.name == name) {
-            let quantile = parse_value(q.labels.get("quantile").ok_or(format!("{name} sample without quantile"))?)?;
+            let quantile = parse_value(
+                q.labels
+                    .get("quantile")
+                    .ok_or(format!("{name} sample without quantile"))?,
+            )?;
             if !(0.0..=1.0).contains(&quantile) {
                 return Err(format!("{name}: quantile {quantile} out of range"));
             }
@@ -274,11 +314,17 @@ fn check_summary(name: &str, fam: &Family) -> Result<(), String> {
 }
 
 /// The value of one sample, by name and labels.
-pub fn value(families: &BTreeMap<String, Family>, name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+pub fn value(
+    families: &BTreeMap<String, Family>,
+    name: &str,
+    labels: &[(&str, &str)],
+) -> Option<f64> {
     families.values().flat_map(|f| &f.samples).find_map(|s| {
         let matches = s.name == name
             && s.labels.len() == labels.len()
-            && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v));
+            && labels
+                .iter()
+                .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v));
         matches.then_some(s.value)
     })
 }

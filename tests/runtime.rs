@@ -968,13 +968,16 @@ fn orphans_are_reaped_as_pid_1() {
     match probe {
         Ok(o) if o.status.success() => {}
         Ok(o) => {
-            skip(&format!("orphans_are_reaped_as_pid_1: unshare --pid failed: {}",
+            skip(&format!(
+                "orphans_are_reaped_as_pid_1: unshare --pid failed: {}",
                 String::from_utf8_lossy(&o.stderr).trim()
             ));
             return;
         }
         Err(e) => {
-            skip(&format!("orphans_are_reaped_as_pid_1: cannot run unshare: {e}"));
+            skip(&format!(
+                "orphans_are_reaped_as_pid_1: cannot run unshare: {e}"
+            ));
             return;
         }
     }

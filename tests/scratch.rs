@@ -30,10 +30,15 @@ fn unavailable() -> Option<String> {
     if !busybox.exists() {
         return Some("no /bin/busybox (Debian package busybox-static)".into());
     }
-    let probe = Command::new("unshare").args(["--pid", "--fork", "--mount-proc", "true"]).output();
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--mount-proc", "true"])
+        .output();
     match probe {
         Ok(o) if o.status.success() => None,
-        Ok(o) => Some(format!("unshare --pid failed: {}", String::from_utf8_lossy(&o.stderr).trim())),
+        Ok(o) => Some(format!(
+            "unshare --pid failed: {}",
+            String::from_utf8_lossy(&o.stderr).trim()
+        )),
         Err(e) => Some(format!("cannot run unshare: {e}")),
     }
 }
@@ -52,8 +57,13 @@ fn scratch_root(dir: &Dir) -> PathBuf {
     }
     // Every container runtime provides /dev/null; children's stdin is it.
     let null = root.join("dev/null");
-    nix::sys::stat::mknod(&null, nix::sys::stat::SFlag::S_IFCHR, nix::sys::stat::Mode::from_bits_truncate(0o666), nix::sys::stat::makedev(1, 3))
-        .unwrap();
+    nix::sys::stat::mknod(
+        &null,
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
     root
 }
 
@@ -81,7 +91,9 @@ fn inside(root: &Path, args: &[&str]) -> std::process::Output {
 #[test]
 fn static_binary_runs_as_pid_1_in_an_empty_root() {
     if let Some(why) = unavailable() {
-        skip(&format!("static_binary_runs_as_pid_1_in_an_empty_root: {why}"));
+        skip(&format!(
+            "static_binary_runs_as_pid_1_in_an_empty_root: {why}"
+        ));
         return;
     }
     let dir = Dir::new("scratch");
@@ -110,7 +122,11 @@ fn static_binary_runs_as_pid_1_in_an_empty_root() {
     let child = Command::new("unshare")
         .args(["--pid", "--fork", "--mount-proc", "--root"])
         .arg(&root)
-        .args(["/bin/containerpilot", "-config", "/etc/containerpilot.json5"])
+        .args([
+            "/bin/containerpilot",
+            "-config",
+            "/etc/containerpilot.json5",
+        ])
         .env_clear()
         .env("PATH", SYSTEM_PATH)
         .stdin(Stdio::null())
@@ -122,21 +138,52 @@ fn static_binary_runs_as_pid_1_in_an_empty_root() {
     let mut pid1 = Pid1(child);
     let log = || std::fs::read_to_string(root.join("tmp/cp.log")).unwrap_or_default();
     let logged = |text: &str| log().contains(text);
-    wait_until(TIMEOUT, "the app job ran as a child of PID 1", || logged("pid1=1"));
-    wait_until(TIMEOUT, "the health check passed", || logged("event: app.healthy"));
-    wait_until(TIMEOUT, "the orphans job finished", || logged("event: orphans.exitSuccess"));
+    wait_until(TIMEOUT, "the app job ran as a child of PID 1", || {
+        logged("pid1=1")
+    });
+    wait_until(TIMEOUT, "the health check passed", || {
+        logged("event: app.healthy")
+    });
+    wait_until(TIMEOUT, "the orphans job finished", || {
+        logged("event: orphans.exitSuccess")
+    });
 
     // The client subcommands from inside the same root.
     let out = inside(&root, &["-config", "/etc/containerpilot.json5", "-ping"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "ok", "{out:?}\n{}", log());
-    let out = inside(&root, &["-config", "/etc/containerpilot.json5", "-putenv", "PROBE=from-scratch"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "ok",
+        "{out:?}\n{}",
+        log()
+    );
+    let out = inside(
+        &root,
+        &[
+            "-config",
+            "/etc/containerpilot.json5",
+            "-putenv",
+            "PROBE=from-scratch",
+        ],
+    );
     assert!(out.status.success(), "{out:?}");
-    let out = inside(&root, &["-config", "/etc/containerpilot.json5", "-putmetric", "scratch_hits=3"]);
+    let out = inside(
+        &root,
+        &[
+            "-config",
+            "/etc/containerpilot.json5",
+            "-putmetric",
+            "scratch_hits=3",
+        ],
+    );
     assert!(out.status.success(), "{out:?}");
 
     // Telemetry on loopback.
     let metrics = http_get(&format!("127.0.0.1:{port}"), "/metrics");
-    assert!(metrics.body.contains("\nscratch_hits 3\n"), "{}", metrics.body);
+    assert!(
+        metrics.body.contains("\nscratch_hits 3\n"),
+        "{}",
+        metrics.body
+    );
 
     // containerpilot is the first descendant named so; PID 1 inside.
     let outer = pid1.0.id() as i32;
@@ -144,11 +191,20 @@ fn static_binary_runs_as_pid_1_in_an_empty_root() {
         .chain(descendants(outer))
         .find(|p| stat(*p).is_some_and(|(_, _, _, c)| c == "containerpilot"))
         .expect("containerpilot under unshare");
-    Command::new("kill").args(["-HUP", &cp.to_string()]).status().unwrap();
-    wait_until(TIMEOUT, "the probe saw the env set from inside the root", || logged("PROBE=from-scratch"));
+    Command::new("kill")
+        .args(["-HUP", &cp.to_string()])
+        .status()
+        .unwrap();
+    wait_until(
+        TIMEOUT,
+        "the probe saw the env set from inside the root",
+        || logged("PROBE=from-scratch"),
+    );
 
     wait_until(TIMEOUT, "no zombies under PID 1", || {
-        descendants(cp).iter().all(|p| stat(*p).is_some_and(|(_, _, state, _)| state != 'Z'))
+        descendants(cp)
+            .iter()
+            .all(|p| stat(*p).is_some_and(|(_, _, state, _)| state != 'Z'))
     });
 
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(cp), Signal::SIGTERM).unwrap();
@@ -162,5 +218,8 @@ fn static_binary_runs_as_pid_1_in_an_empty_root() {
     };
     assert_eq!(status.code(), Some(0), "{}", log());
     assert!(logged("containerpilot stopped"), "{}", log());
-    assert!(!root.join("var/run/containerpilot.socket").exists(), "socket removed");
+    assert!(
+        !root.join("var/run/containerpilot.socket").exists(),
+        "socket removed"
+    );
 }

@@ -51,26 +51,52 @@ fn metrics_of_every_kind_are_exposed_and_updated() {
     let (mut d, addr) = telemetry_daemon(&dir, METRICS);
     d.wait_event("app.healthy", 1);
     let r = http_get(&addr, "/metrics");
-    assert_eq!(r.header("content-type"), Some("text/plain; version=0.0.4; charset=utf-8"));
-    assert_eq!(r.header("content-length").map(|l| l.parse::<usize>().unwrap()), Some(r.body.len()));
+    assert_eq!(
+        r.header("content-type"),
+        Some("text/plain; version=0.0.4; charset=utf-8")
+    );
+    assert_eq!(
+        r.header("content-length")
+            .map(|l| l.parse::<usize>().unwrap()),
+        Some(r.body.len())
+    );
 
-    assert_eq!(put(&dir, r#"{"app_hits_total": 2, "app_queue_depth": 7}"#).status, 200);
+    assert_eq!(
+        put(&dir, r#"{"app_hits_total": 2, "app_queue_depth": 7}"#).status,
+        200
+    );
     let cfg = dir.p("cp.json5");
     let out = run(
-        &["-config", &cfg, "-putmetric", "app_hits_total=3", "-putmetric", "app_queue_depth=4.5"],
+        &[
+            "-config",
+            &cfg,
+            "-putmetric",
+            "app_hits_total=3",
+            "-putmetric",
+            "app_queue_depth=4.5",
+        ],
         &[],
     );
     assert_eq!(out.code, 0, "{out}");
     for v in ["0.05", "0.3", "0.7", "2"] {
-        assert_eq!(put(&dir, &format!(r#"{{"latency_seconds": {v}}}"#)).status, 200);
+        assert_eq!(
+            put(&dir, &format!(r#"{{"latency_seconds": {v}}}"#)).status,
+            200
+        );
     }
     for v in 1..=100 {
-        assert_eq!(put(&dir, &format!(r#"{{"size_bytes": "{v}"}}"#)).status, 200);
+        assert_eq!(
+            put(&dir, &format!(r#"{{"size_bytes": "{v}"}}"#)).status,
+            200
+        );
     }
     let f = scrape(&addr);
     assert_eq!(prom::value(&f, "app_hits_total", &[]), Some(5.0));
     assert_eq!(prom::value(&f, "app_queue_depth", &[]), Some(4.5));
-    assert_eq!(f["app_hits_total"].help.as_deref(), Some("Requests served.\\nSecond line \\\\ slash."));
+    assert_eq!(
+        f["app_hits_total"].help.as_deref(),
+        Some("Requests served.\\nSecond line \\\\ slash.")
+    );
     let bucket = |le| prom::value(&f, "latency_seconds_bucket", &[("le", le)]);
     assert_eq!(
         [bucket("0.1"), bucket("0.5"), bucket("1"), bucket("+Inf")],
@@ -86,12 +112,29 @@ fn metrics_of_every_kind_are_exposed_and_updated() {
     assert!((98.0..=100.0).contains(&q("0.99")), "{}", q("0.99"));
 
     // Our own families.
-    assert!(prom::value(&f, "containerpilot_control_http_requests", &[("code", "200"), ("path", "/v3/metric")])
-        .is_some_and(|n| n >= 106.0));
-    assert!(prom::value(&f, "containerpilot_events", &[("code", "startup"), ("source", "global")]) == Some(1.0));
-    assert_eq!(prom::value(&f, "containerpilot_job_healthy", &[("job", "app")]), Some(1.0));
-    assert!(prom::value(&f, "containerpilot_job_health_check_duration_seconds_count", &[("job", "app")])
-        .is_some_and(|n| n >= 1.0));
+    assert!(prom::value(
+        &f,
+        "containerpilot_control_http_requests",
+        &[("code", "200"), ("path", "/v3/metric")]
+    )
+    .is_some_and(|n| n >= 106.0));
+    assert!(
+        prom::value(
+            &f,
+            "containerpilot_events",
+            &[("code", "startup"), ("source", "global")]
+        ) == Some(1.0)
+    );
+    assert_eq!(
+        prom::value(&f, "containerpilot_job_healthy", &[("job", "app")]),
+        Some(1.0)
+    );
+    assert!(prom::value(
+        &f,
+        "containerpilot_job_health_check_duration_seconds_count",
+        &[("job", "app")]
+    )
+    .is_some_and(|n| n >= 1.0));
     for name in [
         "process_resident_memory_bytes",
         "process_virtual_memory_bytes",
@@ -99,7 +142,10 @@ fn metrics_of_every_kind_are_exposed_and_updated() {
         "process_max_fds",
         "process_start_time_seconds",
     ] {
-        assert!(prom::value(&f, name, &[]).is_some_and(|v| v > 0.0), "{name}");
+        assert!(
+            prom::value(&f, name, &[]).is_some_and(|v| v > 0.0),
+            "{name}"
+        );
     }
     // An idle daemon may not have used a whole clock tick yet.
     assert!(prom::value(&f, "process_cpu_seconds_total", &[]).is_some_and(|v| v >= 0.0));
@@ -108,7 +154,10 @@ fn metrics_of_every_kind_are_exposed_and_updated() {
         for s in &fam.samples {
             for (k, v) in &s.labels {
                 assert!(k != "pid", "{s:?}");
-                assert!(v.parse::<f64>().is_err() || k == "le" || k == "quantile" || k == "code", "{s:?}");
+                assert!(
+                    v.parse::<f64>().is_err() || k == "le" || k == "quantile" || k == "code",
+                    "{s:?}"
+                );
             }
         }
     }
@@ -133,7 +182,15 @@ fn bad_metric_updates_are_rejected_whole() {
     let f = scrape(&addr);
     assert_eq!(prom::value(&f, "app_hits_total", &[]), Some(1.0));
     assert_eq!(prom::value(&f, "app_queue_depth", &[]), Some(0.0));
-    let out = run(&["-config", dir.p("cp.json5").as_str(), "-putmetric", "app_hits_total=x"], &[]);
+    let out = run(
+        &[
+            "-config",
+            dir.p("cp.json5").as_str(),
+            "-putmetric",
+            "app_hits_total=x",
+        ],
+        &[],
+    );
     assert_ne!(out.code, 0, "{out}");
 }
 
@@ -144,7 +201,10 @@ fn other_paths_404_and_other_methods_405() {
     assert_eq!(http_get(&addr, "/nope").status, 404);
     let r = http_request(&addr, "POST", "/metrics", "{}");
     assert_eq!(r.status, 405);
-    assert!(r.header("allow").is_some_and(|a| a.contains("GET")), "{r:?}");
+    assert!(
+        r.header("allow").is_some_and(|a| a.contains("GET")),
+        "{r:?}"
+    );
     let r = http_request(&addr, "DELETE", "/status", "");
     assert_eq!(r.status, 405);
 }
@@ -161,15 +221,27 @@ fn status_is_the_control_plane_document_with_the_telemetry_service() {
     assert_eq!(tcp.json(), uds.json());
     let st = tcp.json();
     let svc = |name: &str| -> Value {
-        st["services"].as_array().unwrap().iter().find(|s| s["name"] == name).cloned().unwrap()
+        st["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .cloned()
+            .unwrap()
     };
     let cp = svc("containerpilot");
     assert_eq!(cp["status"], "healthy");
     assert_eq!(cp["address"], "127.0.0.1");
-    assert_eq!(cp["port"].as_u64(), addr.rsplit(':').next().unwrap().parse::<u64>().ok());
+    assert_eq!(
+        cp["port"].as_u64(),
+        addr.rsplit(':').next().unwrap().parse::<u64>().ok()
+    );
     assert_eq!(svc("app")["status"], "healthy");
 
-    assert_eq!(uds_request(&dir.socket(), "POST", "/v3/maintenance/enable", "").status, 200);
+    assert_eq!(
+        uds_request(&dir.socket(), "POST", "/v3/maintenance/enable", "").status,
+        200
+    );
     let st = http_get(&addr, "/status").json();
     assert_eq!(st["maintenance"], true);
     for s in st["services"].as_array().unwrap() {
@@ -184,7 +256,9 @@ fn telemetry_bind_failure_names_the_address() {
     let port = taken.local_addr().unwrap().port();
     let cfg = dir
         .cfg()
-        .top(&format!(r#"telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }}"#))
+        .top(&format!(
+            r#"telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"] }}"#
+        ))
         .jobs(r#"[ { name: "app", exec: "sleep 1000" } ]"#)
         .write();
     let out = run(&["-config", cfg.to_str().unwrap()], &[]);
@@ -197,10 +271,15 @@ fn telemetry_bind_failure_names_the_address() {
 fn metric_values_survive_a_reload_when_unchanged() {
     let dir = Dir::new("tm-reload");
     let (_d, addr) = telemetry_daemon(&dir, METRICS);
-    assert_eq!(put(&dir, r#"{"app_hits_total": 4, "app_queue_depth": 9}"#).status, 200);
+    assert_eq!(
+        put(&dir, r#"{"app_hits_total": 4, "app_queue_depth": 9}"#).status,
+        200
+    );
     // Same metrics except the gauge's help text: the gauge starts over.
     let changed = METRICS.replace("Queue depth.", "Depth of the queue.");
-    let text = std::fs::read_to_string(dir.path("cp.json5")).unwrap().replace(METRICS, &changed);
+    let text = std::fs::read_to_string(dir.path("cp.json5"))
+        .unwrap()
+        .replace(METRICS, &changed);
     std::fs::write(dir.path("cp.json5"), text).unwrap();
     let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
     assert_eq!(r.status, 200, "{r:?}");
@@ -212,13 +291,25 @@ fn metric_values_survive_a_reload_when_unchanged() {
 #[test]
 fn promtool_accepts_the_exposition() {
     if Command::new("promtool").arg("--version").output().is_err() {
-        skip(&format!("promtool not installed (Debian package prometheus; .ci/run installs it)"));
+        skip(&format!(
+            "promtool not installed (Debian package prometheus; .ci/run installs it)"
+        ));
         return;
     }
     let dir = Dir::new("tm-promtool");
     let (_d, addr) = telemetry_daemon(&dir, METRICS);
-    assert_eq!(put(&dir, r#"{"app_hits_total": 1, "latency_seconds": 0.2, "size_bytes": 3}"#).status, 200);
-    assert_eq!(uds_request(&dir.socket(), "GET", "/v3/nothing", "").status, 404);
+    assert_eq!(
+        put(
+            &dir,
+            r#"{"app_hits_total": 1, "latency_seconds": 0.2, "size_bytes": 3}"#
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        uds_request(&dir.socket(), "GET", "/v3/nothing", "").status,
+        404
+    );
     let body = http_get(&addr, "/metrics").body;
     let mut child = Command::new("promtool")
         .args(["check", "metrics"])
@@ -228,9 +319,18 @@ fn promtool_accepts_the_exposition() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
     let out = child.wait_with_output().unwrap();
-    let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
     // promtool exits 0 when clean; lint findings (naming advice) exit 3 but
     // are not format errors. Anything else is.
     assert!(
@@ -251,8 +351,14 @@ impl Drop for Prometheus {
 
 #[test]
 fn a_real_prometheus_scrapes_what_we_put() {
-    if Command::new("prometheus").arg("--version").output().is_err() {
-        skip(&format!("prometheus not installed (Debian package prometheus; .ci/run installs it)"));
+    if Command::new("prometheus")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        skip(&format!(
+            "prometheus not installed (Debian package prometheus; .ci/run installs it)"
+        ));
         return;
     }
     let dir = Dir::new("tm-prometheus");
@@ -275,14 +381,28 @@ fn a_real_prometheus_scrapes_what_we_put() {
         .expect("start prometheus");
     let _prom = Prometheus(child);
     let cfg = dir.p("cp.json5");
-    let out = run(&["-config", &cfg, "-putmetric", "app_hits_total=42", "-putmetric", "app_queue_depth=7.5"], &[]);
+    let out = run(
+        &[
+            "-config",
+            &cfg,
+            "-putmetric",
+            "app_hits_total=42",
+            "-putmetric",
+            "app_queue_depth=7.5",
+        ],
+        &[],
+    );
     assert_eq!(out.code, 0, "{out}");
 
     let query = |q: &str| -> Option<f64> {
         let mut s = std::net::TcpStream::connect(&web).ok()?;
         s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
         use std::io::{Read, Write};
-        write!(s, "GET /api/v1/query?query={q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").ok()?;
+        write!(
+            s,
+            "GET /api/v1/query?query={q} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
         let mut raw = Vec::new();
         s.read_to_end(&mut raw).ok()?;
         let resp = parse_response(&raw).ok()?;
@@ -293,12 +413,19 @@ fn a_real_prometheus_scrapes_what_we_put() {
     let evidence = || std::fs::read_to_string(dir.path("prometheus.log")).unwrap_or_default();
     for (what, q, want) in [
         ("Prometheus reads app_hits_total 42", "app_hits_total", 42.0),
-        ("Prometheus reads app_queue_depth 7.5", "app_queue_depth", 7.5),
+        (
+            "Prometheus reads app_queue_depth 7.5",
+            "app_queue_depth",
+            7.5,
+        ),
         // And it found the target healthy (no scrape errors).
         ("up == 1", "up", 1.0),
     ] {
         if !poll_until(deadline, || query(q) == Some(want)) {
-            panic!("timed out waiting for: {what}\n--- prometheus log ---\n{}", evidence());
+            panic!(
+                "timed out waiting for: {what}\n--- prometheus log ---\n{}",
+                evidence()
+            );
         }
     }
     d.signal(Signal::SIGTERM);

@@ -139,7 +139,6 @@ impl Client {
         self
     }
 
-
     pub fn timeout(&self) -> Duration {
         self.timeout
     }

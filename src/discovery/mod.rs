@@ -51,7 +51,6 @@ pub use watch::{Poller, WatchResult, WatchState};
 /// One healthy instance of a watched service: (address, port).
 pub type Instance = (String, u16);
 
-
 /// Everything Consul needs to register one service with its TTL check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Registration {
@@ -202,13 +201,23 @@ mod tests {
             telemetry: { port: 9090, interfaces: ["static:10.0.0.9"], tags: ["prod"] } }"#;
         let env = std::collections::HashMap::new();
         let (cfg, _) = crate::config::parse_and_validate(text, &env, &[]).unwrap();
-        let job = cfg.jobs.iter().find(|j| j.name == "containerpilot").unwrap();
+        let job = cfg
+            .jobs
+            .iter()
+            .find(|j| j.name == "containerpilot")
+            .unwrap();
         let r = Registration::for_job(job, "h").unwrap();
         assert_eq!(r.id, "containerpilot-h");
         assert_eq!(r.tags, vec!["prod".to_string(), crate::VERSION.to_string()]);
-        assert_eq!((r.ttl, r.initial_status.clone()), (Duration::from_secs(15), None));
+        assert_eq!(
+            (r.ttl, r.initial_status.clone()),
+            (Duration::from_secs(15), None)
+        );
         assert_eq!((r.address.as_deref(), r.port), (Some("10.0.0.9"), 9090));
-        assert_eq!(job.health.as_ref().unwrap().interval, Duration::from_secs(5));
+        assert_eq!(
+            job.health.as_ref().unwrap().interval,
+            Duration::from_secs(5)
+        );
     }
 
     #[test]

@@ -118,11 +118,19 @@ impl Failure {
     fn at(self, target: &str) -> HttpError {
         let target = target.to_owned();
         match self {
-            Failure::Io(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+            Failure::Io(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+                ) =>
+            {
                 HttpError::Timeout { target }
             }
             Failure::Io(source) => HttpError::Io { target, source },
-            Failure::Malformed(reason) => HttpError::Malformed { target, reason: reason.to_owned() },
+            Failure::Malformed(reason) => HttpError::Malformed {
+                target,
+                reason: reason.to_owned(),
+            },
         }
     }
 }
@@ -156,7 +164,9 @@ pub fn unix_request(
         Err(source) => return Err(HttpError::Connect { target, source }),
     };
     let timeout = (!timeout.is_zero()).then_some(timeout);
-    let configured = stream.set_read_timeout(timeout).and_then(|_| stream.set_write_timeout(timeout));
+    let configured = stream
+        .set_read_timeout(timeout)
+        .and_then(|_| stream.set_write_timeout(timeout));
     if let Err(source) = configured {
         return Err(HttpError::Io { target, source });
     }
@@ -174,7 +184,10 @@ pub fn tcp_request(
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<ClientResponse, HttpError> {
-    let connect_error = |source| HttpError::Connect { target: addr.to_owned(), source };
+    let connect_error = |source| HttpError::Connect {
+        target: addr.to_owned(),
+        source,
+    };
     let mut last_error = None;
     let mut connected = None;
     for candidate in addr.to_socket_addrs().map_err(connect_error)? {
@@ -194,8 +207,9 @@ pub fn tcp_request(
     let mut stream = match connected {
         Some(s) => s,
         None => {
-            let e = last_error
-                .unwrap_or_else(|| io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address"));
+            let e = last_error.unwrap_or_else(|| {
+                io::Error::new(io::ErrorKind::NotFound, "the name resolves to no address")
+            });
             return Err(connect_error(e));
         }
     };
@@ -206,7 +220,10 @@ pub fn tcp_request(
         .and_then(|_| stream.set_read_timeout(timeout))
         .and_then(|_| stream.set_write_timeout(timeout));
     if let Err(source) = configured {
-        return Err(HttpError::Io { target: addr.to_owned(), source });
+        return Err(HttpError::Io {
+            target: addr.to_owned(),
+            source,
+        });
     }
     exchange(&mut stream, method, addr, url_path, headers, body).map_err(|f| f.at(addr))
 }
@@ -220,15 +237,29 @@ fn exchange<S: Read + Write>(
     body: Option<&[u8]>,
 ) -> Result<ClientResponse, Failure> {
     let line_break = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
-    if [method, host, path].iter().any(|s| line_break(s) || s.contains(' ')) {
-        return Err(Failure::Malformed("the request itself has a space or line break in its method, host or path"));
+    if [method, host, path]
+        .iter()
+        .any(|s| line_break(s) || s.contains(' '))
+    {
+        return Err(Failure::Malformed(
+            "the request itself has a space or line break in its method, host or path",
+        ));
     }
     let mut out = Vec::with_capacity(128 + body.map_or(0, <[u8]>::len));
-    for part in [method, " ", path, " HTTP/1.1\r\nHost: ", host, "\r\nConnection: close\r\n"] {
+    for part in [
+        method,
+        " ",
+        path,
+        " HTTP/1.1\r\nHost: ",
+        host,
+        "\r\nConnection: close\r\n",
+    ] {
         out.extend_from_slice(part.as_bytes());
     }
     for (name, value) in headers {
-        let ours = ["host", "connection", "content-length"].iter().any(|h| name.eq_ignore_ascii_case(h));
+        let ours = ["host", "connection", "content-length"]
+            .iter()
+            .any(|h| name.eq_ignore_ascii_case(h));
         if ours || line_break(name) || line_break(value) {
             continue;
         }
@@ -307,7 +338,11 @@ impl<R: Read> Input<'_, R> {
         loop {
             let data = self.buffered();
             if let Some(nl) = data.iter().position(|&b| b == b'\n') {
-                let len = if nl > 0 && data[nl - 1] == b'\r' { nl - 1 } else { nl };
+                let len = if nl > 0 && data[nl - 1] == b'\r' {
+                    nl - 1
+                } else {
+                    nl
+                };
                 let line = data[..len].to_vec();
                 self.pos += nl + 1;
                 return Ok(line);
@@ -316,14 +351,20 @@ impl<R: Read> Input<'_, R> {
                 return Err(Failure::Malformed("line too long in chunked body"));
             }
             if self.fill()? == 0 {
-                return Err(Failure::Malformed("the connection closed in the middle of a chunked body"));
+                return Err(Failure::Malformed(
+                    "the connection closed in the middle of a chunked body",
+                ));
             }
         }
     }
 }
 
 fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
-    let mut input = Input { reader, buf: Vec::with_capacity(READ_CHUNK), pos: 0 };
+    let mut input = Input {
+        reader,
+        buf: Vec::with_capacity(READ_CHUNK),
+        pos: 0,
+    };
     let (status, headers) = loop {
         let head_len = loop {
             if let Some(end) = find_head_end(input.buffered()) {
@@ -350,14 +391,20 @@ fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientRespo
         }
         break (status, headers);
     };
-    let mut response = ClientResponse { status, headers, body: Vec::new() };
+    let mut response = ClientResponse {
+        status,
+        headers,
+        body: Vec::new(),
+    };
     if head_only || status < 200 || status == 204 || status == 304 {
         return Ok(response);
     }
 
-    let chunked = response
-        .header("transfer-encoding")
-        .is_some_and(|te| te.rsplit(',').next().is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked")));
+    let chunked = response.header("transfer-encoding").is_some_and(|te| {
+        te.rsplit(',')
+            .next()
+            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
+    });
     if chunked {
         response.body = read_chunked(&mut input)?;
     } else if let Some(length) = response.header("content-length") {
@@ -388,10 +435,15 @@ fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
     let mut parts = status_line.splitn(3, ' ');
     let version = parts.next().unwrap_or_default();
     let code = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.") || code.len() != 3 || !code.bytes().all(|b| b.is_ascii_digit()) {
+    if !version.starts_with("HTTP/1.")
+        || code.len() != 3
+        || !code.bytes().all(|b| b.is_ascii_digit())
+    {
         return Err(Failure::Malformed("not an HTTP/1.x status line"));
     }
-    let status: u16 = code.parse().map_err(|_| Failure::Malformed("not an HTTP/1.x status line"))?;
+    let status: u16 = code
+        .parse()
+        .map_err(|_| Failure::Malformed("not an HTTP/1.x status line"))?;
     let mut headers = Vec::new();
     for line in lines {
         if line.is_empty() {
@@ -400,7 +452,10 @@ fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
         let (name, value) = line
             .split_once(':')
             .ok_or(Failure::Malformed("malformed response header"))?;
-        headers.push((name.trim().to_owned(), value.trim_matches([' ', '\t']).to_owned()));
+        headers.push((
+            name.trim().to_owned(),
+            value.trim_matches([' ', '\t']).to_owned(),
+        ));
     }
     Ok((status, headers))
 }
@@ -423,7 +478,10 @@ fn read_chunked<R: Read>(input: &mut Input<'_, R>) -> Result<Vec<u8>, Failure> {
             return Err(Failure::Malformed("response body too large"));
         }
         let size = size as usize;
-        input.fill_to(size, "the connection closed in the middle of a chunked body")?;
+        input.fill_to(
+            size,
+            "the connection closed in the middle of a chunked body",
+        )?;
         body.extend_from_slice(&input.buffered()[..size]);
         input.pos += size;
         if !input.line(2)?.is_empty() {
@@ -490,14 +548,22 @@ mod tests {
             }
             request
         });
-        Raw { path, release, thread, _dir: dir }
+        Raw {
+            path,
+            release,
+            thread,
+            _dir: dir,
+        }
     }
 
     #[test]
     fn unix_get_and_post() {
         let u = unix_server(Limits::default(), echo());
         let r = unix_request(&u.path, "GET", "/v3/ping", None, T).unwrap();
-        assert_eq!((r.status, r.text().as_ref(), r.header("content-length")), (200, "ok", Some("2")));
+        assert_eq!(
+            (r.status, r.text().as_ref(), r.header("content-length")),
+            (200, "ok", Some("2"))
+        );
         let r = unix_request(&u.path, "POST", "/v3/env?x=1", Some(br#"{"A":"b"}"#), T).unwrap();
         assert_eq!(r.text(), r#"POST /v3/env q=x=1 x=- body={"A":"b"}"#);
         let r = unix_request(&u.path, "HEAD", "/v3/ping", None, T).unwrap();
@@ -509,15 +575,34 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let server = serve(listener, echo(), Limits::default()).unwrap();
         let addr = server.addr().to_string();
-        let r = tcp_request(&addr, "PUT", "/v1/agent/service/register", &[("X-Test", "tok")], Some(b"{}"), T).unwrap();
-        assert_eq!((r.status, r.text().as_ref()), (200, "PUT /v1/agent/service/register q= x=tok body={}"));
+        let r = tcp_request(
+            &addr,
+            "PUT",
+            "/v1/agent/service/register",
+            &[("X-Test", "tok")],
+            Some(b"{}"),
+            T,
+        )
+        .unwrap();
+        assert_eq!(
+            (r.status, r.text().as_ref()),
+            (200, "PUT /v1/agent/service/register q= x=tok body={}")
+        );
     }
 
     #[test]
     fn request_sends_one_well_formed_message() {
         let raw = raw_server(vec![b"HTTP/1.1 204 No Content\r\n\r\n"], true);
         let mut s = UnixStream::connect(&raw.path).unwrap();
-        let r = request(&mut s, "POST", "v3", "/reload", &[("Content-Length", "9"), ("X-A", "b")], None).unwrap();
+        let r = request(
+            &mut s,
+            "POST",
+            "v3",
+            "/reload",
+            &[("Content-Length", "9"), ("X-A", "b")],
+            None,
+        )
+        .unwrap();
         assert_eq!(r.status, 204);
         let sent = String::from_utf8(raw.thread.join().unwrap()).unwrap();
         assert_eq!(sent, "POST /reload HTTP/1.1\r\nHost: v3\r\nConnection: close\r\nX-A: b\r\nContent-Length: 0\r\n\r\n");
@@ -540,15 +625,24 @@ mod tests {
 
     #[test]
     fn body_without_length_is_read_to_end_of_stream() {
-        let raw = raw_server(vec![b"HTTP/1.0 200 OK\r\nServer: raw\r\n\r\nuntil ", b"close"], true);
+        let raw = raw_server(
+            vec![b"HTTP/1.0 200 OK\r\nServer: raw\r\n\r\nuntil ", b"close"],
+            true,
+        );
         let r = unix_request(&raw.path, "GET", "/", None, T).unwrap();
-        assert_eq!((r.status, r.text().as_ref(), r.header("SERVER")), (200, "until close", Some("raw")));
+        assert_eq!(
+            (r.status, r.text().as_ref(), r.header("SERVER")),
+            (200, "until close", Some("raw"))
+        );
     }
 
     #[test]
     fn interim_100_continue_is_skipped() {
         let raw = raw_server(
-            vec![b"HTTP/1.1 100 Continue\r\n\r\n", b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx"],
+            vec![
+                b"HTTP/1.1 100 Continue\r\n\r\n",
+                b"HTTP/1.1 201 Created\r\nContent-Length: 1\r\n\r\nx",
+            ],
             false,
         );
         let r = unix_request(&raw.path, "POST", "/", Some(b"abc"), T).unwrap();
@@ -562,20 +656,46 @@ mod tests {
         let path = dir.0.join("containerpilot.socket");
         let e = unix_request(&path, "GET", "/v3/ping", None, T).unwrap_err();
         assert!(matches!(e, HttpError::Connect { .. }), "{e:?}");
-        assert_eq!(e.to_string(), format!("cannot connect to {}: No such file or directory", path.display()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot connect to {}: No such file or directory",
+                path.display()
+            )
+        );
 
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = format!("127.0.0.1:{port}");
         let e = tcp_request(&addr, "GET", "/", &[], None, T).unwrap_err();
-        assert_eq!(e.to_string(), format!("cannot connect to {addr}: Connection refused"));
+        assert_eq!(
+            e.to_string(),
+            format!("cannot connect to {addr}: Connection refused")
+        );
     }
 
     #[test]
     fn silent_server_times_out() {
         let raw = raw_server(vec![], false);
-        let e = unix_request(&raw.path, "GET", "/v3/ping", None, Duration::from_millis(100)).unwrap_err();
+        let e = unix_request(
+            &raw.path,
+            "GET",
+            "/v3/ping",
+            None,
+            Duration::from_millis(100),
+        )
+        .unwrap_err();
         assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
-        assert_eq!(e.to_string(), format!("cannot get a response from {}: timed out", raw.path.display()));
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "cannot get a response from {}: timed out",
+                raw.path.display()
+            )
+        );
         raw.release.send(()).unwrap();
     }
 
@@ -584,8 +704,14 @@ mod tests {
         for (parts, reason) in [
             (vec![&b"garbage\r\n\r\n"[..]], "not an HTTP/1.x status line"),
             (vec![], "the server closed the connection without answering"),
-            (vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"], "the connection closed before the end of the body"),
-            (vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"], "malformed chunked body"),
+            (
+                vec![b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nshort"],
+                "the connection closed before the end of the body",
+            ),
+            (
+                vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n"],
+                "malformed chunked body",
+            ),
         ] {
             let raw = raw_server(parts, true);
             let e = unix_request(&raw.path, "GET", "/", None, T).unwrap_err();
@@ -593,7 +719,11 @@ mod tests {
                 HttpError::Malformed { reason: got, .. } => assert_eq!(got, reason),
                 other => panic!("expected Malformed({reason}), got {other:?}"),
             }
-            assert!(e.to_string().starts_with("cannot understand the response from "), "{e}");
+            assert!(
+                e.to_string()
+                    .starts_with("cannot understand the response from "),
+                "{e}"
+            );
         }
     }
 }

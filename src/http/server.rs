@@ -111,7 +111,11 @@ pub struct Response {
 impl Response {
     /// No body (`Content-Length: 0`).
     pub fn empty(status: u16) -> Response {
-        Response { status, headers: Vec::new(), body: Vec::new() }
+        Response {
+            status,
+            headers: Vec::new(),
+            body: Vec::new(),
+        }
     }
 
     /// A `text/plain` body.
@@ -268,7 +272,10 @@ impl Listener for UnixListener {
         match addr.as_pathname() {
             Some(p) => Ok(Addr::Unix(p.to_path_buf())),
             // Without a path we could not wake the accept thread to stop it.
-            None => Err(io::Error::new(io::ErrorKind::InvalidInput, "unix listener has no path")),
+            None => Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "unix listener has no path",
+            )),
         }
     }
 }
@@ -371,7 +378,10 @@ impl<L: Listener> Control for Shared<L> {
         &self.state
     }
     fn close_listener(&self) {
-        self.listener.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
     }
 }
 
@@ -385,7 +395,11 @@ impl Drop for Slot<'_> {
 }
 
 /// Starts serving `listener` on new threads and returns at once.
-pub fn serve<L: Listener>(listener: L, handler: Handler, limits: Limits) -> io::Result<ServerHandle> {
+pub fn serve<L: Listener>(
+    listener: L,
+    handler: Handler,
+    limits: Limits,
+) -> io::Result<ServerHandle> {
     let addr = listener.addr()?;
     let shared = Arc::new(Shared {
         state: State {
@@ -429,7 +443,11 @@ fn run<L: Listener>(shared: &Arc<Shared<L>>) {
     let state = &shared.state;
     loop {
         // Counted in `accepting` here (by `spawn_acceptor` or below).
-        let listener = shared.listener.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let listener = shared
+            .listener
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let accepted = match listener {
             Some(listener) => listener.accept(),
             None => {
@@ -437,12 +455,17 @@ fn run<L: Listener>(shared: &Arc<Shared<L>>) {
                 return;
             }
         };
-        let still_accepting = state.accepting.fetch_sub(1, Ordering::AcqRel).saturating_sub(1);
+        let still_accepting = state
+            .accepting
+            .fetch_sub(1, Ordering::AcqRel)
+            .saturating_sub(1);
         if state.stop.load(Ordering::Acquire) {
             return;
         }
         match accepted {
-            Ok(stream) if state.active.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections => {
+            Ok(stream)
+                if state.active.fetch_add(1, Ordering::AcqRel) >= state.limits.max_connections =>
+            {
                 state.active.fetch_sub(1, Ordering::AcqRel);
                 refuse(stream);
             }
@@ -457,7 +480,10 @@ fn run<L: Listener>(shared: &Arc<Shared<L>>) {
             }
             Err(e) => {
                 // Retrying at once after EMFILE, ENOBUFS, ... would spin.
-                if !matches!(e.kind(), io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted) {
+                if !matches!(
+                    e.kind(),
+                    io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                ) {
                     thread::sleep(ACCEPT_BACKOFF);
                 }
             }
@@ -485,7 +511,12 @@ fn refuse<S: Stream>(mut stream: S) {
         }
     }
     let mut out = Vec::with_capacity(128);
-    encode(&Response::error(503, "too many connections"), false, ConnHeader::Close, &mut out);
+    encode(
+        &Response::error(503, "too many connections"),
+        false,
+        ConnHeader::Close,
+        &mut out,
+    );
     let _ = stream.write_all(&out);
     let _ = stream.shutdown_write();
 }
@@ -556,7 +587,11 @@ impl<S: Stream> Conn<S> {
 
     /// `fill` for a request already under way: end of stream or an error
     /// closes the connection, and running out of time is a 408.
-    fn fill_more(&mut self, deadline: &mut Option<Instant>, timeout: Duration) -> Result<(), Reject> {
+    fn fill_more(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        timeout: Duration,
+    ) -> Result<(), Reject> {
         // The deadline starts at the first read that finds the request
         // incomplete, so a request takes at most twice `read_timeout`.
         let d = *deadline.get_or_insert_with(|| Instant::now() + timeout);
@@ -570,7 +605,10 @@ impl<S: Stream> Conn<S> {
 }
 
 fn is_timeout(e: &io::Error) -> bool {
-    matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut)
+    matches!(
+        e.kind(),
+        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
+    )
 }
 
 fn handle_connection<S: Stream>(stream: S, shared: &State) {
@@ -582,11 +620,20 @@ fn handle_connection<S: Stream>(stream: S, shared: &State) {
     if configured.is_err() {
         return;
     }
-    let mut conn = Conn { stream, buf: Vec::new(), pos: 0, timeout_changed: false };
+    let mut conn = Conn {
+        stream,
+        buf: Vec::new(),
+        pos: 0,
+        timeout_changed: false,
+    };
     let mut out = Vec::new();
     for served in 1..=limits.max_requests_per_connection {
         if conn.timeout_changed {
-            if conn.stream.set_read_timeout(Some(limits.read_timeout)).is_err() {
+            if conn
+                .stream
+                .set_read_timeout(Some(limits.read_timeout))
+                .is_err()
+            {
                 return;
             }
             conn.timeout_changed = false;
@@ -597,7 +644,12 @@ fn handle_connection<S: Stream>(stream: S, shared: &State) {
             Err(Reject::Close) => return,
             Err(Reject::Status(status, message)) => {
                 out.clear();
-                encode(&Response::error(status, message), false, ConnHeader::Close, &mut out);
+                encode(
+                    &Response::error(status, message),
+                    false,
+                    ConnHeader::Close,
+                    &mut out,
+                );
                 if conn.stream.write_all(&out).is_ok() {
                     linger(&mut conn);
                 }
@@ -658,12 +710,19 @@ enum Framing {
 
 /// Reads one request. `Ok(None)` when the connection ended or idled out
 /// between requests, which is not an error.
-fn read_request<S: Stream>(conn: &mut Conn<S>, limits: &Limits) -> Result<Option<(Request, Parsed)>, Reject> {
+fn read_request<S: Stream>(
+    conn: &mut Conn<S>,
+    limits: &Limits,
+) -> Result<Option<(Request, Parsed)>, Reject> {
     let mut deadline = None;
     let head_len = loop {
         // RFC 9112 §2.2: ignore empty lines before a request line (some
         // clients send CRLF after a POST body).
-        let skip = conn.buffered().iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+        let skip = conn
+            .buffered()
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
         conn.consume(skip);
         if let Some(end) = find_head_end(conn.buffered()) {
             if end > limits.max_head {
@@ -715,7 +774,9 @@ fn read_request<S: Stream>(conn: &mut Conn<S>, limits: &Limits) -> Result<Option
 }
 
 fn send_continue<S: Stream>(conn: &mut Conn<S>) -> Result<(), Reject> {
-    conn.stream.write_all(b"HTTP/1.1 100 Continue\r\n\r\n").map_err(|_| Reject::Close)
+    conn.stream
+        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        .map_err(|_| Reject::Close)
 }
 
 /// The length of the head including the empty line that ends it.
@@ -738,7 +799,8 @@ pub(super) fn find_head_end(b: &[u8]) -> Option<usize> {
 /// RFC 9110 §5.6.2 token characters (method and header names).
 fn is_token(s: &str) -> bool {
     !s.is_empty()
-        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, bool), Reject> {
@@ -756,14 +818,19 @@ fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, 
     let http10 = match version {
         "HTTP/1.1" => false,
         "HTTP/1.0" => true,
-        v if v.starts_with("HTTP/") => return Err(Reject::Status(505, "HTTP version not supported")),
+        v if v.starts_with("HTTP/") => {
+            return Err(Reject::Status(505, "HTTP version not supported"))
+        }
         _ => return Err(Reject::Status(400, "malformed request line")),
     };
     if target.is_empty() || target.bytes().any(|b| b.is_ascii_control()) {
         return Err(Reject::Status(400, "malformed request target"));
     }
     // Absolute form (RFC 9112 §3.2.2), as sent to proxies: keep the path.
-    let target = match target.strip_prefix("http://").or_else(|| target.strip_prefix("https://")) {
+    let target = match target
+        .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("https://"))
+    {
         Some(rest) => &rest[rest.find(['/', '?']).unwrap_or(rest.len())..],
         None => target,
     };
@@ -782,7 +849,9 @@ fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, 
         if line.starts_with([' ', '\t']) {
             return Err(Reject::Status(400, "malformed request header"));
         }
-        let (name, value) = line.split_once(':').ok_or(Reject::Status(400, "malformed request header"))?;
+        let (name, value) = line
+            .split_once(':')
+            .ok_or(Reject::Status(400, "malformed request header"))?;
         if !is_token(name) {
             return Err(Reject::Status(400, "malformed request header"));
         }
@@ -810,7 +879,9 @@ fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, 
                 if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(Reject::Status(400, "malformed Content-Length"));
                 }
-                let n: u64 = v.parse().map_err(|_| Reject::Status(413, "request body too large"))?;
+                let n: u64 = v
+                    .parse()
+                    .map_err(|_| Reject::Status(413, "request body too large"))?;
                 if content_length.is_some_and(|c| c != n) {
                     return Err(Reject::Status(400, "conflicting Content-Length"));
                 }
@@ -819,7 +890,11 @@ fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, 
         } else if name.eq_ignore_ascii_case("transfer-encoding") {
             transfer_encoding = true;
             // Only plain `chunked` is supported; we do not decompress.
-            let codings: Vec<&str> = value.split(',').map(str::trim).filter(|c| !c.is_empty()).collect();
+            let codings: Vec<&str> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .collect();
             if codings.len() != 1 || !codings[0].eq_ignore_ascii_case("chunked") || chunked {
                 return Err(Reject::Status(501, "unsupported Transfer-Encoding"));
             }
@@ -837,7 +912,9 @@ fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, 
     }
     let framing = match content_length {
         _ if chunked => Framing::Chunked,
-        Some(n) if n > limits.max_body as u64 => return Err(Reject::Status(413, "request body too large")),
+        Some(n) if n > limits.max_body as u64 => {
+            return Err(Reject::Status(413, "request body too large"))
+        }
         Some(n) => Framing::Length(n as usize),
         None => Framing::Length(0),
     };
@@ -849,7 +926,12 @@ fn parse_head(head: &str, limits: &Limits) -> Result<(Request, Parsed, Framing, 
         headers,
         body: Vec::new(),
     };
-    Ok((request, Parsed { keep_alive, http10 }, framing, expect_continue))
+    Ok((
+        request,
+        Parsed { keep_alive, http10 },
+        framing,
+        expect_continue,
+    ))
 }
 
 /// Decodes a chunked body (RFC 9112 §7.1), refusing it as soon as it grows
@@ -865,8 +947,11 @@ fn read_chunked<S: Stream>(
         let (len, total) = read_line(conn, limits, deadline, MAX_CHUNK_LINE)?;
         let line = &conn.buffered()[..len];
         let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-        let digits = std::str::from_utf8(digits).map_err(|_| BAD)?.trim_matches([' ', '\t']);
-        if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        let digits = std::str::from_utf8(digits)
+            .map_err(|_| BAD)?
+            .trim_matches([' ', '\t']);
+        if digits.is_empty() || digits.len() > 16 || !digits.bytes().all(|b| b.is_ascii_hexdigit())
+        {
             return Err(BAD);
         }
         let size = u64::from_str_radix(digits, 16).map_err(|_| BAD)?;
@@ -915,7 +1000,11 @@ fn read_line<S: Stream>(
     loop {
         let data = conn.buffered();
         if let Some(nl) = data.iter().position(|&b| b == b'\n') {
-            let len = if nl > 0 && data[nl - 1] == b'\r' { nl - 1 } else { nl };
+            let len = if nl > 0 && data[nl - 1] == b'\r' {
+                nl - 1
+            } else {
+                nl
+            };
             return Ok((len, nl + 1));
         }
         if data.len() > max {
@@ -966,7 +1055,14 @@ fn encode(response: &Response, head_only: bool, connection: ConnHeader, out: &mu
     let bodiless = status < 200 || status == 204 || status == 304;
     if !(status < 200 || status == 204) {
         out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, if bodiless { 0 } else { response.body.len() as u64 });
+        push_decimal(
+            out,
+            if bodiless {
+                0
+            } else {
+                response.body.len() as u64
+            },
+        );
         out.extend_from_slice(b"\r\n");
     }
     match connection {
@@ -1085,7 +1181,11 @@ pub(super) mod tests {
         let path = dir.0.join("control.socket");
         let listener = UnixListener::bind(&path).unwrap();
         let server = serve(listener, handler, limits).unwrap();
-        UnixServer { server, path, _dir: dir }
+        UnixServer {
+            server,
+            path,
+            _dir: dir,
+        }
     }
 
     fn connect(path: &Path) -> UnixStream {
@@ -1097,7 +1197,8 @@ pub(super) mod tests {
     /// Everything until the server closes (the test fails after 5 s).
     fn read_all(s: &mut impl Read) -> String {
         let mut out = Vec::new();
-        s.read_to_end(&mut out).unwrap_or_else(|e| panic!("no EOF: {e}; got {:?}", String::from_utf8_lossy(&out)));
+        s.read_to_end(&mut out)
+            .unwrap_or_else(|e| panic!("no EOF: {e}; got {:?}", String::from_utf8_lossy(&out)));
         String::from_utf8_lossy(&out).into_owned()
     }
 
@@ -1109,13 +1210,21 @@ pub(super) mod tests {
             }
             let mut chunk = [0u8; 4096];
             let n = s.read(&mut chunk).unwrap();
-            assert!(n > 0, "closed before a response; got {:?}", String::from_utf8_lossy(buf));
+            assert!(
+                n > 0,
+                "closed before a response; got {:?}",
+                String::from_utf8_lossy(buf)
+            );
             buf.extend_from_slice(&chunk[..n]);
         };
         let head = String::from_utf8(buf[..end].to_vec()).unwrap();
         let length: usize = head
             .lines()
-            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length: ").map(|v| v.trim().parse().unwrap()))
+            .find_map(|l| {
+                l.to_ascii_lowercase()
+                    .strip_prefix("content-length: ")
+                    .map(|v| v.trim().parse().unwrap())
+            })
             .unwrap_or(0);
         while buf.len() < end + length {
             let mut chunk = [0u8; 4096];
@@ -1145,7 +1254,10 @@ pub(super) mod tests {
     #[test]
     fn get_ping_with_connection_close() {
         let u = unix_server(Limits::default(), echo());
-        let got = exchange(&u.path, b"GET /v3/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"GET /v3/ping HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        );
         assert_eq!(
             got,
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
@@ -1159,17 +1271,24 @@ pub(super) mod tests {
             &u.path,
             b"POST /v3/env?a=1&b HTTP/1.1\r\nHost: x\r\nx-TEST: yes\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello",
         );
-        assert!(got.ends_with("\r\n\r\nPOST /v3/env q=a=1&b x=yes body=hello"), "{got}");
+        assert!(
+            got.ends_with("\r\n\r\nPOST /v3/env q=a=1&b x=yes body=hello"),
+            "{got}"
+        );
     }
 
     #[test]
     fn chunked_post_arriving_in_pieces() {
         let u = unix_server(Limits::default(), echo());
         let mut s = connect(&u.path);
-        s.write_all(b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhel").unwrap();
+        s.write_all(
+            b"POST /c HTTP/1.1\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\nhel",
+        )
+        .unwrap();
         s.flush().unwrap();
         thread::sleep(Duration::from_millis(20)); // so the server reads twice
-        s.write_all(b"lo\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n").unwrap();
+        s.write_all(b"lo\r\n6;ext=1\r\n world\r\n0\r\nTrailer: x\r\n\r\n")
+            .unwrap();
         let got = read_all(&mut s);
         assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{got}");
         assert!(got.ends_with("body=hello world"), "{got}");
@@ -1179,10 +1298,16 @@ pub(super) mod tests {
     fn expect_100_continue_is_answered_before_the_body() {
         let u = unix_server(Limits::default(), echo());
         let mut s = connect(&u.path);
-        s.write_all(b"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n").unwrap();
+        s.write_all(
+            b"POST /e HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 5\r\n\r\n",
+        )
+        .unwrap();
         let mut buf = Vec::new();
         let (head, body) = read_one(&mut s, &mut buf);
-        assert_eq!((head.as_str(), body.as_str()), ("HTTP/1.1 100 Continue\r\n\r\n", ""));
+        assert_eq!(
+            (head.as_str(), body.as_str()),
+            ("HTTP/1.1 100 Continue\r\n\r\n", "")
+        );
         s.write_all(b"hello").unwrap();
         let (head, body) = read_one(&mut s, &mut buf);
         assert!(head.starts_with("HTTP/1.1 200 OK\r\n"), "{head}");
@@ -1195,26 +1320,35 @@ pub(super) mod tests {
         let mut s = connect(&u.path);
         let mut buf = Vec::new();
         // Both requests in one write: pipelining must work too.
-        s.write_all(b"GET /v3/ping HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /v3/ping HTTP/1.1\r\n\r\nGET /two HTTP/1.1\r\n\r\n")
+            .unwrap();
         let (head, body) = read_one(&mut s, &mut buf);
         assert!(!head.contains("Connection"), "{head}");
         assert_eq!(body, "ok");
         let (_, body) = read_one(&mut s, &mut buf);
         assert_eq!(body, "GET /two q= x=- body=");
-        s.write_all(b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        s.write_all(b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
         let rest = read_all(&mut s);
-        assert!(rest.contains("Connection: close\r\n") && rest.ends_with("ok"), "{rest}");
+        assert!(
+            rest.contains("Connection: close\r\n") && rest.ends_with("ok"),
+            "{rest}"
+        );
     }
 
     #[test]
     fn http10_closes_unless_keep_alive_is_asked() {
         let u = unix_server(Limits::default(), echo());
         let got = exchange(&u.path, b"GET /v3/ping HTTP/1.0\r\n\r\n");
-        assert!(got.contains("Connection: close\r\n") && got.ends_with("ok"), "{got}");
+        assert!(
+            got.contains("Connection: close\r\n") && got.ends_with("ok"),
+            "{got}"
+        );
 
         let mut s = connect(&u.path);
         let mut buf = Vec::new();
-        s.write_all(b"GET /v3/ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").unwrap();
+        s.write_all(b"GET /v3/ping HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+            .unwrap();
         let (head, _) = read_one(&mut s, &mut buf);
         assert!(head.contains("Connection: keep-alive\r\n"), "{head}");
         s.write_all(b"GET /v3/ping HTTP/1.0\r\n\r\n").unwrap();
@@ -1225,15 +1359,29 @@ pub(super) mod tests {
     fn declared_oversize_body_is_refused_before_it_is_sent() {
         let u = unix_server(Limits::default(), echo());
         // The body is never sent: the 413 must come anyway.
-        let got = exchange(&u.path, b"POST /v3/env HTTP/1.1\r\nContent-Length: 65537\r\n\r\n");
-        assert!(got.starts_with("HTTP/1.1 413 Content Too Large\r\n"), "{got}");
+        let got = exchange(
+            &u.path,
+            b"POST /v3/env HTTP/1.1\r\nContent-Length: 65537\r\n\r\n",
+        );
+        assert!(
+            got.starts_with("HTTP/1.1 413 Content Too Large\r\n"),
+            "{got}"
+        );
         assert!(got.contains("Content-Type: application/json\r\n"), "{got}");
-        assert!(got.ends_with(r#"{"error":"request body too large"}"#), "{got}");
+        assert!(
+            got.ends_with(r#"{"error":"request body too large"}"#),
+            "{got}"
+        );
         // Exactly the limit is fine.
-        let mut req = b"POST /big HTTP/1.1\r\nConnection: close\r\nContent-Length: 65536\r\n\r\n".to_vec();
+        let mut req =
+            b"POST /big HTTP/1.1\r\nConnection: close\r\nContent-Length: 65536\r\n\r\n".to_vec();
         req.resize(req.len() + 65536, b'a');
         let got = exchange(&u.path, &req);
-        assert!(got.starts_with("HTTP/1.1 200 OK\r\n"), "{}", &got[..40.min(got.len())]);
+        assert!(
+            got.starts_with("HTTP/1.1 200 OK\r\n"),
+            "{}",
+            &got[..40.min(got.len())]
+        );
     }
 
     #[test]
@@ -1254,7 +1402,10 @@ pub(super) mod tests {
     #[test]
     fn chunked_body_over_the_limit_is_413() {
         let u = unix_server(Limits::default(), echo());
-        let got = exchange(&u.path, b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10001\r\n");
+        let got = exchange(
+            &u.path,
+            b"POST /x HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n10001\r\n",
+        );
         assert!(got.starts_with("HTTP/1.1 413 "), "{got}");
     }
 
@@ -1280,7 +1431,10 @@ pub(super) mod tests {
         }
         let got = exchange(&u.path, b"GET / HTTP/2.0\r\n\r\n");
         assert!(got.starts_with("HTTP/1.1 505 "), "{got}");
-        let got = exchange(&u.path, b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
+        );
         assert!(got.starts_with("HTTP/1.1 501 "), "{got}");
     }
 
@@ -1306,30 +1460,51 @@ pub(super) mod tests {
     fn fifty_idle_connections_do_not_block_ping() {
         let u = unix_server(Limits::default(), echo());
         let idle: Vec<UnixStream> = (0..50).map(|_| connect(&u.path)).collect();
-        wait_for("50 connections accepted", || u.server.active_connections() == 50);
+        wait_for("50 connections accepted", || {
+            u.server.active_connections() == 50
+        });
         let start = Instant::now();
-        let got = exchange(&u.path, b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
         assert!(got.ends_with("ok"), "{got}");
-        assert!(start.elapsed() < Duration::from_secs(1), "ping took {:?}", start.elapsed());
+        assert!(
+            start.elapsed() < Duration::from_secs(1),
+            "ping took {:?}",
+            start.elapsed()
+        );
         drop(idle);
     }
 
     #[test]
     fn half_sent_request_and_idle_connection_are_timed_out() {
-        let limits = Limits { read_timeout: Duration::from_millis(200), ..Limits::default() };
+        let limits = Limits {
+            read_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        };
         let u = unix_server(limits, echo());
         let mut half = connect(&u.path);
         half.write_all(b"GET /v3/ping HTTP/1.1\r\nHo").unwrap();
         let mut idle = connect(&u.path);
         let got = read_all(&mut half);
         assert!(got.starts_with("HTTP/1.1 408 Request Timeout\r\n"), "{got}");
-        assert_eq!(read_all(&mut idle), "", "an idle connection is closed silently");
-        wait_for("all connections closed", || u.server.active_connections() == 0);
+        assert_eq!(
+            read_all(&mut idle),
+            "",
+            "an idle connection is closed silently"
+        );
+        wait_for("all connections closed", || {
+            u.server.active_connections() == 0
+        });
     }
 
     #[test]
     fn trickling_client_is_timed_out_by_the_request_deadline() {
-        let limits = Limits { read_timeout: Duration::from_millis(200), ..Limits::default() };
+        let limits = Limits {
+            read_timeout: Duration::from_millis(200),
+            ..Limits::default()
+        };
         let u = unix_server(limits, echo());
         let mut s = connect(&u.path);
         let mut writer = s.try_clone().unwrap();
@@ -1352,7 +1527,10 @@ pub(super) mod tests {
 
     #[test]
     fn connections_over_the_cap_get_503() {
-        let limits = Limits { max_connections: 2, ..Limits::default() };
+        let limits = Limits {
+            max_connections: 2,
+            ..Limits::default()
+        };
         let u = unix_server(limits, echo());
         let mut held = Vec::new();
         for _ in 0..2 {
@@ -1363,18 +1541,30 @@ pub(super) mod tests {
             held.push(s);
         }
         let got = exchange(&u.path, b"GET /v3/ping HTTP/1.1\r\n\r\n");
-        assert!(got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{got}");
-        assert!(got.ends_with(r#"{"error":"too many connections"}"#), "{got}");
+        assert!(
+            got.starts_with("HTTP/1.1 503 Service Unavailable\r\n"),
+            "{got}"
+        );
+        assert!(
+            got.ends_with(r#"{"error":"too many connections"}"#),
+            "{got}"
+        );
         drop(held);
         wait_for("slots released", || u.server.active_connections() == 0);
-        let got = exchange(&u.path, b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
         assert!(got.ends_with("ok"), "{got}");
     }
 
     #[test]
     fn head_gets_headers_only() {
         let u = unix_server(Limits::default(), echo());
-        let got = exchange(&u.path, b"HEAD /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"HEAD /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
         assert!(got.contains("Content-Length: 2\r\n"), "{got}");
         assert!(got.ends_with("\r\n\r\n"), "{got}");
     }
@@ -1382,18 +1572,28 @@ pub(super) mod tests {
     #[test]
     fn absolute_form_target_is_reduced_to_its_path() {
         let u = unix_server(Limits::default(), echo());
-        let got = exchange(&u.path, b"GET http://localhost/a/b?c=d HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"GET http://localhost/a/b?c=d HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
         assert!(got.ends_with("GET /a/b q=c=d x=- body="), "{got}");
-        let got = exchange(&u.path, b"GET http://localhost?c HTTP/1.1\r\nConnection: close\r\n\r\n");
+        let got = exchange(
+            &u.path,
+            b"GET http://localhost?c HTTP/1.1\r\nConnection: close\r\n\r\n",
+        );
         assert!(got.ends_with("GET / q=c x=- body="), "{got}");
     }
 
     #[test]
     fn requests_per_connection_are_capped() {
-        let limits = Limits { max_requests_per_connection: 2, ..Limits::default() };
+        let limits = Limits {
+            max_requests_per_connection: 2,
+            ..Limits::default()
+        };
         let u = unix_server(limits, echo());
         let mut s = connect(&u.path);
-        s.write_all(b"GET /v3/ping HTTP/1.1\r\n\r\nGET /v3/ping HTTP/1.1\r\n\r\n").unwrap();
+        s.write_all(b"GET /v3/ping HTTP/1.1\r\n\r\nGET /v3/ping HTTP/1.1\r\n\r\n")
+            .unwrap();
         let got = read_all(&mut s);
         assert_eq!(got.matches("200 OK").count(), 2, "{got}");
         assert_eq!(got.matches("Connection: close").count(), 1, "{got}");
@@ -1406,14 +1606,20 @@ pub(super) mod tests {
         let addr = server.addr().tcp().unwrap();
         let mut s = TcpStream::connect(addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-        s.write_all(b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n").unwrap();
+        s.write_all(b"GET /v3/ping HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
         assert!(read_all(&mut s).ends_with("\r\n\r\nok"));
         // A connection still open must not keep the listener open: a reload
         // binds the same address again at once.
         let _idle = TcpStream::connect(addr).unwrap();
-        wait_for("idle connection accepted", || server.active_connections() == 1);
+        wait_for("idle connection accepted", || {
+            server.active_connections() == 1
+        });
         server.stop();
-        assert!(TcpStream::connect(addr).is_err(), "still listening after stop");
+        assert!(
+            TcpStream::connect(addr).is_err(),
+            "still listening after stop"
+        );
         TcpListener::bind(addr).expect("address free again after stop");
     }
 
@@ -1422,7 +1628,10 @@ pub(super) mod tests {
         let u = unix_server(Limits::default(), echo());
         let UnixServer { server, path, _dir } = u;
         server.stop();
-        assert!(UnixStream::connect(&path).is_err(), "still listening after stop");
+        assert!(
+            UnixStream::connect(&path).is_err(),
+            "still listening after stop"
+        );
     }
 
     /// SPEC §8's bar: sequential `GET /v3/ping`, one connection per
@@ -1437,7 +1646,8 @@ pub(super) mod tests {
         while start.elapsed() < Duration::from_secs(2) {
             let t = Instant::now();
             let mut s = UnixStream::connect(&u.path).unwrap();
-            s.write_all(b"GET /v3/ping HTTP/1.1\r\nHost: localhost\r\n\r\n").unwrap();
+            s.write_all(b"GET /v3/ping HTTP/1.1\r\nHost: localhost\r\n\r\n")
+                .unwrap();
             let mut buf = [0u8; 256];
             let mut got = 0;
             while !buf[..got].ends_with(b"\r\n\r\nok") {
@@ -1450,7 +1660,8 @@ pub(super) mod tests {
         }
         let elapsed = start.elapsed();
         latencies.sort();
-        let p = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        let p =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
         eprintln!(
             "{} requests in {elapsed:?} on {} threads: {:.0} req/s, p50 {:?}, p99 {:?}",
             latencies.len(),
@@ -1474,12 +1685,26 @@ pub(super) mod tests {
             "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\nAllow: GET\r\nContent-Length: 2\r\n\r\nhi"
         );
         out.clear();
-        encode(&Response::empty(204).with_header("X", "y"), false, ConnHeader::Close, &mut out);
-        assert_eq!(String::from_utf8(out.clone()).unwrap(), "HTTP/1.1 204 No Content\r\nX: y\r\nConnection: close\r\n\r\n");
+        encode(
+            &Response::empty(204).with_header("X", "y"),
+            false,
+            ConnHeader::Close,
+            &mut out,
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "HTTP/1.1 204 No Content\r\nX: y\r\nConnection: close\r\n\r\n"
+        );
         out.clear();
         encode(&Response::empty(200), false, ConnHeader::None, &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n"
+        );
         let j = Response::json(422, &serde_json::json!({"error": "x"}));
-        assert_eq!((j.header("content-type"), j.body.as_slice()), (Some("application/json"), &br#"{"error":"x"}"#[..]));
+        assert_eq!(
+            (j.header("content-type"), j.body.as_slice()),
+            (Some("application/json"), &br#"{"error":"x"}"#[..])
+        );
     }
 }
