@@ -158,7 +158,7 @@ impl Job {
         if self.phase == Phase::Stopped {
             return out;
         }
-        if ev.code == EventCode::Stopped && self.dependants.iter().any(|d| *d == ev.source) {
+        if ev.code == EventCode::Stopped && self.dependants.contains(&ev.source) {
             self.dependants.retain(|d| *d != ev.source);
             if self.phase == Phase::Stopping
                 && self.stop_wait_until.is_some()
@@ -513,7 +513,7 @@ impl Job {
         } = self.cfg.when
         {
             if self.cfg.exec.is_some() && self.source_is_job() {
-                if self.phase == Phase::Waiting && !(self.armed && !self.source_gone) {
+                if self.phase == Phase::Waiting && (!self.armed || self.source_gone) {
                     self.halt(now, out);
                 }
                 return;
