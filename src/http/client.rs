@@ -306,21 +306,11 @@ impl<R: Read> Input<'_, R> {
             self.buf.drain(..self.pos);
             self.pos = 0;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        loop {
-            match self.reader.read(&mut self.buf[len..]) {
-                Ok(n) => {
-                    self.buf.truncate(len + n);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e.into());
-                }
-            }
-        }
+        Ok(super::read_append(
+            &mut self.reader,
+            &mut self.buf,
+            READ_CHUNK,
+        )?)
     }
 
     /// Reads until at least `n` bytes are buffered.

@@ -31,3 +31,27 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
 }
+
+/// One read of up to `chunk` bytes appended to `buf`; `Ok(0)` at end of
+/// stream. Retries on EINTR.
+fn read_append<R: std::io::Read>(
+    reader: &mut R,
+    buf: &mut Vec<u8>,
+    chunk: usize,
+) -> std::io::Result<usize> {
+    let len = buf.len();
+    buf.resize(len + chunk, 0);
+    loop {
+        match reader.read(&mut buf[len..]) {
+            Ok(n) => {
+                buf.truncate(len + n);
+                return Ok(n);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                buf.truncate(len);
+                return Err(e);
+            }
+        }
+    }
+}

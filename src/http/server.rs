@@ -568,21 +568,7 @@ impl<S: Stream> Conn<S> {
             self.stream.set_read_timeout(Some(left))?;
             self.timeout_changed = true;
         }
-        let len = self.buf.len();
-        self.buf.resize(len + READ_CHUNK, 0);
-        loop {
-            match self.stream.read(&mut self.buf[len..]) {
-                Ok(n) => {
-                    self.buf.truncate(len + n);
-                    return Ok(n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    self.buf.truncate(len);
-                    return Err(e);
-                }
-            }
-        }
+        super::read_append(&mut self.stream, &mut self.buf, READ_CHUNK)
     }
 
     /// `fill` for a request already under way: end of stream or an error
