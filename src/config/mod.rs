@@ -236,20 +236,51 @@ pub fn load(
     env: &HashMap<String, String>,
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
     let rendered = render(path, env)?;
-    let addrs = interfaces::system_addrs();
-    parse_and_validate(&rendered, env, &addrs)
+    let root = tree::parse(&rendered).map_err(ConfigError::Syntax)?;
+    // Asking the kernel for every address costs more than the rest of
+    // start-up; only a job with a port or telemetry has one to resolve.
+    let addrs = if needs_addresses(&root) {
+        interfaces::system_addrs()
+    } else {
+        Vec::new()
+    };
+    validate_tree(&root, env, &addrs)
 }
 
 /// Parse rendered JSON5 text and validate it against the given interface addresses.
+#[cfg(test)]
 pub fn parse_and_validate(
     text: &str,
     env: &HashMap<String, String>,
     addrs: &[interfaces::IfAddr],
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
     let root = tree::parse(text).map_err(ConfigError::Syntax)?;
-    let (mut cfg, warnings) = validate::validate(&root, env, addrs)?;
+    validate_tree(&root, env, addrs)
+}
+
+fn validate_tree(
+    root: &tree::Node,
+    env: &HashMap<String, String>,
+    addrs: &[interfaces::IfAddr],
+) -> Result<(Config, Vec<Warning>), ConfigError> {
+    let (mut cfg, warnings) = validate::validate(root, env, addrs)?;
     add_telemetry_job(&mut cfg)?;
     Ok((cfg, warnings))
+}
+
+/// Whether validation may resolve an interface: a `telemetry` block, or a
+/// job with a `port` (only those get an address).
+fn needs_addresses(root: &tree::Node) -> bool {
+    let tree::Node::Object(top) = root else {
+        return false;
+    };
+    top.iter().any(|(key, value)| match (key.as_str(), value) {
+        ("telemetry", _) => true,
+        ("jobs", tree::Node::Array(jobs)) => jobs.iter().any(|job| {
+            matches!(job, tree::Node::Object(fields) if fields.iter().any(|(k, _)| k == "port"))
+        }),
+        _ => false,
+    })
 }
 
 /// The name the telemetry endpoint is advertised under (SPEC §5).
