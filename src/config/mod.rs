@@ -274,12 +274,14 @@ fn needs_addresses(root: &tree::Node) -> bool {
     let tree::Node::Object(top) = root else {
         return false;
     };
-    top.iter().any(|(key, value)| match (key.as_str(), value) {
+    top.iter().any(|(key, value)| {
+        match (key.as_str(), value) {
         ("telemetry", _) => true,
         ("jobs", tree::Node::Array(jobs)) => jobs.iter().any(|job| {
             matches!(job, tree::Node::Object(fields) if fields.iter().any(|(k, _)| k == "port"))
         }),
         _ => false,
+    }
     })
 }
 

@@ -606,13 +606,34 @@ fn handle_connection<S: Stream>(stream: S, shared: &State) {
     if configured.is_err() {
         return;
     }
+    // Buffers are kept per thread: a fresh 4 KiB allocation per connection
+    // is an mmap and a munmap with musl's allocator.
+    let (buf, mut out) = SPARE_BUFFERS.with(|b| b.take());
     let mut conn = Conn {
         stream,
-        buf: Vec::new(),
+        buf,
         pos: 0,
         timeout_changed: false,
     };
-    let mut out = Vec::new();
+    serve_connection(&mut conn, &mut out, shared);
+    let mut buf = std::mem::take(&mut conn.buf);
+    if buf.capacity() <= MAX_SPARE && out.capacity() <= MAX_SPARE {
+        buf.clear();
+        out.clear();
+        SPARE_BUFFERS.with(|b| b.set((buf, out)));
+    }
+}
+
+thread_local! {
+    /// The read and write buffers of this thread's last connection.
+    static SPARE_BUFFERS: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Larger buffers (a big body went through) are freed, not kept.
+const MAX_SPARE: usize = 64 * 1024;
+
+fn serve_connection<S: Stream>(conn: &mut Conn<S>, out: &mut Vec<u8>, shared: &State) {
+    let limits = &shared.limits;
     for served in 1..=limits.max_requests_per_connection {
         if conn.timeout_changed {
             if conn
@@ -624,7 +645,7 @@ fn handle_connection<S: Stream>(stream: S, shared: &State) {
             }
             conn.timeout_changed = false;
         }
-        let (request, parsed) = match read_request(&mut conn, limits) {
+        let (request, parsed) = match read_request(conn, limits) {
             Ok(Some(r)) => r,
             Ok(None) => return,
             Err(Reject::Close) => return,
@@ -634,10 +655,10 @@ fn handle_connection<S: Stream>(stream: S, shared: &State) {
                     &Response::error(status, message),
                     false,
                     ConnHeader::Close,
-                    &mut out,
+                    out,
                 );
-                if conn.stream.write_all(&out).is_ok() {
-                    linger(&mut conn);
+                if conn.stream.write_all(out).is_ok() {
+                    linger(conn);
                 }
                 return;
             }
@@ -652,8 +673,8 @@ fn handle_connection<S: Stream>(stream: S, shared: &State) {
             (true, false) => ConnHeader::None,
         };
         out.clear();
-        encode(&response, request.method == "HEAD", connection, &mut out);
-        if conn.stream.write_all(&out).is_err() || !keep {
+        encode(&response, request.method == "HEAD", connection, out);
+        if conn.stream.write_all(out).is_err() || !keep {
             return;
         }
     }
