@@ -9,6 +9,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
@@ -54,11 +55,6 @@ pub enum Msg {
     },
     /// A control request, already parsed and validated on the sender's thread.
     Control(ControlReq, Sender<Reply>),
-    /// A control-plane request was answered (for `containerpilot_control_http_requests`).
-    Requested {
-        code: u16,
-        path: &'static str,
-    },
     /// A watch's health query finished.
     Watched(WatchResult),
     /// Discovery has deregistered every service (or given up trying).
@@ -146,7 +142,8 @@ pub struct App {
     config_path: PathBuf,
     control: Option<Control>,
     telemetry: Option<Telemetry>,
-    requests: RequestCounter,
+    /// Bumped by the control server's threads (see `Control::start`).
+    requests: Arc<Mutex<RequestCounter>>,
     /// Events published so far, by (code, source), for `containerpilot_events`.
     events: BTreeMap<(String, String), u64>,
     /// Length of the last `/metrics` page.
@@ -177,7 +174,7 @@ impl App {
             config_path: config_path.to_path_buf(),
             control: None,
             telemetry: None,
-            requests: RequestCounter::new(),
+            requests: Arc::default(),
             events: BTreeMap::new(),
             metrics_len: 0,
             entries: Vec::new(),
@@ -290,7 +287,12 @@ impl App {
     /// Listen on the control socket; failing to is fatal at start-up.
     pub fn start_control(&mut self) -> Result<(), String> {
         let path = self.cfg.control.socket.clone();
-        self.control = Some(Control::start(&path, &self.config_path, self.tx.clone())?);
+        self.control = Some(Control::start(
+            &path,
+            &self.config_path,
+            self.tx.clone(),
+            self.requests.clone(),
+        )?);
         Ok(())
     }
 
@@ -345,7 +347,12 @@ impl App {
         if self.control.as_ref().is_some_and(|c| c.path == path) {
             return;
         }
-        match Control::start(&path, &self.config_path, self.tx.clone()) {
+        match Control::start(
+            &path,
+            &self.config_path,
+            self.tx.clone(),
+            self.requests.clone(),
+        ) {
             Ok(c) => {
                 if let Some(old) = self.control.replace(c) {
                     old.stop();
@@ -500,7 +507,6 @@ impl App {
                 let answer = self.control(req);
                 let _ = reply.send(answer);
             }
-            Msg::Requested { code, path } => self.requests.inc(code, path),
             Msg::Watched(r) => self.on_watched(r),
             Msg::Deregistered => {
                 if self
@@ -1057,7 +1063,10 @@ impl App {
         // The page is about as long as last time: one allocation, not a dozen.
         let mut out = String::with_capacity(self.metrics_len + 1024);
         self.metrics.render(Instant::now(), &mut out);
-        self.requests.render(&mut out);
+        self.requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .render(&mut out);
         let events: Vec<_> = self.events.iter().map(|(k, n)| (k.clone(), *n)).collect();
         metrics::render_events(&events, &mut out);
         let watched: Vec<(String, usize)> = self

@@ -7,7 +7,7 @@
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crossbeam_channel::{bounded, Sender};
@@ -16,6 +16,7 @@ use serde_json::{Map, Value};
 use crate::app::{ControlReq, Msg, Reply};
 use crate::config;
 use crate::http::server::{self, Limits, Request, Response, ServerHandle};
+use crate::metrics::RequestCounter;
 
 fn error(status: u16, msg: &str) -> Response {
     Response::error(status, msg)
@@ -56,7 +57,16 @@ pub struct Control {
 }
 
 impl Control {
-    pub fn start(path: &Path, config_path: &Path, tx: Sender<Msg>) -> Result<Control, String> {
+    /// `requests` counts every answer by (status, route); the loop reads it
+    /// when it renders `/metrics`. A counter bumped under an uncontended
+    /// lock costs the request nothing, where a message would wake the loop
+    /// for every request.
+    pub fn start(
+        path: &Path,
+        config_path: &Path,
+        tx: Sender<Msg>,
+        requests: Arc<Mutex<RequestCounter>>,
+    ) -> Result<Control, String> {
         let listener = bind(path)?;
         let ctx = Ctx {
             tx,
@@ -64,11 +74,10 @@ impl Control {
         };
         let handler = Arc::new(move |req: &Request| {
             let (label, resp) = ctx.handle(req);
-            // Counted by the loop, which owns the metrics; fire and forget.
-            let _ = ctx.tx.send(Msg::Requested {
-                code: resp.status,
-                path: label,
-            });
+            requests
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .inc(resp.status, label);
             resp
         });
         let handle = server::serve(listener, handler, Limits::default())
