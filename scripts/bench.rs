@@ -50,7 +50,8 @@ fn main() {
     println!("|---|---|---|---|---|---|");
     // BENCH_ONLY=name,name runs only those figures (while working on one).
     let only = std::env::var("BENCH_ONLY").ok();
-    let figures: [(&str, fn(&Ctx)); 11] = [
+    type Figure = (&'static str, fn(&Ctx));
+    let figures: [Figure; 11] = [
         ("size", fig_size),
         ("memory", fig_memory),
         ("idle", fig_idle),

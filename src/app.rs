@@ -8,6 +8,7 @@
 //! wake-ups). Requests that need an answer carry a one-shot reply channel.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -22,9 +23,9 @@ use crate::control::Control;
 use crate::discovery::{
     self, Agent, Command as DiscoveryCmd, Poller, Registration, WatchResult, WatchState,
 };
-use crate::event::{Event, EventCode, GLOBAL, SIGNAL_SOURCES};
+use crate::event::{Event, EventCode};
 use crate::health::{self, CheckRun};
-use crate::job::{Action, Health, Job, Phase};
+use crate::job::{next_tick, Action, Job, Phase};
 use crate::log::{self, Level};
 use crate::metrics::{self, Histogram, JobSample, Registry, RequestCounter};
 use crate::process::{self, Launch, RunnerCmd};
@@ -166,6 +167,7 @@ impl App {
     pub fn new(cfg: Config, config_path: &Path) -> Result<App, String> {
         let (tx, rx) = unbounded();
         let mut app = App {
+            metrics: Registry::new(user_metrics(&cfg)),
             cfg,
             hostname: discovery::hostname(),
             agent: None,
@@ -180,17 +182,13 @@ impl App {
             entries: Vec::new(),
             next_id: 1,
             queue: VecDeque::new(),
-            base_env: std::env::vars_os()
-                .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-                .collect(),
+            base_env: crate::config::environment().into_iter().collect(),
             env_changes: BTreeMap::new(),
             maintenance: false,
-            metrics: Registry::new(&[]),
             tx,
             rx,
             shutdown: None,
         };
-        app.metrics.reconfigure(user_metrics(&app.cfg));
         app.start_discovery()?;
         for jc in app.cfg.jobs.clone() {
             let entry = app.new_entry(jc)?;
@@ -286,20 +284,27 @@ impl App {
 
     /// Listen on the control socket; failing to is fatal at start-up.
     pub fn start_control(&mut self) -> Result<(), String> {
-        let path = self.cfg.control.socket.clone();
-        self.control = Some(Control::start(
-            &path,
+        self.control = Some(self.open_control()?);
+        Ok(())
+    }
+
+    fn open_control(&self) -> Result<Control, String> {
+        Control::start(
+            &self.cfg.control.socket,
             &self.config_path,
             self.tx.clone(),
             self.requests.clone(),
-        )?);
-        Ok(())
+        )
+    }
+
+    fn telemetry_addr(&self) -> Option<SocketAddr> {
+        let t = self.cfg.telemetry.as_ref()?;
+        Some(SocketAddr::new(t.address, t.port))
     }
 
     /// Listen for telemetry if configured; failing to is fatal at start-up.
     pub fn start_telemetry(&mut self) -> Result<(), String> {
-        if let Some(t) = &self.cfg.telemetry {
-            let addr = std::net::SocketAddr::new(t.address, t.port);
+        if let Some(addr) = self.telemetry_addr() {
             self.telemetry = Some(Telemetry::start(addr, self.tx.clone())?);
         }
         Ok(())
@@ -323,12 +328,7 @@ impl App {
     /// Reload changed the telemetry block: stop the old listener first (the
     /// new one may want the same port), then start the new one.
     fn move_telemetry(&mut self) {
-        let want = self
-            .cfg
-            .telemetry
-            .as_ref()
-            .map(|t| std::net::SocketAddr::new(t.address, t.port));
-        if self.telemetry.as_ref().map(|t| t.addr) == want {
+        if self.telemetry.as_ref().map(|t| t.addr) == self.telemetry_addr() {
             return;
         }
         if let Some(old) = self.telemetry.take() {
@@ -343,21 +343,15 @@ impl App {
     /// Reload moved the socket: listen on the new path before leaving the
     /// old one, so a failure keeps the control plane where it was.
     fn move_control(&mut self) {
-        let path = self.cfg.control.socket.clone();
-        if self.control.as_ref().is_some_and(|c| c.path == path) {
+        let path = &self.cfg.control.socket;
+        if self.control.as_ref().is_some_and(|c| c.path == *path) {
             return;
         }
-        match Control::start(
-            &path,
-            &self.config_path,
-            self.tx.clone(),
-            self.requests.clone(),
-        ) {
+        match self.open_control() {
             Ok(c) => {
-                if let Some(old) = self.control.replace(c) {
-                    old.stop();
-                }
-                log::info(&format!("control socket moved to {}", path.display()));
+                log::info(&format!("control socket moved to {}", c.path.display()));
+                // Dropping the old one stops it and removes its socket file.
+                self.control = Some(c);
             }
             Err(e) => log::error(&format!("{e}; the control socket stays where it was")),
         }
@@ -370,13 +364,9 @@ impl App {
         } else {
             self.supervise();
         }
-        // The socket file goes with us (SPEC §3.3).
-        if let Some(c) = self.control.take() {
-            c.stop();
-        }
-        if let Some(t) = self.telemetry.take() {
-            t.stop();
-        }
+        // Dropping the control server removes its socket file (SPEC §3.3).
+        self.control = None;
+        self.telemetry = None;
         log::info("containerpilot stopped");
         0
     }
@@ -789,9 +779,7 @@ impl App {
             if let Some(p) = &self.poller {
                 p.poll(w.key, &w.cfg);
             }
-            while w.due <= now {
-                w.due += w.cfg.interval;
-            }
+            w.due = next_tick(w.due, w.cfg.interval, now);
         }
     }
 
@@ -1067,14 +1055,13 @@ impl App {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .render(&mut out);
-        let events: Vec<_> = self.events.iter().map(|(k, n)| (k.clone(), *n)).collect();
-        metrics::render_events(&events, &mut out);
-        let watched: Vec<(String, usize)> = self
+        metrics::render_events(&self.events, &mut out);
+        let watched: Vec<(&str, usize)> = self
             .watches
             .iter()
             .map(|w| {
                 (
-                    w.cfg.name.clone(),
+                    w.cfg.name.as_str(),
                     w.state.instances().map_or(0, |s| s.len()),
                 )
             })
@@ -1086,14 +1073,10 @@ impl App {
             .filter(|e| e.retiring == Retiring::No)
             .map(|e| JobSample {
                 name: e.job.name(),
-                restarts: e.job.restarts,
+                restarts: e.job.restarts(),
                 exits_success: e.exits_success,
                 exits_failed: e.exits_failed,
-                healthy: match e.job.health {
-                    Health::Unknown => None,
-                    Health::Healthy => Some(true),
-                    Health::Unhealthy => Some(false),
-                },
+                healthy: e.job.health.passed(),
                 check_durations: e.check_durations.as_ref(),
             })
             .collect();
@@ -1128,24 +1111,11 @@ impl App {
         let status = if self.maintenance {
             "maintenance"
         } else if cfg.health.is_some() {
-            match job.health {
-                Health::Unknown => "unknown",
-                Health::Healthy => "healthy",
-                Health::Unhealthy => "unhealthy",
-            }
+            job.health.name()
         } else {
             "nonadvertised"
         };
-        let depends_on: Vec<&str> = match &cfg.when {
-            When::Event { source, code, .. }
-                if *code != EventCode::Signal
-                    && source != GLOBAL
-                    && !SIGNAL_SOURCES.contains(&source.as_str()) =>
-            {
-                vec![source.as_str()]
-            }
-            _ => vec![],
-        };
+        let depends_on: Vec<&str> = job.depends_on().into_iter().collect();
         let svc = cfg.service.as_ref();
         json!({
             "name": cfg.name,
@@ -1160,7 +1130,7 @@ impl App {
                 Phase::Stopped => "stopped",
             },
             "pid": job.pid,
-            "restarts": job.restarts,
+            "restarts": job.restarts(),
             "last_exit_code": job.last_exit,
         })
     }

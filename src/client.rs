@@ -16,24 +16,17 @@ const TIMEOUT: Duration = Duration::from_secs(30);
 /// Where the control socket is: `control.socket` of the config if one is
 /// given (only that key is read, so a hook never fails on an unrelated part
 /// of the config), else the default path.
-pub fn socket_path(config_path: Option<&Path>) -> Result<PathBuf, String> {
+fn socket_path(config_path: Option<&Path>) -> Result<PathBuf, String> {
     let Some(path) = config_path else {
         return Ok(PathBuf::from(DEFAULT_SOCKET));
     };
     let rendered = config::render(path, &config::environment()).map_err(|e| e.to_string())?;
     let root = config::tree::parse(&rendered).map_err(|e| format!("cannot parse config: {e}"))?;
-    let socket = object_get(&root, "control").and_then(|c| object_get(c, "socket"));
+    let socket = root.get("control").and_then(|c| c.get("socket"));
     Ok(match socket {
         Some(Node::Str(s)) if !s.is_empty() => PathBuf::from(s),
         _ => PathBuf::from(DEFAULT_SOCKET),
     })
-}
-
-fn object_get<'a>(node: &'a Node, key: &str) -> Option<&'a Node> {
-    match node {
-        Node::Object(pairs) => pairs.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v),
-        _ => None,
-    }
 }
 
 /// Run one subcommand; `Ok` carries what to print on stdout.

@@ -4,6 +4,7 @@
 //! only the result goes to the event loop, which answers on a one-shot
 //! channel. `/v3/ping` never touches the loop.
 
+use std::borrow::Cow;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
@@ -17,10 +18,6 @@ use crate::app::{ControlReq, Msg, Reply};
 use crate::config;
 use crate::http::server::{self, Limits, Request, Response, ServerHandle};
 use crate::metrics::RequestCounter;
-
-fn error(status: u16, msg: &str) -> Response {
-    Response::error(status, msg)
-}
 
 /// How long a request waits for the event loop before giving up.
 const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,7 +47,7 @@ pub fn bind(path: &Path) -> Result<UnixListener, String> {
     Ok(listener)
 }
 
-/// A running control server; dropping it does not stop it, `stop` does.
+/// A running control server; dropping it stops it and removes the socket file.
 pub struct Control {
     pub path: PathBuf,
     handle: Option<ServerHandle>,
@@ -87,9 +84,6 @@ impl Control {
             handle: Some(handle),
         })
     }
-
-    /// Stop serving and remove the socket file (dropping does the same).
-    pub fn stop(self) {}
 }
 
 impl Drop for Control {
@@ -124,16 +118,9 @@ impl Ctx {
     /// The response, and the path it is counted under: a route, or
     /// `other` so that unknown paths cannot grow the metric without bound.
     fn handle(&self, req: &Request) -> (&'static str, Response) {
-        let path = route_path(req);
-        match route(ROUTES, &req.method, &path) {
+        match route(ROUTES, &req.method, &route_path(req)) {
             Ok(name) => (name, self.dispatch(req, name)),
-            Err(resp) => (
-                ROUTES
-                    .iter()
-                    .find(|(p, _)| *p == path)
-                    .map_or("other", |r| r.0),
-                resp,
-            ),
+            Err((name, resp)) => (name, resp),
         }
     }
 
@@ -142,17 +129,17 @@ impl Ctx {
             "/v3/ping" => Response::text(200, "ok"),
             "/v3/env" | "/v3/environ" => match parse_env(&req.body) {
                 Ok(pairs) => self.ask(ControlReq::PutEnv(pairs)),
-                Err(e) => error(400, &e),
+                Err(e) => Response::error(400, &e),
             },
             "/v3/metric" => match parse_metrics(&req.body) {
                 Ok(pairs) => self.ask(ControlReq::PutMetric(pairs)),
-                Err(e) => error(400, &e),
+                Err(e) => Response::error(400, &e),
             },
             "/v3/reload" => self.reload(),
             "/v3/maintenance/enable" => self.maintenance(true),
             "/v3/maintenance/disable" => self.maintenance(false),
             "/v3/status" => self.ask(ControlReq::Status),
-            _ => error(404, &format!("no such endpoint: {path}")),
+            _ => Response::error(404, &format!("no such endpoint: {path}")),
         }
     }
 
@@ -161,7 +148,7 @@ impl Ctx {
         match self.call(req) {
             Ok(Value::Null) => Response::empty(200),
             Ok(v) => Response::json(200, &v),
-            Err((status, msg)) => error(status, &msg),
+            Err((status, msg)) => Response::error(status, &msg),
         }
     }
 
@@ -173,7 +160,7 @@ impl Ctx {
     fn maintenance(&self, on: bool) -> Response {
         match self.call(ControlReq::Maintenance(on)) {
             Ok(v) => Response::json_bytes(200, serde_json::to_vec_pretty(&v).unwrap_or_default()),
-            Err((status, msg)) => error(status, &msg),
+            Err((status, msg)) => Response::error(status, &msg),
         }
     }
 
@@ -185,7 +172,7 @@ impl Ctx {
                 .filter_map(|(k, v)| Some((k, v.as_str()?.to_string())))
                 .collect(),
             Ok(_) => config::environment(),
-            Err((status, msg)) => return error(status, &msg),
+            Err((status, msg)) => return Response::error(status, &msg),
         };
         match config::load(&self.config_path, &env) {
             Ok((cfg, warnings)) => {
@@ -194,19 +181,24 @@ impl Ctx {
                 }
                 self.ask(ControlReq::Reload(Box::new(cfg)))
             }
-            Err(e) => error(422, &e.to_string()),
+            Err(e) => Response::error(422, &e.to_string()),
         }
     }
 }
 
-/// Find the route for `path`: its name, or the 404/405 (with `Allow`) to send.
+/// Find the route for `path`: its name, or the 404/405 (with `Allow`) to
+/// send and the name to count it under (`other` for an unknown path, so
+/// that clients cannot grow the metric without bound).
 pub fn route(
     routes: &[(&'static str, &'static str)],
     method: &str,
     path: &str,
-) -> Result<&'static str, Response> {
+) -> Result<&'static str, (&'static str, Response)> {
     let Some((name, allowed)) = routes.iter().find(|(p, _)| *p == path) else {
-        return Err(error(404, &format!("no such endpoint: {path}")));
+        return Err((
+            "other",
+            Response::error(404, &format!("no such endpoint: {path}")),
+        ));
     };
     let method_ok = method == *allowed || (method == "HEAD" && *allowed == "GET");
     if !method_ok {
@@ -215,10 +207,11 @@ pub fn route(
         } else {
             allowed
         };
-        return Err(
-            error(405, &format!("method {method} not allowed on {name}"))
+        return Err((
+            name,
+            Response::error(405, &format!("method {method} not allowed on {name}"))
                 .with_header("Allow", allow),
-        );
+        ));
     }
     Ok(name)
 }
@@ -242,14 +235,14 @@ pub fn ask_loop_meanwhile(tx: &Sender<Msg>, req: ControlReq, meanwhile: impl FnO
 
 /// Requests to `http:/v3/env` arrive as `POST /env` with `Host: v3` (that is
 /// how curl reads the seeds' URLs): route them as if the path began with /v3.
-fn route_path(req: &Request) -> String {
+fn route_path(req: &Request) -> Cow<'_, str> {
     let host_v3 = req
         .header("host")
         .is_some_and(|h| h.eq_ignore_ascii_case("v3"));
     if host_v3 && !req.path.starts_with("/v3/") {
-        format!("/v3{}", req.path)
+        Cow::Owned(format!("/v3{}", req.path))
     } else {
-        req.path.clone()
+        Cow::Borrowed(&req.path)
     }
 }
 

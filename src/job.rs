@@ -27,6 +27,35 @@ pub enum Health {
     Unhealthy,
 }
 
+impl Health {
+    /// The last check's result, if there has been one.
+    pub fn passed(self) -> Option<bool> {
+        match self {
+            Health::Unknown => None,
+            Health::Healthy => Some(true),
+            Health::Unhealthy => Some(false),
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Health::Unknown => "unknown",
+            Health::Healthy => "healthy",
+            Health::Unhealthy => "unhealthy",
+        }
+    }
+}
+
+/// The first time after `now` on the grid `t + k·every`: a missed tick is
+/// skipped, not bunched up with the next (after a suspend, say).
+pub fn next_tick(t: Instant, every: Duration, now: Instant) -> Instant {
+    let mut next = t + every;
+    while next <= now {
+        next += every;
+    }
+    next
+}
+
 /// What the event loop must do on the job's behalf.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
@@ -60,8 +89,6 @@ pub struct Job {
     has_process: bool,
     /// Process starts so far.
     pub runs: u64,
-    /// Starts after the first one, for /status and metrics.
-    pub restarts: u64,
     pub last_exit: Option<i32>,
     /// `None`: unlimited.
     restarts_left: Option<u32>,
@@ -85,10 +112,10 @@ pub struct Job {
 impl Job {
     /// `dependants`: names of the jobs whose `when` is `{source: this job, once|each: stopping}`.
     pub fn new(cfg: JobConfig, dependants: Vec<String>, global_stop_timeout: Duration) -> Job {
-        let restarts_left = match (cfg.restarts, &cfg.when) {
-            (Restarts::Unlimited, _) => None,
-            (Restarts::Count(n), _) => Some(n),
-            (Restarts::Never, _) => Some(0),
+        let restarts_left = match cfg.restarts {
+            Restarts::Unlimited => None,
+            Restarts::Count(n) => Some(n),
+            Restarts::Never => Some(0),
         };
         Job {
             cfg,
@@ -97,7 +124,6 @@ impl Job {
             pid: None,
             has_process: false,
             runs: 0,
-            restarts: 0,
             last_exit: None,
             restarts_left,
             armed: true,
@@ -116,6 +142,21 @@ impl Job {
 
     pub fn name(&self) -> &str {
         &self.cfg.name
+    }
+
+    /// Starts after the first one, for /status and metrics.
+    pub fn restarts(&self) -> u64 {
+        self.runs.saturating_sub(1)
+    }
+
+    /// The job or watch this job waits for, as `when.source` names it.
+    pub fn depends_on(&self) -> Option<&str> {
+        match &self.cfg.when {
+            When::Event { source, code, .. } if *code != EventCode::Signal && source != GLOBAL => {
+                Some(source)
+            }
+            _ => None,
+        }
     }
 
     /// Finished for good: it will never run again.
@@ -242,9 +283,6 @@ impl Job {
                 self.halt(now, out);
             }
             return;
-        }
-        if self.runs > 0 {
-            self.restarts += 1;
         }
         self.runs += 1;
         self.phase = Phase::Running;
@@ -390,28 +428,17 @@ impl Job {
         }
         if let (Some(t), When::Interval(every)) = (self.tick_at, &self.cfg.when) {
             if t <= now {
-                // Skip missed ticks rather than bunch them up (after a suspend, say).
-                let mut next = t + *every;
-                while next <= now {
-                    next += *every;
-                }
-                self.tick_at = Some(next);
+                self.tick_at = Some(next_tick(t, *every, now));
                 self.on_tick(now, &mut out);
             }
         }
         if due(self.check_at) {
-            self.check_at = self.check_at.map(|t| {
-                let every = self
-                    .cfg
-                    .health
-                    .as_ref()
-                    .map_or(Duration::from_secs(1), |h| h.interval);
-                let mut next = t + every;
-                while next <= now {
-                    next += every;
-                }
-                next
-            });
+            let every = self
+                .cfg
+                .health
+                .as_ref()
+                .map_or(Duration::from_secs(1), |h| h.interval);
+            self.check_at = self.check_at.map(|t| next_tick(t, every, now));
             if self.checks_active() {
                 out.push(Action::Check);
             } else {
@@ -705,7 +732,7 @@ mod tests {
         assert_eq!(starts(&last), 0);
         assert!(j.is_stopped());
         assert_eq!(j.runs, 3);
-        assert_eq!(j.restarts, 2);
+        assert_eq!(j.restarts(), 2);
     }
 
     #[test]

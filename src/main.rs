@@ -105,8 +105,8 @@ fn supervise(path: &Path) -> Result<ExitCode, Error> {
     if let Err(e) = reaper::become_subreaper() {
         log::warn(&e);
     }
-    // 4. Job threads, the control socket (refusing a live one), signal
-    //    handlers before any child exists, then the loop.
+    // 4. Job threads, the telemetry listener, the control socket (refusing
+    //    a live one), signal handlers before any child exists, then the loop.
     let mut app = app::App::new(cfg, path).map_err(Error::Fatal)?;
     app.start_telemetry().map_err(Error::Fatal)?;
     app.start_control().map_err(Error::Fatal)?;

@@ -39,13 +39,11 @@
 //! it fits: memory is bounded at `5 × (STREAM_CAP centroids + BUFFER_CAP values)`
 //! per summary (≈ 23 KiB) and accuracy degrades instead.
 
-// Wired into the telemetry server and the control plane by their own changes.
-#![allow(dead_code)]
-
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
 use std::sync::OnceLock;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::config::{MetricConfig, MetricKind};
 
@@ -256,14 +254,6 @@ impl Histogram {
         self.count += 1;
     }
 
-    pub fn count(&self) -> u64 {
-        self.count
-    }
-
-    pub fn sum(&self) -> f64 {
-        self.sum
-    }
-
     /// `name_bucket{labels,le=...}` for every bound and `+Inf`, then `_sum`
     /// and `_count`. The family header is the caller's.
     pub fn render_samples(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
@@ -337,10 +327,12 @@ impl Summary {
         }
     }
 
+    #[cfg(test)]
     pub fn count(&self) -> u64 {
         self.count
     }
 
+    #[cfg(test)]
     pub fn sum(&self) -> f64 {
         self.sum
     }
@@ -385,7 +377,7 @@ impl Summary {
     }
 
     /// The objectives' quantiles over the window ending at `now`, in the order
-    /// of `objectives()`; `NaN` when the window is empty (as client_golang).
+    /// of the objectives; `NaN` when the window is empty (as client_golang).
     pub fn quantiles(&mut self, now: Instant) -> Vec<f64> {
         if self.streams.is_empty() {
             return Vec::new();
@@ -399,11 +391,8 @@ impl Summary {
         s.query(objectives)
     }
 
-    pub fn objectives(&self) -> &[(f64, f64)] {
-        &self.objectives
-    }
-
     /// Centroids and buffered values held over all streams: what bounds memory.
+    #[cfg(test)]
     pub fn stored_samples(&self) -> usize {
         self.streams
             .iter()
@@ -545,6 +534,7 @@ pub struct RequestCounter {
 }
 
 impl RequestCounter {
+    #[cfg(test)]
     pub fn new() -> RequestCounter {
         RequestCounter::default()
     }
@@ -559,6 +549,7 @@ impl RequestCounter {
         }
     }
 
+    #[cfg(test)]
     pub fn get(&self, code: u16, path: &str) -> u64 {
         self.counts
             .iter()
@@ -589,7 +580,7 @@ impl RequestCounter {
 }
 
 /// `containerpilot_watch_instances{service}`: instances each watch last saw.
-pub fn render_watch_instances(watches: &[(String, usize)], out: &mut String) {
+pub fn render_watch_instances(watches: &[(&str, usize)], out: &mut String) {
     const NAME: &str = "containerpilot_watch_instances";
     if watches.is_empty() {
         return;
@@ -608,7 +599,7 @@ pub fn render_watch_instances(watches: &[(String, usize)], out: &mut String) {
 /// `containerpilot_events{code,source}`: events published so far, as 3.x
 /// counted them. Sources are job and watch names, so the series stay bounded
 /// by the configuration.
-pub fn render_events(events: &[((String, String), u64)], out: &mut String) {
+pub fn render_events(events: &BTreeMap<(String, String), u64>, out: &mut String) {
     const NAME: &str = "containerpilot_events";
     if events.is_empty() {
         return;
@@ -877,13 +868,6 @@ fn gauge_family(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
     sample(out, name, "", &[], v);
 }
 
-/// Seconds since the Unix epoch, for callers that timestamp their own gauges.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
 // ---------------------------------------------------------------------------
 // Text format primitives
 
@@ -1003,6 +987,14 @@ pub fn write_go_float(out: &mut String, v: f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::{SystemTime, UNIX_EPOCH};
+
+    /// Seconds since the Unix epoch.
+    fn unix_now() -> f64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64())
+    }
 
     fn cfg(name: &str, kind: MetricKind) -> MetricConfig {
         MetricConfig {
@@ -1308,7 +1300,7 @@ mod tests {
         );
 
         let mut s = String::new();
-        render_watch_instances(&[("we\"ird\\na\nme".into(), 2)], &mut s);
+        render_watch_instances(&[("we\"ird\\na\nme", 2)], &mut s);
         assert!(
             s.contains("containerpilot_watch_instances{service=\"we\\\"ird\\\\na\\nme\"} 2\n"),
             "{s}"
@@ -1427,7 +1419,7 @@ mod tests {
         let mut rc = RequestCounter::new();
         rc.inc(200, "/v3/metric");
         rc.render(&mut out);
-        render_watch_instances(&[("backend".into(), 3), ("db".into(), 0)], &mut out);
+        render_watch_instances(&[("backend", 3), ("db", 0)], &mut out);
         let h = Histogram::default();
         render_jobs(
             &[JobSample {

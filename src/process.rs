@@ -197,10 +197,8 @@ fn runner(job: JobId, rx: Receiver<RunnerCmd>, tx: Sender<Msg>) {
                     }
                     break;
                 }
-                recv(rx) -> cmd => match cmd {
-                    Ok(RunnerCmd::Signal(sig)) => signal_group(sp.pid, sig),
-                    Ok(RunnerCmd::Start(_)) => log::warn("start requested while the job is running: ignored"),
-                    Err(_) => return,
+                recv(rx) -> cmd => if !forward(cmd.ok(), sp.pid) {
+                    return;
                 },
             }
         }
@@ -223,11 +221,20 @@ fn drain_output(p: &Running, rx: &Receiver<RunnerCmd>) -> bool {
                 ));
                 return true;
             }
-            recv(rx) -> cmd => match cmd {
-                Ok(RunnerCmd::Signal(sig)) => signal_group(p.pid, sig),
-                Ok(RunnerCmd::Start(_)) => log::warn("start requested while the job is running: ignored"),
-                Err(_) => return false,
+            recv(rx) -> cmd => if !forward(cmd.ok(), p.pid) {
+                return false;
             },
         }
     }
+}
+
+/// A command for the job while its process `pid` exists. False when the
+/// event loop is gone (`None`).
+fn forward(cmd: Option<RunnerCmd>, pid: u32) -> bool {
+    match cmd {
+        Some(RunnerCmd::Signal(sig)) => signal_group(pid, sig),
+        Some(RunnerCmd::Start(_)) => log::warn("start requested while the job is running: ignored"),
+        None => return false,
+    }
+    true
 }

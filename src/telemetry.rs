@@ -41,7 +41,7 @@ impl Telemetry {
 fn handle(tx: &Sender<Msg>, req: &Request) -> Response {
     let path = match route(ROUTES, &req.method, &req.path) {
         Ok(p) => p,
-        Err(resp) => return resp,
+        Err((_, resp)) => return resp,
     };
     if path == "/status" {
         return match ask_loop(tx, ControlReq::Status) {

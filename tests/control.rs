@@ -44,12 +44,6 @@ fn probe(d: &mut Daemon) -> String {
     v["msg"].as_str().unwrap_or_default().to_string()
 }
 
-fn status(dir: &Dir) -> Value {
-    let r = uds_request(&dir.socket(), "GET", "/v3/status", "");
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json()
-}
-
 fn service<'a>(status: &'a Value, name: &str) -> &'a Value {
     status["services"]
         .as_array()
@@ -255,6 +249,12 @@ fn maintenance_is_idempotent_and_publishes_events() {
     wait_for_socket(&dir.socket(), TIMEOUT);
     d.wait_event("app.healthy", 1);
     let s = dir.socket();
+    let maintenance = |arg: &str| {
+        run(
+            &["-config", dir.p("cp.json5").as_str(), "-maintenance", arg],
+            &[],
+        )
+    };
 
     let r = uds_request(&s, "POST", "/v3/maintenance/enable", "");
     assert_eq!(r.status, 200);
@@ -271,15 +271,7 @@ fn maintenance_is_idempotent_and_publishes_events() {
     assert_eq!(r.json(), serde_json::json!({"updated": false}));
     assert_eq!(d.events("global.enterMaintenance"), 1);
 
-    let out = run(
-        &[
-            "-config",
-            dir.p("cp.json5").as_str(),
-            "-maintenance",
-            "disable",
-        ],
-        &[],
-    );
+    let out = maintenance("disable");
     assert_eq!(out.code, 0, "{out}");
     assert_eq!(
         serde_json::from_str::<Value>(&out.stdout).unwrap()["updated"],
@@ -291,30 +283,14 @@ fn maintenance_is_idempotent_and_publishes_events() {
     });
     // Checks resume: healthy again after unknown.
     d.wait_event("app.healthy", 2);
-    let out = run(
-        &[
-            "-config",
-            dir.p("cp.json5").as_str(),
-            "-maintenance",
-            "disable",
-        ],
-        &[],
-    );
+    let out = maintenance("disable");
     assert_eq!(
         serde_json::from_str::<Value>(&out.stdout).unwrap()["updated"],
         false,
         "{out}"
     );
 
-    let out = run(
-        &[
-            "-config",
-            dir.p("cp.json5").as_str(),
-            "-maintenance",
-            "sideways",
-        ],
-        &[],
-    );
+    let out = maintenance("sideways");
     assert_eq!(out.code, 2, "{out}");
     assert!(out.stderr.contains("-help"), "{out}");
 }

@@ -10,7 +10,8 @@
 //! every one of them; otherwise the files whose only problem is a missing
 //! interface are skipped, and the test says so.
 //!
-//! Self-contained on purpose: it shares nothing with `tests/support`.
+//! Self-contained on purpose (its own runner and scratch dirs), but for
+//! `support::skip`, so that a skipped check is always seen.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};

@@ -9,7 +9,6 @@
 
 use std::time::Duration;
 
-use nix::sys::signal::Signal;
 use serde_json::{json, Value};
 
 use crate::support::consul::{FakeConsul, Recorded, State};
@@ -191,14 +190,13 @@ fn start(
     d
 }
 
-fn consul_key(fake: &FakeConsul) -> String {
-    js(&fake.addr())
+/// [`start`] with `fake` as the agent and nothing else at the top level.
+fn start_consul(dir: &Dir, fake: &FakeConsul, jobs: &str) -> Daemon {
+    start(dir, Some(&consul_key(fake)), &[], jobs, &[])
 }
 
-fn status(dir: &Dir) -> Value {
-    let r = uds_request(&dir.socket(), "GET", "/v3/status", "");
-    assert_eq!(r.status, 200, "{r:?}");
-    r.json()
+fn consul_key(fake: &FakeConsul) -> String {
+    js(&fake.addr())
 }
 
 fn service_status(dir: &Dir, name: &str) -> Value {
@@ -209,14 +207,6 @@ fn service_status(dir: &Dir, name: &str) -> Value {
         .find(|s| s["name"] == name)
         .cloned()
         .unwrap_or_else(|| panic!("no service {name} in /v3/status"))
-}
-
-fn terminate(d: &mut Daemon) {
-    d.signal(Signal::SIGTERM);
-    let code = d.wait_exit(TIMEOUT);
-    if code != 0 {
-        d.fail(&format!("exit code {code} after SIGTERM"));
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -234,13 +224,7 @@ fn registers_at_the_first_passing_check_with_the_documented_body() {
         r#"interfaces: ["static:10.1.2.3"], tags: ["a", "b"],
            consul: { enableTagOverride: true, deregisterCriticalServiceAfter: "90s" },"#,
     );
-    let mut d = start(
-        &dir,
-        Some(&consul_key(&fake)),
-        &[],
-        &format!("[{web}]"),
-        &[],
-    );
+    let mut d = start_consul(&dir, &fake, &format!("[{web}]"));
     // Failing checks first: they must register nothing.
     d.wait_event("web.unhealthy", 1);
     wait_until(TIMEOUT, "three failing checks", || {
@@ -334,13 +318,7 @@ fn initial_status_registers_at_start_up_and_a_failing_check_marks_critical() {
         "2s",
         r#"interfaces: "lo", initial_status: "warning","#,
     );
-    let mut d = start(
-        &dir,
-        Some(&consul_key(&fake)),
-        &[],
-        &format!("[{web}]"),
-        &[],
-    );
+    let mut d = start_consul(&dir, &fake, &format!("[{web}]"));
     // The check never passes: the registration can only come from initial_status.
     expect(&mut d, &fake, "web critical with the check's output", |s| {
         check(s, "web") == Some(("critical".into(), "web is not ready".into()))
@@ -395,13 +373,7 @@ fn every_pass_heartbeats_and_a_failure_marks_critical_at_once() {
     let dir = Dir::new("dc-heartbeat");
     make_healthy(&dir, "web");
     let web = service_job(&dir, "web", 8082, "1s", r#"interfaces: "lo","#);
-    let mut d = start(
-        &dir,
-        Some(&consul_key(&fake)),
-        &[],
-        &format!("[{web}]"),
-        &[],
-    );
+    let mut d = start_consul(&dir, &fake, &format!("[{web}]"));
     expect(&mut d, &fake, "web registered", |s| registered(s, "web"));
     // 15 heartbeats at 100 ms outlast the 1 s TTL: it never runs out.
     expect(&mut d, &fake, "15 heartbeats", |s| {
@@ -534,13 +506,7 @@ fn reregisters_after_an_agent_restart(old_agent: bool) {
     let dir = Dir::new("dc-restart");
     make_healthy(&dir, "web");
     let web = service_job(&dir, "web", 8087, "2s", r#"interfaces: "lo", tags: ["x"],"#);
-    let mut d = start(
-        &dir,
-        Some(&consul_key(&fake)),
-        &[],
-        &format!("[{web}]"),
-        &[],
-    );
+    let mut d = start_consul(&dir, &fake, &format!("[{web}]"));
     expect(&mut d, &fake, "registered and heartbeating", |s| {
         passing(s, "web") && s.count("PUT", &update_path("web")) >= 1
     });
@@ -699,7 +665,7 @@ fn a_job_that_stops_for_good_is_deregistered() {
              health: {{ exec: "true", interval: "100ms", ttl: "2s" }} }},
         ]"#
     );
-    let mut d = start(&dir, Some(&consul_key(&fake)), &[], &jobs, &[]);
+    let mut d = start_consul(&dir, &fake, &jobs);
     expect(&mut d, &fake, "once registered", |s| registered(s, "once"));
     dir.write("stop", "");
     d.wait_event("once.exitSuccess", 1);
@@ -727,13 +693,7 @@ fn maintenance_deregisters_and_leaving_it_registers_again_at_the_next_pass() {
         "2s",
         r#"interfaces: "lo", initial_status: "passing","#,
     );
-    let mut d = start(
-        &dir,
-        Some(&consul_key(&fake)),
-        &[],
-        &format!("[{web}, {api}]"),
-        &[],
-    );
+    let mut d = start_consul(&dir, &fake, &format!("[{web}, {api}]"));
     expect(&mut d, &fake, "both registered and heartbeating", |s| {
         ["web", "api"]
             .iter()
@@ -1297,7 +1257,7 @@ fn later_jobs_see_the_ip_of_each_advertised_job() {
            {{ name: "plain", exec: "sleep 1000" }},
            {{ name: "later", exec: {show}, when: {{ source: "web", once: "healthy" }} }}]"#
     );
-    let mut d = start(&dir, Some(&consul_key(&fake)), &[], &jobs, &[]);
+    let mut d = start_consul(&dir, &fake, &jobs);
     d.wait_event("later.exitSuccess", 1);
     assert_eq!(
         dir.lines("env"),

@@ -164,7 +164,7 @@ fn check_help(help: &str) -> Result<(), String> {
 
 fn parse_sample(line: &str) -> Result<Sample, String> {
     let name_end = line
-        .find(|c: char| c == '{' || c == ' ')
+        .find(['{', ' '])
         .ok_or_else(|| "sample without a value".to_string())?;
     let name = &line[..name_end];
     check_name(name)?;

@@ -18,14 +18,6 @@ fn start(cfg: &Cfg) -> Daemon {
 }
 
 /// Shut down with SIGTERM and expect exit 0.
-fn terminate(d: &mut Daemon) {
-    d.signal(Signal::SIGTERM);
-    let code = d.wait_exit(TIMEOUT);
-    if code != 0 {
-        d.fail(&format!("exit code {code} after SIGTERM, want 0"));
-    }
-}
-
 fn expect_exit_0(d: &mut Daemon) {
     let code = d.wait_exit(TIMEOUT);
     if code != 0 {

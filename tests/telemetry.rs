@@ -291,9 +291,7 @@ fn metric_values_survive_a_reload_when_unchanged() {
 #[test]
 fn promtool_accepts_the_exposition() {
     if Command::new("promtool").arg("--version").output().is_err() {
-        skip(&format!(
-            "promtool not installed (Debian package prometheus; .ci/run installs it)"
-        ));
+        skip("promtool not installed (Debian package prometheus; .ci/run installs it)");
         return;
     }
     let dir = Dir::new("tm-promtool");
@@ -356,9 +354,7 @@ fn a_real_prometheus_scrapes_what_we_put() {
         .output()
         .is_err()
     {
-        skip(&format!(
-            "prometheus not installed (Debian package prometheus; .ci/run installs it)"
-        ));
+        skip("prometheus not installed (Debian package prometheus; .ci/run installs it)");
         return;
     }
     let dir = Dir::new("tm-prometheus");

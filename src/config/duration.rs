@@ -12,6 +12,8 @@ use std::time::Duration;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
 /// Go's `time.Duration` is an `int64` of nanoseconds; nothing larger exists there.
 const MAX_NANOS: u64 = i64::MAX as u64;
+/// The largest duration Go (and so Consul) can represent.
+pub const MAX: Duration = Duration::from_nanos(MAX_NANOS);
 
 /// Units of Go's `time.ParseDuration`, in nanoseconds. Both spellings of
 /// micro are accepted, as in Go: U+00B5 MICRO SIGN and U+03BC GREEK SMALL MU.

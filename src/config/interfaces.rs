@@ -31,6 +31,21 @@ pub struct IfAddr {
     pub loopback: bool,
 }
 
+/// [`DEFAULT_SPECS`] as owned strings, as a config would list them.
+pub fn default_specs() -> Vec<String> {
+    DEFAULT_SPECS.iter().map(|s| s.to_string()).collect()
+}
+
+/// A test machine's address; the interface named `lo` is the loopback one.
+#[cfg(test)]
+pub fn fake_addr(name: &str, ip: &str) -> IfAddr {
+    IfAddr {
+        name: name.into(),
+        addr: ip.parse().expect("test address"),
+        loopback: name == "lo",
+    }
+}
+
 /// A parsed spec. Kept private: callers pass strings, as the config does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Spec {
@@ -92,7 +107,7 @@ pub fn check_spec(spec: &str) -> Result<(), String> {
 pub fn resolve(specs: &[String], addrs: &[IfAddr]) -> Result<IpAddr, String> {
     let default: Vec<String>;
     let specs = if specs.is_empty() {
-        default = DEFAULT_SPECS.iter().map(|s| s.to_string()).collect();
+        default = default_specs();
         &default[..]
     } else {
         specs
@@ -315,13 +330,6 @@ impl fmt::Display for Present<'_> {
 mod tests {
     use super::*;
 
-    fn a(name: &str, addr: &str) -> IfAddr {
-        IfAddr {
-            name: name.into(),
-            addr: addr.parse().expect("test address"),
-            loopback: name == "lo",
-        }
-    }
     fn specs(s: &[&str]) -> Vec<String> {
         s.iter().map(|s| s.to_string()).collect()
     }
@@ -340,13 +348,13 @@ mod tests {
     /// A container-like machine, deliberately listed out of order.
     fn machine() -> Vec<IfAddr> {
         vec![
-            a("eth1", "10.1.0.7"),
-            a("eth0", "fe80::42:acff:fe11:2"),
-            a("eth0", "172.17.0.2"),
-            a("lo", "::1"),
-            a("eth0", "2001:db8::2"),
-            a("eth0", "172.17.0.1"),
-            a("lo", "127.0.0.1"),
+            fake_addr("eth1", "10.1.0.7"),
+            fake_addr("eth0", "fe80::42:acff:fe11:2"),
+            fake_addr("eth0", "172.17.0.2"),
+            fake_addr("lo", "::1"),
+            fake_addr("eth0", "2001:db8::2"),
+            fake_addr("eth0", "172.17.0.1"),
+            fake_addr("lo", "127.0.0.1"),
         ]
     }
 
@@ -398,11 +406,14 @@ mod tests {
         // eth0 < eth1 < lo
         assert_eq!(ok(&["inet"], &m), "172.17.0.1");
         assert_eq!(ok(&["inet6"], &m), "2001:db8::2");
-        let only_lo = vec![a("lo", "127.0.0.1"), a("lo", "::1")];
+        let only_lo = vec![fake_addr("lo", "127.0.0.1"), fake_addr("lo", "::1")];
         assert!(resolve(&specs(&["inet"]), &only_lo).is_err());
         assert!(resolve(&specs(&["inet6"]), &only_lo).is_err());
         // A loopback address on a non-loopback interface is skipped too (as 3.x).
-        let odd = vec![a("dummy0", "127.0.0.2"), a("eth0", "10.0.0.1")];
+        let odd = vec![
+            fake_addr("dummy0", "127.0.0.2"),
+            fake_addr("eth0", "10.0.0.1"),
+        ];
         assert_eq!(ok(&["inet"], &odd), "10.0.0.1");
         // And any address on an IFF_LOOPBACK interface.
         let flagged = vec![IfAddr {
@@ -415,7 +426,11 @@ mod tests {
 
     #[test]
     fn inet6_keeps_link_local_as_3x() {
-        let m = vec![a("eth0", "10.0.0.1"), a("eth0", "fe80::1"), a("lo", "::1")];
+        let m = vec![
+            fake_addr("eth0", "10.0.0.1"),
+            fake_addr("eth0", "fe80::1"),
+            fake_addr("lo", "::1"),
+        ];
         assert_eq!(ok(&["inet6"], &m), "fe80::1");
     }
 
@@ -451,7 +466,7 @@ mod tests {
         let m = machine();
         assert_eq!(ok(&["eth9", "eth1", "eth0"], &m), "10.1.0.7");
         assert_eq!(
-            ok(&["eth0:inet", "inet"], &[a("en0", "192.168.1.5")]),
+            ok(&["eth0:inet", "inet"], &[fake_addr("en0", "192.168.1.5")]),
             "192.168.1.5"
         );
         // Empty list = the default.
@@ -463,7 +478,7 @@ mod tests {
 
     #[test]
     fn v4_mapped_v6_counts_as_ipv4() {
-        let m = vec![a("eth0", "::ffff:10.0.0.1")];
+        let m = vec![fake_addr("eth0", "::ffff:10.0.0.1")];
         assert_eq!(ok(&["inet"], &m), "10.0.0.1");
         assert_eq!(ok(&["10.0.0.0/8"], &m), "10.0.0.1");
     }
@@ -471,9 +486,9 @@ mod tests {
     #[test]
     fn names_with_dashes_dots_and_at() {
         let m = vec![
-            a("br-1a2b", "10.0.0.1"),
-            a("eth0.100", "10.0.1.1"),
-            a("veth1@if5", "10.0.2.1"),
+            fake_addr("br-1a2b", "10.0.0.1"),
+            fake_addr("eth0.100", "10.0.1.1"),
+            fake_addr("veth1@if5", "10.0.2.1"),
         ];
         assert_eq!(ok(&["br-1a2b"], &m), "10.0.0.1");
         assert_eq!(ok(&["eth0.100[0]"], &m), "10.0.1.1");
@@ -483,9 +498,9 @@ mod tests {
     #[test]
     fn no_match_lists_specs_and_interfaces() {
         let m = vec![
-            a("wlan0", "192.168.1.5"),
-            a("lo", "::1"),
-            a("lo", "127.0.0.1"),
+            fake_addr("wlan0", "192.168.1.5"),
+            fake_addr("lo", "::1"),
+            fake_addr("lo", "127.0.0.1"),
         ];
         assert_eq!(
             err(&["eth0:inet", "inet6"], &m),

@@ -264,7 +264,7 @@ fn validate_tree(
     addrs: &[interfaces::IfAddr],
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
     let (mut cfg, warnings) = validate::validate(root, env, addrs)?;
-    add_telemetry_job(&mut cfg)?;
+    add_telemetry_job(&mut cfg);
     Ok((cfg, warnings))
 }
 
@@ -291,15 +291,11 @@ pub const TELEMETRY_SERVICE: &str = "containerpilot";
 /// The telemetry endpoint is a service like any other (as in 3.x): a job
 /// without a process whose heartbeat passes every 5s with a 15s TTL, so
 /// `/status`, discovery and maintenance treat it exactly like a job.
-fn add_telemetry_job(cfg: &mut Config) -> Result<(), ConfigError> {
+/// Validation has already refused a job of that name when telemetry is on.
+fn add_telemetry_job(cfg: &mut Config) {
     let Some(t) = &cfg.telemetry else {
-        return Ok(());
+        return;
     };
-    if cfg.jobs.iter().any(|j| j.name == TELEMETRY_SERVICE) {
-        return Err(ConfigError::Invalid(format!(
-            "job[{TELEMETRY_SERVICE}]: the name is taken by the telemetry service; rename the job"
-        )));
-    }
     let mut tags = t.tags.clone();
     tags.push(crate::VERSION.to_string());
     cfg.jobs.push(JobConfig {
@@ -328,5 +324,4 @@ fn add_telemetry_job(cfg: &mut Config) -> Result<(), ConfigError> {
         }),
         raw_logging: false,
     });
-    Ok(())
 }

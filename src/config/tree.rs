@@ -55,6 +55,15 @@ pub fn parse(text: &str) -> Result<Node, String> {
 }
 
 impl Node {
+    /// The last value given for `key` in an object (`None` for other kinds);
+    /// see [`lookup`].
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        match self {
+            Node::Object(pairs) => lookup(pairs, key),
+            _ => None,
+        }
+    }
+
     /// The JSON type name, for "must be X, got Y" messages.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -67,6 +76,17 @@ impl Node {
             Node::Object(_) => "object",
         }
     }
+}
+
+/// The last value given for `key` among an object's pairs (later duplicates
+/// win); `null` counts as absent (a Go zero value).
+pub fn lookup<'n>(pairs: &'n [(String, Node)], key: &str) -> Option<&'n Node> {
+    pairs
+        .iter()
+        .rev()
+        .find(|(k, _)| k == key)
+        .map(|(_, v)| v)
+        .filter(|v| !matches!(v, Node::Null))
 }
 
 // ---------------------------------------------------------------------------

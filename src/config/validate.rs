@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use super::duration;
 use super::interfaces::{self, IfAddr};
-use super::tree::Node;
+use super::tree::{self, Node};
 use super::{
     Config, ConfigError, ConsulConfig, ControlConfig, HealthConfig, JobConfig, MetricConfig,
     MetricKind, Restarts, ServiceConfig, TelemetryConfig, TlsConfig, Warning, WatchConfig, When,
@@ -115,8 +115,6 @@ const DEFAULT_TELEMETRY_PORT: u16 = 9090;
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 /// The shortest `when.interval` and job `timeout` (3.x `taskMinDuration`).
 const MIN_INTERVAL: Duration = Duration::from_millis(1);
-/// The largest duration Go (and so Consul) can represent.
-const MAX_DURATION: Duration = Duration::from_nanos(i64::MAX as u64);
 
 /// Metric families the binary always exports (see `metrics.rs`); a user
 /// metric of the same name would make the exposition invalid.
@@ -392,7 +390,7 @@ impl Validator<'_> {
                 Some(n) => format!("job[{n}]"),
                 None => index,
             };
-            let name = match (&explicit, field(node, "exec")) {
+            let name = match (&explicit, node.get("exec")) {
                 (Some(n), _) => n.clone(),
                 // 3.x: `cfg.Name = cmd.Exec`, the first word as written.
                 (None, Some(e)) => exec(&format!("{label}.exec"), e)?.swap_remove(0),
@@ -666,7 +664,7 @@ impl Validator<'_> {
             ),
             None => (false, None),
         };
-        let interfaces = specs.unwrap_or_else(default_specs);
+        let interfaces = specs.unwrap_or_else(interfaces::default_specs);
         let address = if advertised {
             let ip = interfaces::resolve(&interfaces, self.addrs)
                 .map_err(|e| invalid(format!("{}: {e}", job.at("interfaces"))))?;
@@ -711,7 +709,9 @@ impl Validator<'_> {
             )));
         }
         let port = t.port("port")?.unwrap_or(DEFAULT_TELEMETRY_PORT);
-        let interfaces = t.strings("interfaces")?.unwrap_or_else(default_specs);
+        let interfaces = t
+            .strings("interfaces")?
+            .unwrap_or_else(interfaces::default_specs);
         let address = interfaces::resolve(&interfaces, self.addrs)
             .map_err(|e| invalid(format!("{}: {e}", t.at("interfaces"))))?;
         let mut metrics: Vec<MetricConfig> = Vec::new();
@@ -1201,12 +1201,7 @@ impl<'n> Obj<'n> {
 
     /// The last value given for `key`; `null` counts as absent (a Go zero value).
     fn get(&self, key: &str) -> Option<&'n Node> {
-        self.pairs
-            .iter()
-            .rev()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
-            .filter(|v| !matches!(v, Node::Null))
+        tree::lookup(self.pairs, key)
     }
 
     /// A string; empty counts as absent.
@@ -1263,7 +1258,7 @@ impl<'n> Obj<'n> {
                 ))
             }
         };
-        if d > MAX_DURATION {
+        if d > duration::MAX {
             return Err(invalid(format!("{path}: duration too large")));
         }
         Ok(Some(d))
@@ -1314,21 +1309,9 @@ impl<'n> Obj<'n> {
     }
 }
 
-/// The value of `key` in an object node (last wins, null is absent).
-fn field<'n>(node: &'n Node, key: &str) -> Option<&'n Node> {
-    match node {
-        Node::Object(pairs) => Obj {
-            path: String::new(),
-            pairs,
-        }
-        .get(key),
-        _ => None,
-    }
-}
-
 /// The `name` a job or watch gives itself, if any (`""` counts as none).
 fn explicit_name(index: &str, node: &Node) -> Result<Option<String>> {
-    match field(node, "name") {
+    match node.get("name") {
         None => Ok(None),
         Some(Node::Str(s)) if s.is_empty() => Ok(None),
         Some(Node::Str(s)) => Ok(Some(s.clone())),
@@ -1382,13 +1365,6 @@ fn number(path: &str, node: &Node) -> Result<f64> {
     } else {
         Err(invalid(format!("{path} must be a finite number")))
     }
-}
-
-fn default_specs() -> Vec<String> {
-    interfaces::DEFAULT_SPECS
-        .iter()
-        .map(|s| s.to_string())
-        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -1458,22 +1434,15 @@ fn edit_distance(a: &str, b: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::interfaces::fake_addr;
     use crate::config::tree;
     use std::net::IpAddr;
 
-    fn addr(name: &str, ip: &str) -> IfAddr {
-        IfAddr {
-            name: name.into(),
-            addr: ip.parse().expect("test ip"),
-            loopback: name == "lo",
-        }
-    }
-
     fn machine() -> Vec<IfAddr> {
         vec![
-            addr("lo", "127.0.0.1"),
-            addr("eth0", "10.0.0.2"),
-            addr("eth1", "10.1.0.2"),
+            fake_addr("lo", "127.0.0.1"),
+            fake_addr("eth0", "10.0.0.2"),
+            fake_addr("eth1", "10.1.0.2"),
         ]
     }
 

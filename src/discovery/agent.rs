@@ -523,22 +523,12 @@ fn register(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConsulConfig;
+    use crate::discovery::consul::tests::client;
     use crate::discovery::double::{FakeConsul, State};
     use serde_json::json;
 
     /// Generous: a loaded 2-core machine must still make it.
     const T: Duration = Duration::from_secs(10);
-
-    fn client(fake: &FakeConsul, token: Option<&str>) -> Client {
-        Client::new(&ConsulConfig {
-            address: fake.addr(),
-            scheme: "http".into(),
-            token: token.map(String::from),
-            tls: None,
-        })
-        .unwrap()
-    }
 
     fn fast() -> Tuning {
         Tuning {

@@ -344,10 +344,11 @@ fn encode_query(s: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
     use crate::discovery::double::FakeConsul;
 
+    /// A client of the test double; shared by the agent and watch tests.
     pub(crate) fn client(fake: &FakeConsul, token: Option<&str>) -> Client {
         Client::new(&ConsulConfig {
             address: fake.addr(),
@@ -358,7 +359,7 @@ mod tests {
         .unwrap()
     }
 
-    pub(crate) fn reg(name: &str) -> Registration {
+    fn reg(name: &str) -> Registration {
         Registration {
             id: format!("{name}-host"),
             name: name.into(),

@@ -85,6 +85,9 @@ enum PollCmd {
     Stop,
 }
 
+/// A failing watch warns at most this often (as the agent's `Tuning::warn_every`).
+const WARN_EVERY: Duration = Duration::from_secs(60);
+
 /// One thread for every watch: queries run one at a time, in the order asked.
 pub struct Poller {
     tx: Sender<PollCmd>,
@@ -98,19 +101,11 @@ impl Poller {
         client: Client,
         report: Box<dyn Fn(WatchResult) + Send>,
     ) -> Result<Poller, String> {
-        Poller::start_with(client, report, Duration::from_secs(60))
-    }
-
-    pub fn start_with(
-        client: Client,
-        report: Box<dyn Fn(WatchResult) + Send>,
-        warn_every: Duration,
-    ) -> Result<Poller, String> {
         let (tx, rx) = unbounded();
         let thread = thread::Builder::new()
             .name("watches".into())
             .stack_size(256 * 1024)
-            .spawn(move || run(client, rx, report, Warnings::new(warn_every)))
+            .spawn(move || run(client, rx, report, Warnings::new(WARN_EVERY)))
             .map_err(|e| format!("cannot start the watch thread: {e}"))?;
         Ok(Poller {
             tx,
@@ -203,7 +198,7 @@ fn run(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConsulConfig;
+    use crate::discovery::consul::tests::client;
     use crate::discovery::double::FakeConsul;
     use EventCode::{Changed, Healthy, Unhealthy};
 
@@ -268,14 +263,7 @@ mod tests {
     }
 
     fn poller(fake: &FakeConsul, timeout: Duration) -> (Poller, Receiver<WatchResult>) {
-        let client = Client::new(&ConsulConfig {
-            address: fake.addr(),
-            scheme: "http".into(),
-            token: None,
-            tls: None,
-        })
-        .unwrap()
-        .with_timeout(timeout);
+        let client = client(fake, None).with_timeout(timeout);
         let (tx, rx) = unbounded();
         let p = Poller::start(client, Box::new(move |r| drop(tx.send(r)))).unwrap();
         (p, rx)

@@ -118,14 +118,7 @@ impl Failure {
     fn at(self, target: &str) -> HttpError {
         let target = target.to_owned();
         match self {
-            Failure::Io(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                HttpError::Timeout { target }
-            }
+            Failure::Io(e) if super::is_timeout(&e) => HttpError::Timeout { target },
             Failure::Io(source) => HttpError::Io { target, source },
             Failure::Malformed(reason) => HttpError::Malformed {
                 target,
@@ -133,20 +126,6 @@ impl Failure {
             },
         }
     }
-}
-
-/// Sends one request on `stream` with `Connection: close` and reads the
-/// response. `headers` are sent as given, except that `Host`,
-/// `Connection` and `Content-Length` are always ours. Errors name `host`.
-pub fn request<S: Read + Write>(
-    stream: &mut S,
-    method: &str,
-    host: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: Option<&[u8]>,
-) -> Result<ClientResponse, HttpError> {
-    exchange(stream, method, host, path, headers, body).map_err(|f| f.at(host))
 }
 
 /// One request to the server listening on the unix socket at `path` (the
@@ -327,14 +306,9 @@ impl<R: Read> Input<'_, R> {
     fn line(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
         loop {
             let data = self.buffered();
-            if let Some(nl) = data.iter().position(|&b| b == b'\n') {
-                let len = if nl > 0 && data[nl - 1] == b'\r' {
-                    nl - 1
-                } else {
-                    nl
-                };
+            if let Some((len, total)) = super::line_end(data) {
                 let line = data[..len].to_vec();
-                self.pos += nl + 1;
+                self.pos += total;
                 return Ok(line);
             }
             if data.len() > max {
@@ -500,6 +474,20 @@ mod tests {
     use std::thread;
 
     const T: Duration = Duration::from_secs(5);
+
+    /// Sends one request on `stream` (headers as given, except that `Host`,
+    /// `Connection` and `Content-Length` are always ours) and reads the
+    /// response. Errors name `host`.
+    fn request<S: Read + Write>(
+        stream: &mut S,
+        method: &str,
+        host: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<ClientResponse, HttpError> {
+        exchange(stream, method, host, path, headers, body).map_err(|f| f.at(host))
+    }
 
     /// A hand-written server: answers one connection with `parts` (written
     /// one by one), then closes at once if `close`, else only once the test

@@ -13,15 +13,10 @@
 //! SO_RCVTIMEO on its listener makes accept() time out too, which ends its
 //! accept thread.
 
-// The control plane, telemetry and Consul client are wired to this module
-// by other branches; until then parts of the API are only used by tests.
-#![allow(dead_code, unused_imports)]
-
 pub mod client;
 pub mod server;
 
-pub use client::{request, tcp_request, unix_request, ClientResponse, HttpError};
-pub use server::{serve, Addr, Handler, Limits, Listener, Request, Response, ServerHandle, Stream};
+pub use client::{tcp_request, ClientResponse, HttpError};
 
 /// The first header called `name`, ignoring ASCII case (requests and
 /// responses alike).
@@ -30,6 +25,26 @@ fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
         .iter()
         .find(|(k, _)| k.eq_ignore_ascii_case(name))
         .map(|(_, v)| v.as_str())
+}
+
+/// Where the first line in `data` ends: its length without the line ending
+/// (`\n` or `\r\n`) and with it.
+fn line_end(data: &[u8]) -> Option<(usize, usize)> {
+    let nl = data.iter().position(|&b| b == b'\n')?;
+    let len = if nl > 0 && data[nl - 1] == b'\r' {
+        nl - 1
+    } else {
+        nl
+    };
+    Some((len, nl + 1))
+}
+
+/// Whether a read or write failed because its socket timeout ran out.
+fn is_timeout(e: &std::io::Error) -> bool {
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+    )
 }
 
 /// One read of up to `chunk` bytes appended to `buf`; `Ok(0)` at end of

@@ -158,6 +158,7 @@ impl Response {
     }
 
     /// The first header called `name`, ignoring ASCII case.
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&str> {
         super::header(&self.headers, name)
     }
@@ -172,6 +173,7 @@ pub enum Addr {
 
 impl Addr {
     /// The TCP address, e.g. to learn the port chosen for port 0.
+    #[cfg(test)]
     pub fn tcp(&self) -> Option<SocketAddr> {
         match self {
             Addr::Tcp(a) => Some(*a),
@@ -299,16 +301,19 @@ pub struct ServerHandle {
 
 impl ServerHandle {
     /// Where the server listens (for TCP, with the port chosen for port 0).
+    #[cfg(test)]
     pub fn addr(&self) -> &Addr {
         &self.addr
     }
 
     /// Connections being handled now.
+    #[cfg(test)]
     pub fn active_connections(&self) -> usize {
         self.shared.state().active.load(Ordering::Acquire)
     }
 
     /// Server threads started so far (they are reused, see `run`).
+    #[cfg(test)]
     pub fn threads_started(&self) -> usize {
         self.shared.state().spawned.load(Ordering::Relaxed)
     }
@@ -584,17 +589,10 @@ impl<S: Stream> Conn<S> {
         match self.fill(Some(d)) {
             Ok(0) => Err(Reject::Close),
             Ok(_) => Ok(()),
-            Err(e) if is_timeout(&e) => Err(Reject::Status(408, "request timed out")),
+            Err(e) if super::is_timeout(&e) => Err(Reject::Status(408, "request timed out")),
             Err(_) => Err(Reject::Close),
         }
     }
-}
-
-fn is_timeout(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-    )
 }
 
 fn handle_connection<S: Stream>(stream: S, shared: &State) {
@@ -1006,13 +1004,8 @@ fn read_line<S: Stream>(
 ) -> Result<(usize, usize), Reject> {
     loop {
         let data = conn.buffered();
-        if let Some(nl) = data.iter().position(|&b| b == b'\n') {
-            let len = if nl > 0 && data[nl - 1] == b'\r' {
-                nl - 1
-            } else {
-                nl
-            };
-            return Ok((len, nl + 1));
+        if let Some(line) = super::line_end(data) {
+            return Ok(line);
         }
         if data.len() > max {
             return Err(Reject::Status(400, "malformed chunked body"));

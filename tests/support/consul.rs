@@ -681,17 +681,9 @@ fn register(st: &mut State, body: &[u8]) -> (u16, String) {
                 .unwrap_or("")
                 .to_string()
         };
-        let ttl = match cs("TTL").as_str() {
-            "" => None,
-            t => match parse_go_duration(t) {
-                Some(d) => Some(d),
-                None => {
-                    return (
-                        400,
-                        format!("Request decode failed: time: invalid duration \"{t}\""),
-                    )
-                }
-            },
+        let ttl = match optional_duration(&cs("TTL")) {
+            Ok(d) => d,
+            Err(e) => return e,
         };
         if ttl.is_none() && cs("Interval").is_empty() {
             return (
@@ -708,17 +700,9 @@ fn register(st: &mut State, body: &[u8]) -> (u16, String) {
                 "Status for checks must 'passing', 'warning', 'critical'".into(),
             );
         }
-        let after = match cs("DeregisterCriticalServiceAfter").as_str() {
-            "" => None,
-            t => match parse_go_duration(t) {
-                Some(d) => Some(d),
-                None => {
-                    return (
-                        400,
-                        format!("Request decode failed: time: invalid duration \"{t}\""),
-                    )
-                }
-            },
+        let after = match optional_duration(&cs("DeregisterCriticalServiceAfter")) {
+            Ok(d) => d,
+            Err(e) => return e,
         };
         let check_id = Some(cs("CheckID"))
             .filter(|c| !c.is_empty())
@@ -955,6 +939,20 @@ fn percent_decode(s: &str) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
+}
+
+/// An optional duration field of a check definition: `None` when empty,
+/// Consul's 400 when it does not parse.
+fn optional_duration(t: &str) -> Result<Option<Duration>, (u16, String)> {
+    if t.is_empty() {
+        return Ok(None);
+    }
+    parse_go_duration(t).map(Some).ok_or_else(|| {
+        (
+            400,
+            format!("Request decode failed: time: invalid duration \"{t}\""),
+        )
+    })
 }
 
 /// Go's `time.ParseDuration`, enough for TTLs: `10s`, `1.5s`, `1m30s`, `500ms`.

@@ -275,15 +275,7 @@ pub fn run(args: &[&str], env: &[(&str, &str)]) -> Output {
 
 /// [`run`] with a working directory.
 pub fn run_in(cwd: Option<&Path>, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(BIN);
-    cmd.args(args)
-        .env_clear()
-        .env("PATH", path_env())
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+    let mut cmd = clean_command(BIN, args, env);
     if let Some(d) = cwd {
         cmd.current_dir(d);
     }
@@ -321,6 +313,25 @@ fn read_all<R: Read + Send + 'static>(mut r: R) -> Receiver<String> {
         let _ = tx.send(String::from_utf8_lossy(&buf).into_owned());
     });
     rx
+}
+
+/// `program args` with only PATH plus `env`, output piped, in its own
+/// process group (out of the test harness's: a terminal ^C is ours, not its).
+fn clean_command<S: AsRef<std::ffi::OsStr>>(
+    program: &str,
+    args: &[S],
+    env: &[(&str, &str)],
+) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.args(args)
+        .env_clear()
+        .env("PATH", path_env())
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    cmd
 }
 
 fn path_env() -> String {
@@ -460,16 +471,7 @@ impl Daemon {
         let mut argv: Vec<String> = wrapper.iter().map(|s| s.to_string()).collect();
         argv.push(BIN.to_string());
         argv.extend(args.iter().map(|s| s.to_string()));
-        let mut cmd = Command::new(&argv[0]);
-        cmd.args(&argv[1..])
-            .env_clear()
-            .env("PATH", path_env())
-            .envs(env.iter().copied())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            // Out of the test harness's group: a terminal ^C is ours, not its.
-            .process_group(0);
+        let mut cmd = clean_command(&argv[0], &argv[1..], env);
         let mut child = cmd
             .spawn()
             .unwrap_or_else(|e| panic!("spawn {argv:?}: {e}"));
@@ -980,4 +982,20 @@ pub fn free_port() -> u16 {
 /// test harness's capture, so that a skipped check is seen, not hidden.
 pub fn skip(why: &str) {
     let _ = writeln!(std::io::stderr(), "SKIP: {why}");
+}
+
+/// The `/v3/status` document, asserting it is served.
+pub fn status(dir: &Dir) -> Value {
+    let r = uds_request(&dir.socket(), "GET", "/v3/status", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    r.json()
+}
+
+/// SIGTERM, then the daemon must exit 0.
+pub fn terminate(d: &mut Daemon) {
+    d.signal(Signal::SIGTERM);
+    let code = d.wait_exit(TIMEOUT);
+    if code != 0 {
+        d.fail(&format!("exit code {code} after SIGTERM, want 0"));
+    }
 }
