@@ -6,6 +6,7 @@
 //! lexopt is not used: it reads `-config` as the short options `-c -o -n …`,
 //! and every existing Dockerfile spells the flags with one dash.
 
+use std::ffi::OsString;
 use std::fmt;
 use std::path::PathBuf;
 
@@ -108,6 +109,19 @@ fn parse_bool(name: &str, v: &str) -> Result<bool, UsageError> {
             "invalid boolean value {v:?} for flag -{name}"
         ))),
     }
+}
+
+/// The arguments as text. Flags and paths are taken as UTF-8, as Go's
+/// `os.Args` holds them; one that is not is a usage error naming its
+/// position (1 is the first after the program name), never a panic.
+pub fn utf8_args<I: IntoIterator<Item = OsString>>(args: I) -> Result<Vec<String>, UsageError> {
+    args.into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            a.into_string()
+                .map_err(|a| UsageError(format!("argument {} is not valid UTF-8: {a:?}", i + 1)))
+        })
+        .collect()
 }
 
 /// Parse argv (without the program name). `env_config` is `$CONTAINERPILOT`.

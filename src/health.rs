@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
 use nix::sys::signal::Signal;
 
-use crate::app::{JobId, Msg};
+use crate::msg::{JobId, Msg};
 use crate::process::{self, Launch};
 
 /// What Consul gets to see of a failing check's output, at most.

@@ -5,6 +5,7 @@
 //! mode, and turn the outcome into an exit code. It is the only place that
 //! prints fatal errors and chooses exit codes (1: config, 2: usage).
 
+mod api;
 mod app;
 mod cli;
 mod client;
@@ -17,10 +18,12 @@ mod http;
 mod job;
 mod log;
 mod metrics;
+mod msg;
 mod process;
 mod reaper;
 mod signals;
 mod telemetry;
+mod version;
 
 use std::io::Write;
 use std::path::Path;
@@ -28,12 +31,6 @@ use std::process::ExitCode;
 
 use cli::Mode;
 use config::ConfigError;
-
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-pub const GIT_HASH: &str = match option_env!("CONTAINERPILOT_GIT_HASH") {
-    Some(h) => h,
-    None => "unknown",
-};
 
 /// What ends a run early.
 enum Error {
@@ -44,9 +41,9 @@ enum Error {
 }
 
 fn main() -> ExitCode {
-    let args = std::env::args().skip(1);
     let env_config = std::env::var("CONTAINERPILOT").ok();
-    let result = cli::parse(args, env_config)
+    let result = cli::utf8_args(std::env::args_os().skip(1))
+        .and_then(|args| cli::parse(args, env_config))
         .map_err(Error::Usage)
         .and_then(run);
     match result {
@@ -73,7 +70,11 @@ fn run(mode: Mode) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
         Mode::Version => {
-            println!("Version: {VERSION}\nGitHash: {GIT_HASH}");
+            println!(
+                "Version: {}\nGitHash: {}",
+                version::VERSION,
+                version::GIT_HASH
+            );
             Ok(ExitCode::SUCCESS)
         }
         Mode::Template { config, out } => template(&config, &out),
@@ -107,7 +108,7 @@ fn supervise(path: &Path) -> Result<ExitCode, Error> {
     }
     // 4. Job threads, the telemetry listener, the control socket (refusing
     //    a live one), signal handlers before any child exists, then the loop.
-    let mut app = app::App::new(cfg, path).map_err(Error::Fatal)?;
+    let mut app = app::App::new(cfg, path, Box::new(app::Threads)).map_err(Error::Fatal)?;
     app.start_telemetry().map_err(Error::Fatal)?;
     app.start_control().map_err(Error::Fatal)?;
     signals::start(app.sender()).map_err(Error::Fatal)?;

@@ -12,8 +12,8 @@ use crossbeam_channel::{after, bounded, select, unbounded, Receiver, Sender};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use crate::app::{JobId, Msg};
 use crate::log;
+use crate::msg::{JobId, Msg};
 use crate::reaper;
 
 /// Lines longer than this are split into several log entries, never dropped.

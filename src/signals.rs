@@ -1,12 +1,12 @@
 //! Signals become messages here, in one thread (SPEC §3.4): SIGCHLD reaps on
-//! this thread; everything else goes to the event loop as `Msg::Signal`.
+//! this thread; everything else goes to the event loop as `Msg::Signalled`.
 
 use crossbeam_channel::Sender;
 use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use signal_hook::iterator::Signals;
 
-use crate::app::Msg;
 use crate::log;
+use crate::msg::Msg;
 use crate::reaper;
 
 /// Install the handlers (before any child is spawned) and start the thread.
@@ -25,7 +25,7 @@ pub fn start(tx: Sender<Msg>) -> Result<(), String> {
                     if orphans > 0 {
                         log::debug(&format!("reaped {orphans} orphaned process(es)"));
                     }
-                } else if tx.send(Msg::Signal(sig)).is_err() {
+                } else if tx.send(Msg::Signalled(sig)).is_err() {
                     return;
                 }
             }

@@ -297,7 +297,7 @@ fn add_telemetry_job(cfg: &mut Config) {
         return;
     };
     let mut tags = t.tags.clone();
-    tags.push(crate::VERSION.to_string());
+    tags.push(crate::version::VERSION.to_string());
     cfg.jobs.push(JobConfig {
         name: TELEMETRY_SERVICE.to_string(),
         exec: None,

@@ -102,6 +102,14 @@ impl Agent {
         })
     }
 
+    /// An agent without a thread: the loop's commands arrive on the
+    /// returned channel (for the loop's unit tests).
+    #[cfg(test)]
+    pub fn detached() -> (Agent, Receiver<Command>) {
+        let (tx, rx) = unbounded();
+        (Agent { tx, thread: None }, rx)
+    }
+
     /// Queues a command; never blocks.
     pub fn send(&self, cmd: Command) {
         let _ = self.tx.send(cmd);

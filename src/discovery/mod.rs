@@ -48,8 +48,7 @@ pub use agent::{Agent, Command};
 pub use consul::Client;
 pub use watch::{Poller, WatchResult, WatchState};
 
-/// One healthy instance of a watched service: (address, port).
-pub type Instance = (String, u16);
+pub use crate::msg::Instance;
 
 /// Everything Consul needs to register one service with its TTL check.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -208,7 +207,10 @@ mod tests {
             .unwrap();
         let r = Registration::for_job(job, "h").unwrap();
         assert_eq!(r.id, "containerpilot-h");
-        assert_eq!(r.tags, vec!["prod".to_string(), crate::VERSION.to_string()]);
+        assert_eq!(
+            r.tags,
+            vec!["prod".to_string(), crate::version::VERSION.to_string()]
+        );
         assert_eq!(
             (r.ttl, r.initial_status.clone()),
             (Duration::from_secs(15), None)

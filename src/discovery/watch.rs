@@ -73,14 +73,15 @@ pub struct WatchResult {
     pub instances: Option<BTreeSet<Instance>>,
 }
 
-struct Query {
-    key: u64,
-    name: String,
+/// One health query the loop asked for.
+pub(crate) struct Query {
+    pub(crate) key: u64,
+    pub(crate) name: String,
     tag: Option<String>,
     dc: Option<String>,
 }
 
-enum PollCmd {
+pub(crate) enum PollCmd {
     Poll(Query),
     Stop,
 }
@@ -111,6 +112,14 @@ impl Poller {
             tx,
             thread: Some(thread),
         })
+    }
+
+    /// A poller without a thread: what the loop asks arrives on the
+    /// returned channel (for the loop's unit tests).
+    #[cfg(test)]
+    pub(crate) fn detached() -> (Poller, Receiver<PollCmd>) {
+        let (tx, rx) = unbounded();
+        (Poller { tx, thread: None }, rx)
     }
 
     /// Queues a health query for `watch`; never blocks. A poll of the same

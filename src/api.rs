@@ -1,0 +1,495 @@
+//! The HTTP API of both servers (SPEC §4, §5): one route table naming each
+//! endpoint's method, path pattern, server and handler; the one function
+//! that turns the loop's typed answers and refusals into responses; and
+//! the request counter behind `containerpilot_control_http_requests`.
+//!
+//! A handler parses and checks the request on the server's thread, asks the
+//! loop (which only applies what it is sent), and returns what the loop
+//! said. `control` and `telemetry` only bind their listeners and hand every
+//! request to [`handle`].
+
+use std::borrow::Cow;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Sender};
+use serde_json::{Map, Value};
+
+use crate::config;
+use crate::http::server::{Request, Response};
+use crate::log;
+use crate::metrics::{self, RequestCounter};
+use crate::msg::{Answer, Command, Msg, Query, Refusal, RefusalKind};
+
+/// How long a request waits for the event loop before giving up.
+const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The content type of the Prometheus text exposition format 0.0.4.
+const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Which server serves a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Plane {
+    /// The control plane on the unix socket.
+    Control,
+    /// The telemetry endpoint on TCP.
+    Telemetry,
+}
+
+/// What every handler of one server shares.
+pub struct Ctx {
+    pub plane: Plane,
+    pub tx: Sender<Msg>,
+    /// The config file reload reads again (control plane only).
+    pub config_path: PathBuf,
+    /// Answers counted by (status, route); the loop renders it on `/metrics`.
+    /// Only the control plane counts (`containerpilot_control_http_requests`).
+    pub requests: Option<Arc<Mutex<RequestCounter>>>,
+}
+
+type Handler = fn(&Ctx, &Request) -> Result<Answer, Refusal>;
+
+struct Route {
+    method: &'static str,
+    /// Literal segments, or `{name}` for one (percent-encoded) segment.
+    pattern: &'static str,
+    plane: Plane,
+    handler: Handler,
+}
+
+const fn route(
+    method: &'static str,
+    pattern: &'static str,
+    plane: Plane,
+    handler: Handler,
+) -> Route {
+    Route {
+        method,
+        pattern,
+        plane,
+        handler,
+    }
+}
+
+use Plane::{Control, Telemetry};
+
+/// Every endpoint of both servers.
+const ROUTES: &[Route] = &[
+    route("GET", "/v3/ping", Control, ping),
+    route("POST", "/v3/env", Control, put_env),
+    route("POST", "/v3/environ", Control, put_env),
+    route("POST", "/v3/metric", Control, put_metric),
+    route("POST", "/v3/reload", Control, reload),
+    route("POST", "/v3/maintenance/enable", Control, maintenance_on),
+    route("POST", "/v3/maintenance/disable", Control, maintenance_off),
+    route("GET", "/v3/status", Control, status),
+    route("GET", "/metrics", Telemetry, metrics_page),
+    route("GET", "/status", Telemetry, status),
+];
+
+/// Answer one request: route it, run its handler, count it.
+pub fn handle(ctx: &Ctx, req: &Request) -> Response {
+    let path = match ctx.plane {
+        Control => route_path(req),
+        Telemetry => Cow::Borrowed(req.path.as_str()),
+    };
+    let (label, resp) = match find(ctx.plane, &req.method, &path) {
+        Ok(r) => (r.pattern, respond((r.handler)(ctx, req))),
+        Err((label, resp)) => (label, resp),
+    };
+    if let Some(requests) = &ctx.requests {
+        requests
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .inc(resp.status, label);
+    }
+    resp
+}
+
+/// The route for `path`, or the 404/405 (with `Allow`) to send and the
+/// label to count it under: `other` for an unknown path, so that clients
+/// cannot grow the metric without bound.
+fn find(
+    plane: Plane,
+    method: &str,
+    path: &str,
+) -> Result<&'static Route, (&'static str, Response)> {
+    let mut matched: Option<&'static Route> = None;
+    for r in ROUTES
+        .iter()
+        .filter(|r| r.plane == plane && matches(r.pattern, path))
+    {
+        let allowed = method == r.method || (method == "HEAD" && r.method == "GET");
+        if allowed {
+            return Ok(r);
+        }
+        matched = matched.or(Some(r));
+    }
+    let Some(r) = matched else {
+        return Err((
+            "other",
+            Response::error(404, &format!("no such endpoint: {path}")),
+        ));
+    };
+    let allow = if r.method == "GET" {
+        "GET, HEAD"
+    } else {
+        r.method
+    };
+    Err((
+        r.pattern,
+        Response::error(
+            405,
+            &format!("method {method} not allowed on {}", r.pattern),
+        )
+        .with_header("Allow", allow),
+    ))
+}
+
+/// Whether `path` fits `pattern` segment by segment.
+fn matches(pattern: &str, path: &str) -> bool {
+    let mut want = pattern.split('/');
+    let mut got = path.split('/');
+    loop {
+        match (want.next(), got.next()) {
+            (None, None) => return true,
+            (Some(w), Some(g)) if w.starts_with('{') => {
+                if g.is_empty() {
+                    return false;
+                }
+            }
+            (Some(w), Some(g)) if w == g => {}
+            _ => return false,
+        }
+    }
+}
+
+/// The one place an answer or a refusal becomes a response.
+pub fn respond(result: Result<Answer, Refusal>) -> Response {
+    match result {
+        Ok(Answer::Done) => Response::empty(200),
+        Ok(Answer::Text(t)) => Response::text(200, t),
+        // Pretty-printed, as in the seed document's example (`Content-Length: 21`).
+        Ok(Answer::Updated(updated)) => Response::json_bytes(
+            200,
+            serde_json::to_vec_pretty(&serde_json::json!({ "updated": updated }))
+                .unwrap_or_default(),
+        ),
+        Ok(Answer::Status(s)) => Response::json(200, &s),
+        Ok(Answer::Metrics(text)) => Response {
+            status: 200,
+            headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
+            body: text.into_bytes(),
+        },
+        Ok(Answer::Environment(env)) => {
+            let map: Map<String, Value> = env
+                .into_iter()
+                .map(|(k, v)| (k, Value::String(v)))
+                .collect();
+            Response::json(200, &map)
+        }
+        Err(r) => Response::error(status_of(r.kind), &r.message),
+    }
+}
+
+fn status_of(kind: RefusalKind) -> u16 {
+    match kind {
+        RefusalKind::Invalid => 400,
+        RefusalKind::BadConfig => 422,
+        RefusalKind::ShuttingDown | RefusalKind::Unavailable => 503,
+    }
+}
+
+/// Send a request to the event loop and wait for its answer (bounded).
+fn ask(tx: &Sender<Msg>, msg: impl FnOnce(crate::msg::Reply) -> Msg) -> Result<Answer, Refusal> {
+    ask_meanwhile(tx, msg, || {})
+}
+
+/// `ask`, doing `meanwhile` on this thread while the loop works.
+fn ask_meanwhile(
+    tx: &Sender<Msg>,
+    msg: impl FnOnce(crate::msg::Reply) -> Msg,
+    meanwhile: impl FnOnce(),
+) -> Result<Answer, Refusal> {
+    let (reply_tx, reply_rx) = bounded(1);
+    if tx.send(msg(reply_tx)).is_err() {
+        return Err(Refusal::new(
+            RefusalKind::ShuttingDown,
+            "containerpilot is shutting down",
+        ));
+    }
+    meanwhile();
+    reply_rx.recv_timeout(LOOP_TIMEOUT).unwrap_or_else(|_| {
+        Err(Refusal::new(
+            RefusalKind::Unavailable,
+            "containerpilot did not answer in time",
+        ))
+    })
+}
+
+fn command(ctx: &Ctx, cmd: Command) -> Result<Answer, Refusal> {
+    ask(&ctx.tx, |reply| Msg::Command(cmd, reply))
+}
+
+fn query(ctx: &Ctx, q: Query) -> Result<Answer, Refusal> {
+    ask(&ctx.tx, |reply| Msg::Query(q, reply))
+}
+
+// --- Handlers, in the order of the table ---------------------------------
+
+fn ping(_: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+    // Never touches the loop: a busy loop must not make the daemon look dead.
+    Ok(Answer::Text("ok".into()))
+}
+
+fn put_env(ctx: &Ctx, req: &Request) -> Result<Answer, Refusal> {
+    let pairs = parse_env(&req.body).map_err(Refusal::invalid)?;
+    command(ctx, Command::PutEnv(pairs))
+}
+
+fn put_metric(ctx: &Ctx, req: &Request) -> Result<Answer, Refusal> {
+    let pairs = parse_metrics(&req.body).map_err(Refusal::invalid)?;
+    command(ctx, Command::PutMetric(pairs))
+}
+
+/// The new config is read and validated here, off the event loop, with the
+/// environment a child would get now; the loop only applies it.
+fn reload(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+    let env = match query(ctx, Query::Environment)? {
+        Answer::Environment(env) => env.into_iter().collect(),
+        _ => config::environment(),
+    };
+    match config::load(&ctx.config_path, &env) {
+        Ok((cfg, warnings)) => {
+            for w in &warnings {
+                log::warn(&w.0);
+            }
+            command(ctx, Command::Reload(Box::new(cfg)))
+        }
+        Err(e) => {
+            // Logged too, so that `docker logs` shows why (as 3.x did).
+            let msg = format!("reload refused, the running configuration is unchanged: {e}");
+            log::error(&msg);
+            Err(Refusal::new(RefusalKind::BadConfig, e.to_string()))
+        }
+    }
+}
+
+fn maintenance_on(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+    command(ctx, Command::Maintenance(true))
+}
+
+fn maintenance_off(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+    command(ctx, Command::Maintenance(false))
+}
+
+fn status(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+    query(ctx, Query::Status)
+}
+
+/// The `process_*` families need nothing from the loop: they are read here
+/// while the loop renders the rest.
+fn metrics_page(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+    let mut process = String::with_capacity(1024);
+    let answer = ask_meanwhile(
+        &ctx.tx,
+        |reply| Msg::Query(Query::Metrics, reply),
+        || metrics::render_process(&mut process),
+    )?;
+    match answer {
+        Answer::Metrics(mut text) => {
+            text.push_str(&process);
+            Ok(Answer::Metrics(text))
+        }
+        other => Ok(other),
+    }
+}
+
+// --- Request bodies --------------------------------------------------------
+
+/// Requests to `http:/v3/env` arrive as `POST /env` with `Host: v3` (that is
+/// how curl reads the seeds' URLs): route them as if the path began with /v3.
+fn route_path(req: &Request) -> Cow<'_, str> {
+    let host_v3 = req
+        .header("host")
+        .is_some_and(|h| h.eq_ignore_ascii_case("v3"));
+    if host_v3 && !req.path.starts_with("/v3/") {
+        Cow::Owned(format!("/v3{}", req.path))
+    } else {
+        Cow::Borrowed(&req.path)
+    }
+}
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, String> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err("the body must be a JSON object".into()),
+        Err(e) => Err(format!("the body must be a JSON object: {e}")),
+    }
+}
+
+fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// `{"K": "v", "GONE": "" | null, "N": 42}` → pairs; `None` unsets.
+pub fn parse_env(body: &[u8]) -> Result<Vec<(String, Option<String>)>, String> {
+    let mut out = Vec::new();
+    for (k, v) in parse_object(body)? {
+        if !valid_env_name(&k) {
+            return Err(format!("{k:?} is not a valid environment variable name"));
+        }
+        let value = match v {
+            Value::Null => None,
+            Value::String(s) if s.is_empty() => None,
+            Value::String(s) => Some(s),
+            Value::Bool(b) => Some(b.to_string()),
+            Value::Number(n) => Some(number_text(&n)),
+            Value::Array(_) | Value::Object(_) => {
+                return Err(format!(
+                    "the value of {k:?} must be a string, number, boolean or null"
+                ))
+            }
+        };
+        out.push((k, value));
+    }
+    Ok(out)
+}
+
+/// Integers without a fraction, others in shortest round-trip form (`1e3` → `1000`).
+fn number_text(n: &serde_json::Number) -> String {
+    if n.is_i64() || n.is_u64() {
+        return n.to_string();
+    }
+    let f = n.as_f64().unwrap_or(f64::NAN);
+    if f.fract() == 0.0 && f.abs() < 9.007_199_254_740_992e15 {
+        format!("{}", f as i64)
+    } else {
+        format!("{f:?}")
+    }
+}
+
+/// `{"name": 2, "other": "1.5"}` → pairs; names are checked by the loop, which owns the metrics.
+pub fn parse_metrics(body: &[u8]) -> Result<Vec<(String, f64)>, String> {
+    let mut out = Vec::new();
+    for (k, v) in parse_object(body)? {
+        let value = match &v {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        match value {
+            Some(f) if f.is_finite() => out.push((k, f)),
+            _ => {
+                return Err(format!(
+                    "the value of metric {k:?} must be a number, got {v}"
+                ))
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_values() {
+        let got = parse_env(
+            br#"{"A": "x=y", "B": "", "C": null, "D": 42, "E": 1.5, "F": 1e3, "G": true}"#,
+        )
+        .unwrap();
+        let want: Vec<(String, Option<String>)> = vec![
+            ("A".into(), Some("x=y".into())),
+            ("B".into(), None),
+            ("C".into(), None),
+            ("D".into(), Some("42".into())),
+            ("E".into(), Some("1.5".into())),
+            ("F".into(), Some("1000".into())),
+            ("G".into(), Some("true".into())),
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn env_rejects() {
+        assert!(parse_env(br#"{"1A": "x"}"#).unwrap_err().contains("1A"));
+        assert!(parse_env(br#"{"A-B": "x"}"#).is_err());
+        assert!(parse_env(br#"{"": "x"}"#).is_err());
+        assert!(parse_env(br#"{"A": [1]}"#).unwrap_err().contains("\"A\""));
+        assert!(parse_env(br#"{"A": {}}"#).is_err());
+        assert!(parse_env(br#"[1]"#).is_err());
+        assert!(parse_env(b"").is_err());
+        assert!(parse_env(b"{nope").is_err());
+    }
+
+    #[test]
+    fn metric_values() {
+        let got = parse_metrics(br#"{"a": 2, "b": "1.5", "c": -3}"#).unwrap();
+        assert_eq!(
+            got,
+            vec![("a".into(), 2.0), ("b".into(), 1.5), ("c".into(), -3.0)]
+        );
+        assert!(parse_metrics(br#"{"a": "x"}"#).is_err());
+        assert!(parse_metrics(br#"{"a": true}"#).is_err());
+        assert!(parse_metrics(br#"{"a": null}"#).is_err());
+        assert!(parse_metrics(br#"{"a": "NaN"}"#).is_err());
+    }
+
+    #[test]
+    fn env_names() {
+        assert!(valid_env_name("_A1"));
+        assert!(valid_env_name("a"));
+        assert!(!valid_env_name("A B"));
+        assert!(!valid_env_name("Ä"));
+    }
+
+    #[test]
+    fn patterns_match_whole_segments() {
+        assert!(matches("/v3/ping", "/v3/ping"));
+        assert!(!matches("/v3/ping", "/v3/ping/"));
+        assert!(!matches("/v3/ping", "/v3"));
+        assert!(matches("/v3/jobs/{name}/stop", "/v3/jobs/web/stop"));
+        assert!(!matches("/v3/jobs/{name}/stop", "/v3/jobs//stop"));
+        assert!(!matches("/v3/jobs/{name}/stop", "/v3/jobs/a/b/stop"));
+    }
+
+    #[test]
+    fn every_route_is_found_and_wrong_methods_name_the_allowed_one() {
+        for r in ROUTES {
+            let path = r.pattern.replace("{name}", "x");
+            let found = find(r.plane, r.method, &path).map(|f| f.pattern);
+            assert_eq!(found.ok(), Some(r.pattern), "{}", r.pattern);
+            let other = if r.method == "GET" { "POST" } else { "GET" };
+            let (label, resp) = find(r.plane, other, &path).err().expect("405");
+            assert_eq!(resp.status, 405);
+            assert_eq!(label, r.pattern);
+            assert!(resp.header("Allow").unwrap().contains(r.method));
+        }
+        let (label, resp) = find(Plane::Control, "GET", "/metrics").err().expect("404");
+        assert_eq!((label, resp.status), ("other", 404));
+    }
+
+    #[test]
+    fn refusals_become_their_status_with_an_error_body() {
+        for (kind, code) in [
+            (RefusalKind::Invalid, 400),
+            (RefusalKind::BadConfig, 422),
+            (RefusalKind::ShuttingDown, 503),
+            (RefusalKind::Unavailable, 503),
+        ] {
+            let r = respond(Err(Refusal::new(kind, "why")));
+            assert_eq!(r.status, code);
+            assert_eq!(r.body, br#"{"error":"why"}"#);
+        }
+        let r = respond(Ok(Answer::Updated(true)));
+        assert_eq!(r.body.len(), 21, "the seed's Content-Length: 21");
+        assert_eq!(respond(Ok(Answer::Done)).body, b"");
+    }
+}

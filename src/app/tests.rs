@@ -1,0 +1,427 @@
+//! The loop's rules driven over plain channels: a [`Recorder`] stands in
+//! for the worker threads and keeps what the loop sends them, and the test
+//! plays the workers' part by sending the facts they would report. No
+//! process, socket or sleep is involved.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use nix::sys::signal::Signal;
+
+use super::*;
+use crate::config::{self, ConsulConfig};
+use crate::discovery::watch::PollCmd;
+use crate::msg::StatusReport;
+
+/// Parse a JSON5 config the way start-up does (no interfaces needed).
+pub(crate) fn config(json5: &str) -> Config {
+    let env = HashMap::new();
+    match config::parse_and_validate(json5, &env, &[]) {
+        Ok((cfg, _)) => cfg,
+        Err(e) => panic!("test config invalid: {e}\n{json5}"),
+    }
+}
+
+/// A job definition as the config file would give it.
+pub(crate) fn job(name: &str, exec: &str) -> JobConfig {
+    let cfg = config(&format!(
+        r#"{{jobs: [{{name: "{name}", exec: "{exec}"}}]}}"#
+    ));
+    cfg.jobs[0].clone()
+}
+
+/// Each worker the loop asked for: its job, the job's name, and the
+/// receiving end of what the loop sends it.
+type Handed<T> = Arc<Mutex<Vec<(JobId, String, Receiver<T>)>>>;
+
+/// What the loop handed to the workers.
+#[derive(Default, Clone)]
+struct Seen {
+    runners: Handed<RunnerCmd>,
+    checkers: Handed<CheckRun>,
+    agent: Arc<Mutex<Option<Receiver<DiscoveryCmd>>>>,
+    polls: Arc<Mutex<Option<Receiver<PollCmd>>>>,
+}
+
+struct Recorder(Seen);
+
+impl Workers for Recorder {
+    fn runner(
+        &mut self,
+        job: JobId,
+        name: &str,
+        _: &Sender<Msg>,
+    ) -> Result<Sender<RunnerCmd>, String> {
+        let (tx, rx) = unbounded();
+        self.0.runners.lock().unwrap().push((job, name.into(), rx));
+        Ok(tx)
+    }
+
+    fn checker(
+        &mut self,
+        job: JobId,
+        name: &str,
+        _: &Sender<Msg>,
+    ) -> Result<Sender<CheckRun>, String> {
+        let (tx, rx) = unbounded();
+        self.0.checkers.lock().unwrap().push((job, name.into(), rx));
+        Ok(tx)
+    }
+
+    fn discovery(&mut self, _: &ConsulConfig, _: &Sender<Msg>) -> Result<(Agent, Poller), String> {
+        let (agent, arx) = Agent::detached();
+        let (poller, prx) = Poller::detached();
+        *self.0.agent.lock().unwrap() = Some(arx);
+        *self.0.polls.lock().unwrap() = Some(prx);
+        Ok((agent, poller))
+    }
+
+    fn control(
+        &mut self,
+        _: &Path,
+        _: &Path,
+        _: &Sender<Msg>,
+        _: &Arc<Mutex<RequestCounter>>,
+    ) -> Result<workers::Guard, String> {
+        Ok(Box::new(()))
+    }
+
+    fn telemetry(&mut self, _: SocketAddr, _: &Sender<Msg>) -> Result<workers::Guard, String> {
+        Ok(Box::new(()))
+    }
+}
+
+/// The loop under test, and a log of everything it sent, in order.
+struct Harness {
+    app: App,
+    seen: Seen,
+    /// `"NAME start"`, `"NAME SIGTERM"`, `"consul register NAME"`, ...
+    log: Vec<String>,
+}
+
+impl Harness {
+    fn new(json5: &str) -> Harness {
+        let seen = Seen::default();
+        let app = App::new(
+            config(json5),
+            Path::new("/nonexistent"),
+            Box::new(Recorder(seen.clone())),
+        )
+        .expect("app");
+        Harness {
+            app,
+            seen,
+            log: Vec::new(),
+        }
+    }
+
+    fn started(json5: &str) -> Harness {
+        let mut h = Harness::new(json5);
+        h.app.begin();
+        h
+    }
+
+    /// One turn of the loop with `msg`, as `supervise` takes it.
+    fn send(&mut self, msg: Msg) {
+        self.app.handle(msg);
+        self.app.fire_timers(Instant::now());
+        self.app.drain();
+        self.app.sweep();
+    }
+
+    fn id(&self, name: &str) -> JobId {
+        let runners = self.seen.runners.lock().unwrap();
+        runners
+            .iter()
+            .rev()
+            .find(|(_, n, _)| n == name)
+            .map(|(id, _, _)| *id)
+            .unwrap_or_else(|| panic!("no runner for {name}"))
+    }
+
+    fn exited(&mut self, name: &str, code: i32) {
+        let job = self.id(name);
+        self.send(Msg::ProcessExited { job, code });
+    }
+
+    fn running(&mut self, name: &str, pid: u32) {
+        let job = self.id(name);
+        self.send(Msg::ProcessStarted { job, pid });
+    }
+
+    /// Everything sent since the last call, in a readable form: in order
+    /// per worker, runners before discovery.
+    fn sent(&mut self) -> Vec<String> {
+        for (_, name, rx) in self.seen.runners.lock().unwrap().iter() {
+            for cmd in rx.try_iter() {
+                self.log.push(match cmd {
+                    RunnerCmd::Start(_) => format!("{name} start"),
+                    RunnerCmd::Signal(sig) => format!("{name} {sig}"),
+                });
+            }
+        }
+        if let Some(rx) = self.seen.agent.lock().unwrap().as_ref() {
+            for cmd in rx.try_iter() {
+                self.log.push(match cmd {
+                    DiscoveryCmd::Register(r) => format!("consul register {}", r.name),
+                    DiscoveryCmd::Pass { id } => format!("consul pass {id}"),
+                    DiscoveryCmd::Fail { id, .. } => format!("consul fail {id}"),
+                    DiscoveryCmd::Deregister { id } => format!("consul deregister {id}"),
+                    DiscoveryCmd::DeregisterAll { done } => {
+                        done();
+                        "consul deregister all".into()
+                    }
+                    DiscoveryCmd::Stop => "consul stop".into(),
+                });
+            }
+        }
+        std::mem::take(&mut self.log)
+    }
+
+    fn command(&mut self, cmd: Command) -> Result<Answer, Refusal> {
+        let (tx, rx) = bounded(1);
+        self.send(Msg::Command(cmd, tx));
+        rx.try_recv().expect("the loop answers at once")
+    }
+
+    fn status(&mut self) -> StatusReport {
+        let (tx, rx) = bounded(1);
+        self.send(Msg::Query(Query::Status, tx));
+        match rx.try_recv() {
+            Ok(Ok(Answer::Status(s))) => s,
+            _ => panic!("no status"),
+        }
+    }
+
+    fn events(&self, code: &str, source: &str) -> u64 {
+        self.app
+            .events
+            .get(&(code.to_string(), source.to_string()))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// What the loop's own channel holds (messages it sent itself).
+    fn pending(&self) -> Vec<Msg> {
+        self.app.rx.try_iter().collect()
+    }
+}
+
+fn sig(name: &str, s: Signal) -> String {
+    format!("{name} {s}")
+}
+
+#[test]
+fn startup_runs_plain_jobs_and_exits_trigger_others() {
+    let mut h = Harness::started(
+        r#"{jobs: [
+            {name: "setup", exec: "true"},
+            {name: "app", exec: "sleep", when: {source: "setup", once: "exitSuccess"}},
+        ]}"#,
+    );
+    assert_eq!(h.sent(), ["setup start"]);
+    h.running("setup", 10);
+    h.exited("setup", 0);
+    assert_eq!(h.sent(), ["app start"]);
+    assert_eq!(h.events("exitSuccess", "setup"), 1);
+    assert_eq!(h.events("startup", "global"), 1);
+}
+
+#[test]
+fn shutdown_without_discovery_terminates_every_running_job() {
+    let mut h =
+        Harness::started(r#"{jobs: [{name: "a", exec: "sleep"}, {name: "b", exec: "sleep"}]}"#);
+    h.running("a", 10);
+    h.running("b", 11);
+    h.sent();
+    h.send(Msg::Signalled(SIGTERM));
+    assert_eq!(h.events("shutdown", "global"), 1);
+    assert_eq!(
+        h.sent(),
+        [sig("a", Signal::SIGTERM), sig("b", Signal::SIGTERM)]
+    );
+    assert!(!h.app.finished());
+    h.exited("a", 143);
+    assert!(!h.app.finished());
+    h.exited("b", 143);
+    assert!(h.app.finished());
+    assert_eq!(h.events("stopped", "a"), 1);
+}
+
+#[test]
+fn shutdown_deregisters_before_anything_stops() {
+    let mut h = Harness::started(
+        r#"{consul: "127.0.0.1:8500", jobs: [
+            {name: "web", exec: "sleep", port: 80, interfaces: ["static:10.0.0.1"], health: {exec: "true", interval: 1, ttl: 5}},
+        ]}"#,
+    );
+    h.running("web", 10);
+    let mut sent = h.sent();
+    sent.sort();
+    assert_eq!(sent, ["consul register web", "web start"]);
+    h.send(Msg::Signalled(SIGTERM));
+    // Discovery first; nothing is stopped and `shutdown` is not out yet.
+    assert_eq!(h.sent(), ["consul deregister all"]);
+    assert_eq!(h.events("shutdown", "global"), 0);
+    assert!(!h.app.finished());
+    // The agent reports back (what `done` sent) and only then do jobs stop.
+    for m in h.pending() {
+        h.send(m);
+    }
+    assert_eq!(h.events("shutdown", "global"), 1);
+    assert_eq!(h.sent(), [sig("web", Signal::SIGTERM)]);
+}
+
+#[test]
+fn a_second_sigterm_kills_at_once_even_while_deregistering() {
+    let mut h =
+        Harness::started(r#"{consul: "127.0.0.1:8500", jobs: [{name: "a", exec: "sleep"}]}"#);
+    h.running("a", 10);
+    h.sent();
+    h.send(Msg::Signalled(SIGTERM));
+    assert_eq!(h.sent(), ["consul deregister all"]);
+    h.send(Msg::Signalled(SIGINT));
+    let sent = h.sent();
+    assert!(sent.contains(&sig("a", Signal::SIGKILL)), "{sent:?}");
+    assert_eq!(h.events("shutdown", "global"), 1);
+    // A process that starts now is killed too.
+    h.running("a", 11);
+    assert_eq!(h.sent(), [sig("a", Signal::SIGKILL)]);
+}
+
+#[test]
+fn every_job_completed_ends_the_run() {
+    let mut h = Harness::started(r#"{jobs: [{name: "once", exec: "true"}]}"#);
+    h.running("once", 10);
+    assert!(!h.app.finished());
+    h.exited("once", 0);
+    assert!(h.app.finished());
+}
+
+#[test]
+fn reload_keeps_unchanged_replaces_changed_removes_and_adds() {
+    let mut h = Harness::started(
+        r#"{jobs: [
+            {name: "same", exec: "sleep 1"},
+            {name: "changed", exec: "sleep 1"},
+            {name: "gone", exec: "sleep 1"},
+        ]}"#,
+    );
+    for (name, pid) in [("same", 10), ("changed", 11), ("gone", 12)] {
+        h.running(name, pid);
+    }
+    h.sent();
+    let old_changed = h.id("changed");
+    let new = config(
+        r#"{jobs: [
+            {name: "same", exec: "sleep 1"},
+            {name: "changed", exec: "sleep 2"},
+            {name: "added", exec: "sleep 1"},
+        ]}"#,
+    );
+    assert!(matches!(
+        h.command(Command::Reload(Box::new(new))),
+        Ok(Answer::Done)
+    ));
+    let sent = h.sent();
+    // The unchanged job is not touched; the added one starts at once; the
+    // changed one and the removed one are asked to stop.
+    assert!(!sent.iter().any(|s| s.starts_with("same")), "{sent:?}");
+    assert!(sent.contains(&"added start".to_string()), "{sent:?}");
+    assert!(sent.contains(&sig("changed", Signal::SIGTERM)), "{sent:?}");
+    assert!(sent.contains(&sig("gone", Signal::SIGTERM)), "{sent:?}");
+    // The replacement waits for its predecessor to be gone.
+    assert!(!sent.contains(&"changed start".to_string()), "{sent:?}");
+    h.send(Msg::ProcessExited {
+        job: old_changed,
+        code: 143,
+    });
+    assert_eq!(h.sent(), ["changed start"]);
+    // A replaced job's old process goes quietly; a removed one says so.
+    assert_eq!(h.events("stopped", "changed"), 0);
+    h.exited("gone", 143);
+    assert_eq!(h.events("stopped", "gone"), 1);
+    let names: Vec<String> = h.status().services.into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["same", "changed", "added"]);
+}
+
+#[test]
+fn reload_and_maintenance_are_refused_during_shutdown() {
+    let mut h = Harness::started(r#"{jobs: [{name: "a", exec: "sleep"}]}"#);
+    h.running("a", 10);
+    h.send(Msg::Signalled(SIGTERM));
+    let cfg = config(r#"{jobs: [{name: "b", exec: "sleep"}]}"#);
+    for cmd in [Command::Reload(Box::new(cfg)), Command::Maintenance(true)] {
+        let r = h.command(cmd).expect_err("refused");
+        assert_eq!(r.kind, RefusalKind::ShuttingDown);
+    }
+    // Env still applies (hooks run during shutdown may set it).
+    assert!(h
+        .command(Command::PutEnv(vec![("A".into(), Some("1".into()))]))
+        .is_ok());
+}
+
+#[test]
+fn maintenance_deregisters_everything_and_is_idempotent() {
+    let mut h = Harness::started(
+        r#"{consul: "127.0.0.1:8500", jobs: [
+            {name: "web", exec: "sleep", port: 80, interfaces: ["static:10.0.0.1"], health: {exec: "true", interval: 1, ttl: 5}},
+        ]}"#,
+    );
+    h.running("web", 10);
+    h.sent();
+    assert!(matches!(
+        h.command(Command::Maintenance(true)),
+        Ok(Answer::Updated(true))
+    ));
+    assert_eq!(h.sent(), ["consul deregister all"]);
+    assert_eq!(h.events("enterMaintenance", "global"), 1);
+    assert_eq!(h.status().services[0].status, "maintenance");
+    assert!(matches!(
+        h.command(Command::Maintenance(true)),
+        Ok(Answer::Updated(false))
+    ));
+    assert_eq!(h.events("enterMaintenance", "global"), 1);
+    assert!(matches!(
+        h.command(Command::Maintenance(false)),
+        Ok(Answer::Updated(true))
+    ));
+    assert_eq!(h.events("exitMaintenance", "global"), 1);
+    assert_eq!(h.status().services[0].status, "unknown");
+}
+
+#[test]
+fn a_bad_metric_update_applies_nothing() {
+    let mut h = Harness::started(
+        r#"{jobs: [{name: "a", exec: "sleep"}],
+            telemetry: {interfaces: ["static:127.0.0.1"],
+                        metrics: [{name: "hits", help: "h", type: "counter"}]}}"#,
+    );
+    let bad = Command::PutMetric(vec![("hits".into(), 1.0), ("nope".into(), 1.0)]);
+    let r = h.command(bad).expect_err("refused");
+    assert_eq!(r.kind, RefusalKind::Invalid);
+    assert!(r.message.contains("nope"), "{}", r.message);
+    let (tx, rx) = bounded(1);
+    h.send(Msg::Query(Query::Metrics, tx));
+    let Ok(Ok(Answer::Metrics(page))) = rx.try_recv() else {
+        panic!("no metrics")
+    };
+    assert!(page.contains("\nhits 0\n"), "{page}");
+}
+
+#[test]
+fn children_see_env_changes_and_running_jobs_pids() {
+    let mut h = Harness::started(r#"{jobs: [{name: "db-main", exec: "sleep"}]}"#);
+    h.running("db-main", 4242);
+    h.command(Command::PutEnv(vec![("COLOR".into(), Some("blue".into()))]))
+        .unwrap();
+    let env = h.app.child_env();
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("COLOR"), Some("blue"));
+    assert_eq!(get("CONTAINERPILOT_DB_MAIN_PID"), Some("4242"));
+    h.command(Command::PutEnv(vec![("COLOR".into(), None)]))
+        .unwrap();
+    assert_eq!(h.app.child_env().iter().find(|(n, _)| n == "COLOR"), None);
+}

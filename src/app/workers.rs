@@ -1,0 +1,117 @@
+//! The loop's seam to the threads that do its work: job runners, health
+//! checkers, the discovery worker and poller, and the two HTTP servers.
+//!
+//! The loop asks a [`Workers`] for each of them and keeps only what it
+//! gets back: a channel to send commands on, or a guard whose drop stops a
+//! server. [`Threads`] starts the real threads; a unit test passes its own
+//! implementation that hands out channels it reads, so every rule of the
+//! loop can be checked by looking at what the loop sends, without a
+//! process or a socket.
+
+use std::any::Any;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use crossbeam_channel::Sender;
+
+use crate::config::ConsulConfig;
+use crate::control::Control;
+use crate::discovery::{self, Agent, Poller};
+use crate::health::{self, CheckRun};
+use crate::metrics::RequestCounter;
+use crate::msg::{JobId, Msg};
+use crate::process::{self, RunnerCmd};
+use crate::telemetry::Telemetry;
+
+/// Keeps a server running; dropping it stops the server.
+pub type Guard = Box<dyn Any + Send>;
+
+/// Where the loop gets its workers.
+pub trait Workers {
+    /// The runner thread of a job with `exec`.
+    fn runner(
+        &mut self,
+        job: JobId,
+        name: &str,
+        tx: &Sender<Msg>,
+    ) -> Result<Sender<RunnerCmd>, String>;
+    /// The checker thread of a job whose health check runs a command.
+    fn checker(
+        &mut self,
+        job: JobId,
+        name: &str,
+        tx: &Sender<Msg>,
+    ) -> Result<Sender<CheckRun>, String>;
+    /// The discovery worker and the watch poller for this agent.
+    fn discovery(
+        &mut self,
+        consul: &ConsulConfig,
+        tx: &Sender<Msg>,
+    ) -> Result<(Agent, Poller), String>;
+    /// The control server on `socket` (fails if the socket is taken).
+    fn control(
+        &mut self,
+        socket: &Path,
+        config_path: &Path,
+        tx: &Sender<Msg>,
+        requests: &Arc<Mutex<RequestCounter>>,
+    ) -> Result<Guard, String>;
+    /// The telemetry server on `addr`.
+    fn telemetry(&mut self, addr: SocketAddr, tx: &Sender<Msg>) -> Result<Guard, String>;
+}
+
+/// The real threads and servers.
+pub struct Threads;
+
+impl Workers for Threads {
+    fn runner(
+        &mut self,
+        job: JobId,
+        name: &str,
+        tx: &Sender<Msg>,
+    ) -> Result<Sender<RunnerCmd>, String> {
+        process::start_runner(job, name, tx.clone())
+    }
+
+    fn checker(
+        &mut self,
+        job: JobId,
+        name: &str,
+        tx: &Sender<Msg>,
+    ) -> Result<Sender<CheckRun>, String> {
+        health::start_checker(job, name, tx.clone())
+    }
+
+    fn discovery(
+        &mut self,
+        consul: &ConsulConfig,
+        tx: &Sender<Msg>,
+    ) -> Result<(Agent, Poller), String> {
+        let client = discovery::Client::new(consul)?;
+        let agent = Agent::start(client.clone())?;
+        let tx = tx.clone();
+        let report = Box::new(move |r: discovery::WatchResult| {
+            let _ = tx.send(Msg::WatchPolled {
+                watch: r.key,
+                instances: r.instances,
+            });
+        });
+        Ok((agent, Poller::start(client, report)?))
+    }
+
+    fn control(
+        &mut self,
+        socket: &Path,
+        config_path: &Path,
+        tx: &Sender<Msg>,
+        requests: &Arc<Mutex<RequestCounter>>,
+    ) -> Result<Guard, String> {
+        let c = Control::start(socket, config_path, tx.clone(), requests.clone())?;
+        Ok(Box::new(c))
+    }
+
+    fn telemetry(&mut self, addr: SocketAddr, tx: &Sender<Msg>) -> Result<Guard, String> {
+        Ok(Box::new(Telemetry::start(addr, tx.clone())?))
+    }
+}

@@ -1,0 +1,183 @@
+//! The event loop's vocabulary: everything that goes into the loop and
+//! everything that comes back out of it to a waiting requester.
+//!
+//! Messages in are either *facts* that a worker thread reports (past tense:
+//! `ProcessExited`, `HealthChecked`) or *requests*: a [`Command`] changes
+//! state, a [`Query`] only reads it. A request carries a one-shot [`Reply`]
+//! channel on which the loop sends an [`Answer`] or a [`Refusal`]. Neither
+//! knows HTTP: `api` alone turns them into status codes and bodies, so the
+//! loop never picks a status and nothing travels as an untyped JSON value.
+//!
+//! This module sits at the bottom of the house: workers, servers and the
+//! loop all import it, and it imports none of them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::time::Duration;
+
+use crossbeam_channel::Sender;
+use serde::Serialize;
+
+use crate::config::Config;
+
+/// A job's identity inside the loop. Names are not identities: two jobs may
+/// share one (SPEC §2.3). A reload that keeps a job keeps its id; a changed
+/// job gets a new one, so a late report from its old process is ignored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct JobId(pub u64);
+
+impl fmt::Display for JobId {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// One healthy instance of a watched service: (address, port).
+pub type Instance = (String, u16);
+
+/// Everything that enters the loop, on its one unbounded channel.
+pub enum Msg {
+    /// SIGTERM, SIGINT, SIGHUP, SIGUSR1 or SIGUSR2 arrived (SIGCHLD never
+    /// comes here: the signal thread reaps).
+    Signalled(i32),
+    /// The job's process runs, with this pid (its process group id too).
+    ProcessStarted {
+        job: JobId,
+        pid: u32,
+    },
+    /// The job's process is gone and its output logged. `code` is the exit
+    /// status, 128+N when killed by signal N, 126/127 when it could not
+    /// be started at all.
+    ProcessExited {
+        job: JobId,
+        code: i32,
+    },
+    /// A health check finished.
+    HealthChecked {
+        job: JobId,
+        passed: bool,
+        output: String,
+        duration: Duration,
+    },
+    /// A watch's health query finished; `None` when it failed (already
+    /// logged by the poller).
+    WatchPolled {
+        watch: u64,
+        instances: Option<BTreeSet<Instance>>,
+    },
+    /// Discovery has deregistered every service (or gave up trying).
+    Deregistered,
+    Command(Command, Reply),
+    Query(Query, Reply),
+}
+
+/// Requests that change state. Bodies are parsed and validated by the
+/// sender before they get here, so the loop only applies them.
+pub enum Command {
+    /// `None` unsets the variable.
+    PutEnv(Vec<(String, Option<String>)>),
+    /// All or nothing: every name is checked before any value is applied.
+    PutMetric(Vec<(String, f64)>),
+    /// A config already loaded and validated off the loop.
+    Reload(Box<Config>),
+    Maintenance(bool),
+}
+
+/// Requests that only read state.
+pub enum Query {
+    /// The `/status` document (SPEC §5).
+    Status,
+    /// The `/metrics` page but for `process_*`, which the asking thread
+    /// reads itself meanwhile.
+    Metrics,
+    /// The environment a process started now would get (reload renders
+    /// the config template with it).
+    Environment,
+}
+
+/// Where the loop answers a request. Bounded(1): the loop never blocks on it.
+pub type Reply = Sender<Result<Answer, Refusal>>;
+
+/// What the loop answers.
+#[derive(Debug)]
+pub enum Answer {
+    /// Applied; nothing to say.
+    Done,
+    /// A short plain-text answer (`ok`).
+    Text(String),
+    /// Applied if it changed anything (idempotent requests).
+    Updated(bool),
+    Status(StatusReport),
+    /// Prometheus text exposition.
+    Metrics(String),
+    Environment(Vec<(String, String)>),
+}
+
+/// Why a request changed nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub kind: RefusalKind,
+    pub message: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalKind {
+    /// The request itself is wrong (a bad value, an unknown metric).
+    Invalid,
+    /// A reload found the config file invalid; the running one stays.
+    BadConfig,
+    /// The loop is shutting down and takes no new work.
+    ShuttingDown,
+    /// The loop did not answer in time, or is gone.
+    Unavailable,
+}
+
+impl Refusal {
+    pub fn new(kind: RefusalKind, message: impl Into<String>) -> Refusal {
+        Refusal {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Refusal {
+        Refusal::new(RefusalKind::Invalid, message)
+    }
+}
+
+impl fmt::Display for Refusal {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The `/status` document (SPEC §5), field names as the seed design has them.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct StatusReport {
+    pub version: &'static str,
+    pub maintenance: bool,
+    pub services: Vec<ServiceReport>,
+    pub watches: Vec<WatchReport>,
+}
+
+/// One job as `/status` shows it.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ServiceReport {
+    pub name: String,
+    pub address: Option<String>,
+    pub port: Option<u16>,
+    /// `maintenance`, `unknown`, `healthy`, `unhealthy` or `nonadvertised`.
+    pub status: &'static str,
+    pub depends_on: Vec<String>,
+    pub state: &'static str,
+    pub pid: Option<u32>,
+    pub restarts: u64,
+    pub last_exit_code: Option<i32>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct WatchReport {
+    pub name: String,
+    pub status: &'static str,
+    pub instances: usize,
+}
