@@ -971,16 +971,38 @@ fn dechunk(mut b: &[u8]) -> Result<Vec<u8>, String> {
     }
 }
 
-/// A TCP port that was free a moment ago (bind :0, read it, release it).
-/// Callers that bind it later should retry once on "address in use".
+/// A loopback TCP port nobody listens on, for a daemon to bind.
+///
+/// Binding `:0` and releasing the port races: the kernel hands the same
+/// ephemeral port to the next `connect` or `bind(0)` of any test running in
+/// parallel before the daemon gets to bind it. So ports come from below the
+/// ephemeral range (`ip_local_port_range` starts at 32768), from a counter
+/// shared by every test of this process and offset by the pid, and a port
+/// that cannot be bound (in use) is skipped for the next one.
 pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local addr").port()
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    const FIRST: usize = 20_000;
+    const SPAN: usize = 12_000;
+    let base = (std::process::id() as usize * 97) % SPAN;
+    for _ in 0..SPAN {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = (FIRST + (base + n) % SPAN) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port between {FIRST} and {}", FIRST + SPAN);
 }
 
 /// Say why a test could not run here. Written to the real stderr, past the
 /// test harness's capture, so that a skipped check is seen, not hidden.
+///
+/// Under CI (`CI=true`) nothing may be skipped silently: the test fails
+/// instead, saying what is missing (`.ci/run` installs what tests need).
 pub fn skip(why: &str) {
+    if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
+        panic!("cannot run under CI: {why}");
+    }
     let _ = writeln!(std::io::stderr(), "SKIP: {why}");
 }
 
