@@ -152,8 +152,10 @@ impl Job {
     /// The job or watch this job waits for, as `when.source` names it.
     pub fn depends_on(&self) -> Option<&str> {
         match &self.cfg.when {
-            When::Event { source, code, .. } if *code != EventCode::Signal && source != GLOBAL => {
-                Some(source)
+            When::Event { sources, code, .. }
+                if *code != EventCode::Signal && sources.first().is_some_and(|s| s != GLOBAL) =>
+            {
+                sources.first().map(String::as_str)
             }
             _ => None,
         }
@@ -249,7 +251,8 @@ impl Job {
         match &self.cfg.when {
             When::Startup => *ev == Event::global(EventCode::Startup),
             When::Interval(_) => false,
-            When::Event { source, code, .. } => ev.code == *code && ev.source == *source,
+            When::Event { sources, code, .. } => ev.code == *code && sources.contains(&ev.source),
+            When::Never => false,
         }
     }
 
@@ -364,28 +367,29 @@ impl Job {
                 ..
             } => !self.shutting_down,
             When::Event { .. } => self.armed && !self.source_gone,
+            When::Never => false,
         }
     }
 
     fn when_source(&self) -> Option<&str> {
         match &self.cfg.when {
-            When::Event { source, .. } => Some(source),
+            When::Event { sources, .. } => sources.first().map(String::as_str),
             _ => None,
         }
     }
 
     fn source_is_job(&self) -> bool {
         match &self.cfg.when {
-            When::Event { source, code, .. } => {
+            When::Event { sources, code, .. } => sources.first().is_some_and(|source| {
                 *code != EventCode::Signal && source != GLOBAL && !source.starts_with("watch.")
-            }
+            }),
             _ => false,
         }
     }
 
     fn trigger_text(&self) -> String {
         match &self.cfg.when {
-            When::Event { source, code, .. } => format!("{source}.{}", code.name()),
+            When::Event { sources, code, .. } => format!("{}.{}", sources.join("|"), code.name()),
             _ => "startup".into(),
         }
     }
@@ -639,15 +643,9 @@ mod tests {
 
     fn cfg(name: &str, when: When, restarts: Restarts) -> JobConfig {
         JobConfig {
-            name: name.into(),
-            exec: Some(vec!["/bin/true".into()]),
             when,
-            timeout: None,
-            stop_timeout: Duration::ZERO,
             restarts,
-            health: None,
-            service: None,
-            raw_logging: false,
+            ..JobConfig::plain(name, Some(vec!["/bin/true".into()]))
         }
     }
 
@@ -661,7 +659,8 @@ mod tests {
 
     fn on(code: EventCode, src: &str) -> When {
         When::Event {
-            source: src.into(),
+            sources: vec![src.into()],
+            all: false,
             code,
             once: true,
             timeout: None,
@@ -670,7 +669,8 @@ mod tests {
 
     fn each(code: EventCode, src: &str) -> When {
         When::Event {
-            source: src.into(),
+            sources: vec![src.into()],
+            all: false,
             code,
             once: false,
             timeout: None,
@@ -844,7 +844,8 @@ mod tests {
     fn when_timeout_gives_up() {
         let t = Instant::now();
         let when = When::Event {
-            source: "a".into(),
+            sources: vec!["a".into()],
+            all: false,
             code: EventCode::Healthy,
             once: true,
             timeout: Some(Duration::from_secs(2)),
@@ -866,7 +867,8 @@ mod tests {
     fn when_timeout_cancelled_by_trigger() {
         let t = Instant::now();
         let when = When::Event {
-            source: "a".into(),
+            sources: vec!["a".into()],
+            all: false,
             code: EventCode::Healthy,
             once: true,
             timeout: Some(Duration::from_secs(2)),
@@ -915,10 +917,12 @@ mod tests {
         let t = Instant::now();
         let mut c = cfg("a", When::Startup, Restarts::Never);
         c.health = Some(HealthConfig {
-            exec: Some(vec!["true".into()]),
+            probe: crate::config::Probe::Exec(vec!["true".into()]),
             interval: Duration::from_secs(1),
             ttl: Some(Duration::from_secs(2)),
             timeout: Duration::from_secs(1),
+            start_period: Duration::ZERO,
+            threshold: 1,
             raw_logging: false,
         });
         c.service = Some(crate::config::ServiceConfig {

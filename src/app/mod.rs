@@ -156,9 +156,11 @@ impl App {
             Some(_) => Some(self.workers.runner(id, &jc.name, &self.tx)?),
             None => None,
         };
-        let checker = match jc.health.as_ref().and_then(|h| h.exec.as_ref()) {
-            Some(_) => Some(self.workers.checker(id, &jc.name, &self.tx)?),
-            None => None,
+        let checker = match jc.health.as_ref().map(|h| &h.probe) {
+            Some(crate::config::Probe::Exec(_)) => {
+                Some(self.workers.checker(id, &jc.name, &self.tx)?)
+            }
+            _ => None,
         };
         let dependants = stopping_dependants(&self.cfg, &jc.name);
         let check_durations = jc.health.as_ref().map(|_| Histogram::default());
@@ -753,7 +755,7 @@ impl App {
         let Some(h) = self.entries[i].job.cfg.health.clone() else {
             return;
         };
-        let Some(argv) = h.exec else {
+        let crate::config::Probe::Exec(argv) = h.probe else {
             // A health block without a command always passes (heartbeat only).
             let actions = self.entries[i].job.on_checked(true, "");
             self.apply(i, actions);
@@ -794,7 +796,7 @@ fn user_metrics(cfg: &Config) -> &[crate::config::MetricConfig] {
 fn stopping_dependants(cfg: &Config, name: &str) -> Vec<String> {
     cfg.jobs
         .iter()
-        .filter(|d| matches!(&d.when, When::Event { source, code: EventCode::Stopping, .. } if source == name))
+        .filter(|d| matches!(&d.when, When::Event { sources, code: EventCode::Stopping, .. } if sources.iter().any(|s| s == name)))
         .map(|d| d.name.clone())
         .collect()
 }

@@ -69,14 +69,52 @@ pub struct JobConfig {
     /// How long, once `stopping`, to wait for the job triggered by our `stopping`.
     pub stop_timeout: Duration,
     pub restarts: Restarts,
+    /// Beyond 3.x: the k-th consecutive restart waits `restart_delay × 2^(k-1)`,
+    /// capped at `restart_delay_max`; zero restarts at once (as 3.x).
+    pub restart_delay: Duration,
+    pub restart_delay_max: Duration,
+    /// Beyond 3.x: an exit of this kind that will not be restarted shuts
+    /// containerpilot down with the process's exit status.
+    pub shutdown_on: Option<ShutdownOn>,
     pub health: Option<HealthConfig>,
+    /// Beyond 3.x: readiness through the sd_notify protocol.
+    pub notify: Option<NotifyConfig>,
     /// Present when the job has a `port`; `advertised` says whether discovery is on.
     pub service: Option<ServiceConfig>,
     /// `logging.raw`: the process inherits our stdout/stderr.
     pub raw_logging: bool,
+    /// `logging.keep`: output lines kept for `/v3/jobs/NAME/logs`.
+    pub log_keep: usize,
 }
 
+/// Output lines a job keeps by default (`logging.keep`).
+pub const DEFAULT_LOG_KEEP: usize = 100;
+/// Default cap of the restart backoff (`restartDelayMax`).
+pub const DEFAULT_RESTART_DELAY_MAX: Duration = Duration::from_secs(30);
+
 impl JobConfig {
+    /// A job as validation makes it from `{name, exec}` and nothing else:
+    /// every default filled in (for unit tests that build configs by hand).
+    #[cfg(test)]
+    pub fn plain(name: &str, exec: Option<Vec<String>>) -> JobConfig {
+        JobConfig {
+            name: name.into(),
+            exec,
+            when: When::Startup,
+            timeout: None,
+            stop_timeout: Duration::ZERO,
+            restarts: Restarts::Never,
+            restart_delay: Duration::ZERO,
+            restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
+            shutdown_on: None,
+            health: None,
+            notify: None,
+            service: None,
+            raw_logging: false,
+            log_keep: DEFAULT_LOG_KEEP,
+        }
+    }
+
     /// Registered in discovery (has a port and a `consul` backend is configured).
     #[cfg(test)]
     pub fn is_advertised(&self) -> bool {
@@ -90,15 +128,61 @@ pub enum When {
     Startup,
     /// Run at start-up and then every interval.
     Interval(Duration),
-    /// Run when `(code, source)` is published.
+    /// Run when `code` is published by one of `sources` (`source` or
+    /// `any`), or once every one of them has published it (`all`).
     Event {
-        source: String,
+        /// Job names, `watch.NAME`, `global`, or one signal name (the
+        /// source of `EventCode::Signal`). Sources that name nothing are
+        /// dropped by validation (with a warning).
+        sources: Vec<String>,
+        /// `all`: wait for every source, not the first.
+        all: bool,
         code: EventCode,
         /// `once` (true) or `each` (false). Signal sources always fire on every signal.
         once: bool,
         /// Give up (never run, go to stopping/stopped) if the trigger has not arrived.
         timeout: Option<Duration>,
     },
+    /// The trigger names nothing that exists (a warning at validation, as
+    /// 3.x ran such configs): the job can never run and completes at start-up.
+    Never,
+}
+
+impl When {
+    /// The sources this trigger listens to (none for start-up and intervals).
+    pub fn sources(&self) -> &[String] {
+        match self {
+            When::Event { sources, .. } => sources,
+            _ => &[],
+        }
+    }
+}
+
+/// `shutdownOn` (beyond 3.x).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ShutdownOn {
+    ExitFailed,
+    ExitSuccess,
+    /// Either.
+    Exit,
+}
+
+impl ShutdownOn {
+    /// Whether an exit with status `code` is of this kind.
+    pub fn matches(self, code: i32) -> bool {
+        match self {
+            ShutdownOn::ExitFailed => code != 0,
+            ShutdownOn::ExitSuccess => code == 0,
+            ShutdownOn::Exit => true,
+        }
+    }
+}
+
+/// `notify` (beyond 3.x): `true`, or `{watchdog: DURATION}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotifyConfig {
+    /// `WATCHDOG=1` pings are expected at least this often after `READY=1`.
+    pub watchdog: Option<Duration>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,12 +194,39 @@ pub enum Restarts {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct HealthConfig {
-    /// argv of the check; `None` means the job heartbeats without a command (never fails).
-    pub exec: Option<Vec<String>>,
+    pub probe: Probe,
     pub interval: Duration,
     pub ttl: Option<Duration>,
     pub timeout: Duration,
+    /// Failures while the process is younger than this are not counted.
+    pub start_period: Duration,
+    /// Consecutive failures before the status becomes `unhealthy` (≥ 1).
+    pub threshold: u32,
     pub raw_logging: bool,
+}
+
+/// How a health check decides (SPEC §2.3: exactly one of exec, http, tcp).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Probe {
+    /// No check: every interval passes (the telemetry service's heartbeat).
+    Heartbeat,
+    /// Run this command; exit 0 passes.
+    Exec(Vec<String>),
+    /// GET this URL from inside containerpilot; 200-399 within the timeout passes.
+    Http(HttpProbe),
+    /// Connect to `host:port`; an accepted connection within the timeout passes.
+    Tcp { host: String, port: u16 },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpProbe {
+    /// As written, for messages.
+    pub url: String,
+    /// A name (resolved by the system resolver at each check) or an address.
+    pub host: String,
+    pub port: u16,
+    /// The request target: path and query, at least `/`.
+    pub path: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -305,13 +416,19 @@ fn add_telemetry_job(cfg: &mut Config) {
         timeout: None,
         stop_timeout: Duration::ZERO,
         restarts: Restarts::Never,
+        restart_delay: Duration::ZERO,
+        restart_delay_max: DEFAULT_RESTART_DELAY_MAX,
+        shutdown_on: None,
         health: Some(HealthConfig {
-            exec: None,
+            probe: Probe::Heartbeat,
             interval: Duration::from_secs(5),
             ttl: Some(Duration::from_secs(15)),
             timeout: Duration::from_secs(5),
+            start_period: Duration::ZERO,
+            threshold: 1,
             raw_logging: false,
         }),
+        notify: None,
         service: Some(ServiceConfig {
             port: t.port,
             advertised: cfg.consul.is_some(),
@@ -323,5 +440,6 @@ fn add_telemetry_job(cfg: &mut Config) {
             deregister_critical_service_after: None,
         }),
         raw_logging: false,
+        log_keep: 0,
     });
 }

@@ -25,8 +25,8 @@ use super::interfaces::{self, IfAddr};
 use super::tree::{self, Node};
 use super::{
     Config, ConfigError, ConsulConfig, ControlConfig, HealthConfig, JobConfig, MetricConfig,
-    MetricKind, Restarts, ServiceConfig, TelemetryConfig, TlsConfig, Warning, WatchConfig, When,
-    DEFAULT_SOCKET, TELEMETRY_SERVICE,
+    MetricKind, Probe, Restarts, ServiceConfig, TelemetryConfig, TlsConfig, Warning, WatchConfig,
+    When, DEFAULT_SOCKET, TELEMETRY_SERVICE,
 };
 use crate::event::{EventCode, GLOBAL, SIGNAL_SOURCES};
 use crate::log::{Format, Level, LogConfig, Output};
@@ -482,9 +482,14 @@ impl Validator<'_> {
             timeout,
             stop_timeout,
             restarts,
+            restart_delay: Duration::ZERO,
+            restart_delay_max: crate::config::DEFAULT_RESTART_DELAY_MAX,
+            shutdown_on: None,
             health,
+            notify: None,
             service,
             raw_logging,
+            log_keep: crate::config::DEFAULT_LOG_KEEP,
         })
     }
 
@@ -551,7 +556,8 @@ impl Validator<'_> {
         if SIGNAL_SOURCES.contains(&source.as_str()) {
             // The 3.x form: a signal fires on every delivery, whatever once/each say.
             let when = When::Event {
-                source,
+                sources: vec![source],
+                all: false,
                 code: EventCode::Signal,
                 once: false,
                 timeout,
@@ -575,7 +581,8 @@ impl Validator<'_> {
             ));
         }
         let when = When::Event {
-            source,
+            sources: vec![source],
+            all: false,
             code,
             once,
             timeout,
@@ -614,10 +621,12 @@ impl Validator<'_> {
         };
         let raw_logging = self.raw_logging(&h)?;
         Ok(Some(HealthConfig {
-            exec,
+            probe: exec.map_or(Probe::Heartbeat, Probe::Exec),
             interval,
             ttl,
             timeout,
+            start_period: Duration::ZERO,
+            threshold: 1,
             raw_logging,
         }))
     }
@@ -2033,7 +2042,8 @@ mod tests {
         assert_eq!(
             first_when("{source: 'b', once: 'exitSuccess'}"),
             When::Event {
-                source: "b".into(),
+                sources: vec!["b".into()],
+                all: false,
                 code: EventCode::ExitSuccess,
                 once: true,
                 timeout: None
@@ -2042,7 +2052,8 @@ mod tests {
         assert_eq!(
             first_when("{source: 'watch.db', each: 'changed', timeout: '30s'}"),
             When::Event {
-                source: "watch.db".into(),
+                sources: vec!["watch.db".into()],
+                all: false,
                 code: EventCode::Changed,
                 once: false,
                 timeout: Some(secs(30))
@@ -2069,11 +2080,11 @@ mod tests {
     #[test]
     fn global_events_imply_the_global_source() {
         for name in ["startup", "shutdown", "enterMaintenance", "exitMaintenance"] {
-            let When::Event { source, code, .. } = first_when(&format!("{{once: '{name}'}}"))
+            let When::Event { sources, code, .. } = first_when(&format!("{{once: '{name}'}}"))
             else {
                 panic!("event")
             };
-            assert_eq!(source, GLOBAL);
+            assert_eq!(sources, [GLOBAL]);
             assert_eq!(code.name(), name);
         }
         assert_eq!(
@@ -2099,7 +2110,8 @@ mod tests {
     fn signal_sources() {
         for sig in ["SIGHUP", "SIGUSR2"] {
             let expected = When::Event {
-                source: sig.into(),
+                sources: vec![sig.into()],
+                all: false,
                 code: EventCode::Signal,
                 once: false,
                 timeout: None,
@@ -2265,7 +2277,10 @@ mod tests {
         let j =
             job("name: 'a', exec: 'x', health: {exec: 'check --deep', interval: 5, ttl: '10s'}");
         let h = j.health.expect("health");
-        assert_eq!(h.exec, Some(vec!["check".to_string(), "--deep".into()]));
+        assert_eq!(
+            h.probe,
+            Probe::Exec(vec!["check".to_string(), "--deep".into()])
+        );
         assert_eq!(h.interval, secs(5));
         assert_eq!(h.ttl, Some(secs(10)));
         // timeout defaults to the interval.
@@ -2274,7 +2289,7 @@ mod tests {
         let h = job("name: 'a', exec: 'x', health: {interval: '1500ms', timeout: '1s', logging: {raw: true}}")
             .health
             .expect("health");
-        assert_eq!(h.exec, None);
+        assert_eq!(h.probe, Probe::Heartbeat);
         assert_eq!(h.ttl, None);
         assert_eq!(h.interval, Duration::from_millis(1500));
         assert_eq!(h.timeout, secs(1));

@@ -142,21 +142,17 @@ impl Warnings {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{HealthConfig, Restarts, ServiceConfig, When};
+    use crate::config::{HealthConfig, ServiceConfig};
 
     fn job(port: Option<u16>, advertised: bool) -> JobConfig {
         JobConfig {
-            name: "web".into(),
-            exec: Some(vec!["true".into()]),
-            when: When::Startup,
-            timeout: None,
-            stop_timeout: Duration::ZERO,
-            restarts: Restarts::Never,
             health: Some(HealthConfig {
-                exec: None,
+                probe: crate::config::Probe::Heartbeat,
                 interval: Duration::from_secs(1),
                 ttl: Some(Duration::from_millis(1500)),
                 timeout: Duration::from_secs(1),
+                start_period: Duration::ZERO,
+                threshold: 1,
                 raw_logging: false,
             }),
             service: port.map(|port| ServiceConfig {
@@ -169,7 +165,7 @@ mod tests {
                 enable_tag_override: true,
                 deregister_critical_service_after: Some(Duration::from_secs(600)),
             }),
-            raw_logging: false,
+            ..JobConfig::plain("web", Some(vec!["true".into()]))
         }
     }
 
