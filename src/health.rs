@@ -1,88 +1,427 @@
-//! The health-check runner thread of one job (SPEC §3.2): runs the check when
-//! the event loop says it is due, kills its process group when it outlives
-//! `health.timeout`, and reports pass or fail with the check's output. The
-//! schedule itself is a deadline held by the event loop.
+//! A job's checker thread (SPEC §2.3 `health`, §3.2): the one thread per
+//! job with an `exec`, `http` or `tcp` health check. It keeps the check's
+//! schedule itself while the loop has it running (`Resume`/`Pause`), so a
+//! check costs the loop one message, and it reads an exec check's output
+//! itself with poll(2): no thread is started per check.
+//!
+//! `http` and `tcp` probes are made here, with no process: a GET whose
+//! status is 200-399 within the timeout passes (the status line is the
+//! output), a connection accepted within the timeout passes (a failure's
+//! output is the connect error). An exec check passes on exit 0 and is
+//! SIGKILLed (as a group) when it outlives the timeout.
 
+use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
-use crossbeam_channel::{unbounded, RecvTimeoutError, Sender};
+use crossbeam_channel::Sender;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
-use crate::msg::{JobId, Msg};
-use crate::process::{self, Launch};
+use crate::config::{HttpProbe, Probe};
+use crate::http;
+use crate::inbox::{self, Inbox, Mailbox};
+use crate::job::next_tick;
+use crate::log;
+use crate::logbuf::{cut, LogBuffer, Stream};
+use crate::msg::{Env, JobId, Msg, Published};
+use crate::output::Pipe;
+use crate::process::signal_group;
+use crate::spawn::{self, Spec};
 
-/// What Consul gets to see of a failing check's output, at most.
+/// What Consul gets to see of a check's output, at most.
 const MAX_OUTPUT: usize = 4096;
 
-pub struct CheckRun {
-    pub launch: Launch,
-    pub timeout: Duration,
+/// A check that has exited waits this long at most for its pipes to close
+/// (a background grandchild may hold them open).
+const OUTPUT_GRACE: Duration = Duration::from_millis(50);
+
+pub enum CheckCmd {
+    /// Check every interval, the first one interval from now.
+    Resume,
+    /// Stop checking (a check already running still reports).
+    Pause,
+    /// From the reaper: the check's process exited.
+    Exited { pid: u32, code: i32 },
 }
 
-pub fn start_checker(job: JobId, name: &str, tx: Sender<Msg>) -> Result<Sender<CheckRun>, String> {
-    let (run_tx, run_rx) = unbounded::<CheckRun>();
+pub struct CheckerSpec {
+    pub job: JobId,
+    /// The job's name; the check logs as `check.NAME`.
+    pub name: String,
+    pub probe: Probe,
+    pub interval: Duration,
+    pub timeout: Duration,
+    pub raw: bool,
+    pub log: Arc<LogBuffer>,
+    /// The environment an exec check starts with, as the loop last published it.
+    pub env: Arc<Published<Env>>,
+}
+
+pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCmd>, String> {
+    let (inbox, mailbox) = inbox::pair()
+        .map_err(|e| format!("cannot create the health-check inbox of job[{}]: {e}", spec.name))?;
+    let name = spec.name.clone();
+    let own = inbox.clone();
     thread::Builder::new()
         .name(format!("check-{name}"))
         .stack_size(128 * 1024)
         .spawn(move || {
-            while let Ok(run) = run_rx.recv() {
-                let started = Instant::now();
-                let (passed, output) = check_once(&run);
-                let duration = started.elapsed();
-                if tx
-                    .send(Msg::HealthChecked {
-                        job,
-                        passed,
-                        output,
-                        duration,
-                    })
-                    .is_err()
-                {
+            Checker {
+                label: format!("check.{}", spec.name),
+                spec,
+                tx,
+                inbox: own,
+                next_due: None,
+                running: None,
+            }
+            .run(mailbox)
+        })
+        .map_err(|e| format!("cannot start the health-check thread for job[{name}]: {e}"))?;
+    Ok(inbox)
+}
+
+/// An exec check in flight.
+struct Running {
+    pid: u32,
+    pid_text: String,
+    out: Option<Pipe>,
+    err: Option<Pipe>,
+    started: Instant,
+    at: SystemTime,
+    deadline: Instant,
+    exited: Option<(i32, Instant)>,
+    timed_out: bool,
+    output: String,
+}
+
+struct Checker {
+    spec: CheckerSpec,
+    label: String,
+    tx: Sender<Msg>,
+    inbox: Inbox<CheckCmd>,
+    /// `None` while paused.
+    next_due: Option<Instant>,
+    running: Option<Running>,
+}
+
+impl Checker {
+    fn run(mut self, mailbox: Mailbox<CheckCmd>) {
+        loop {
+            let ready = {
+                let mut fds = vec![PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
+                if let Some(r) = &self.running {
+                    for p in [&r.out, &r.err].into_iter().flatten().filter(|p| p.is_open()) {
+                        fds.push(PollFd::new(p.fd(), PollFlags::POLLIN));
+                    }
+                }
+                match poll(&mut fds, self.timeout()) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => log::error(&format!("{}: poll failed: {e}", self.label)),
+                }
+                fds.iter().map(|f| f.any().unwrap_or(false)).collect::<Vec<_>>()
+            };
+            if ready.first() == Some(&true) {
+                let (cmds, gone) = mailbox.take();
+                for cmd in cmds {
+                    self.command(cmd);
+                }
+                if gone {
+                    if let Some(r) = &self.running {
+                        signal_group(r.pid, Signal::SIGKILL);
+                    }
                     return;
                 }
             }
-        })
-        .map_err(|e| format!("cannot start the health-check thread for job[{name}]: {e}"))?;
-    Ok(run_tx)
+            if ready.iter().skip(1).any(|r| *r) {
+                self.read_output();
+            }
+            self.progress();
+            self.maybe_start();
+        }
+    }
+
+    fn timeout(&self) -> PollTimeout {
+        let at = match &self.running {
+            Some(r) => Some(match r.exited {
+                Some((_, at)) => at + OUTPUT_GRACE,
+                None if r.timed_out => return PollTimeout::NONE,
+                None => r.deadline,
+            }),
+            None => self.next_due,
+        };
+        match at {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                // Round up: waking a millisecond early would spin.
+                let ms = left.as_micros().div_ceil(1000).min(60_000) as u16;
+                PollTimeout::from(ms)
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: CheckCmd) {
+        match cmd {
+            CheckCmd::Resume => {
+                if self.next_due.is_none() {
+                    self.next_due = Some(Instant::now() + self.spec.interval);
+                }
+            }
+            CheckCmd::Pause => self.next_due = None,
+            CheckCmd::Exited { pid, code } => {
+                if let Some(r) = self.running.as_mut().filter(|r| r.pid == pid) {
+                    r.exited = Some((code, Instant::now()));
+                }
+            }
+        }
+    }
+
+    fn maybe_start(&mut self) {
+        let now = Instant::now();
+        let Some(due) = self.next_due.filter(|d| *d <= now) else {
+            return;
+        };
+        if self.running.is_some() {
+            return; // still running: this tick is skipped
+        }
+        self.next_due = Some(next_tick(due, self.spec.interval, now));
+        let at = SystemTime::now();
+        match &self.spec.probe {
+            Probe::Exec(argv) => self.start_exec(argv.clone(), now, at),
+            Probe::Http(h) => {
+                let (passed, output) = http_probe(h, self.spec.timeout);
+                self.report(passed, output, now, at);
+            }
+            Probe::Tcp { host, port } => {
+                let (passed, output) = tcp_probe(host, *port, self.spec.timeout);
+                self.report(passed, output, now, at);
+            }
+            Probe::Heartbeat => self.report(true, String::new(), now, at),
+        }
+    }
+
+    fn start_exec(&mut self, argv: Vec<String>, now: Instant, at: SystemTime) {
+        let env = self.spec.env.get();
+        let spec = Spec {
+            argv: &argv,
+            env: &env,
+            capture: !self.spec.raw,
+        };
+        let inbox = self.inbox.clone();
+        let started = spawn::spawn(
+            &spec,
+            Box::new(move |pid, code| {
+                inbox.send(CheckCmd::Exited { pid, code });
+            }),
+        );
+        match started {
+            Ok(child) => {
+                self.running = Some(Running {
+                    pid: child.pid,
+                    pid_text: child.pid.to_string(),
+                    out: child.stdout.map(|fd| Pipe::new(fd, Stream::Stdout)),
+                    err: child.stderr.map(|fd| Pipe::new(fd, Stream::Stderr)),
+                    started: now,
+                    at,
+                    deadline: now + self.spec.timeout,
+                    exited: None,
+                    timed_out: false,
+                    output: String::new(),
+                })
+            }
+            Err(e) => {
+                let msg = format!("cannot start {}: {}", self.label, e.reason);
+                log::error(&msg);
+                self.report(false, msg, now, at);
+            }
+        }
+    }
+
+    fn read_output(&mut self) {
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        let (label, buf) = (&self.label, &self.spec.log);
+        let (pid, output) = (&r.pid_text, &mut r.output);
+        let mut line = |stream: Stream, text: &str| {
+            log::output_line("check", label, pid, stream.name(), text);
+            buf.push(Stream::Check, text);
+            if output.len() + text.len() < MAX_OUTPUT {
+                if !output.is_empty() {
+                    output.push('\n');
+                }
+                output.push_str(text);
+            }
+        };
+        for p in [&mut r.out, &mut r.err].into_iter().flatten() {
+            if p.is_open() {
+                p.read(&mut line);
+            }
+        }
+    }
+
+    /// Kill a check past its timeout; report one that has finished.
+    fn progress(&mut self) {
+        let now = Instant::now();
+        let Some(r) = self.running.as_mut() else {
+            return;
+        };
+        if r.exited.is_none() && !r.timed_out && now >= r.deadline {
+            signal_group(r.pid, Signal::SIGKILL);
+            r.timed_out = true;
+            return;
+        }
+        let Some((code, exited_at)) = r.exited else {
+            return;
+        };
+        let open = [&r.out, &r.err].into_iter().flatten().any(|p| p.is_open());
+        if open && now < exited_at + OUTPUT_GRACE {
+            return;
+        }
+        let Some(mut r) = self.running.take() else {
+            return;
+        };
+        let (label, buf, pid) = (&self.label, &self.spec.log, &r.pid_text);
+        let output = &mut r.output;
+        let mut line = |stream: Stream, text: &str| {
+            log::output_line("check", label, pid, stream.name(), text);
+            buf.push(Stream::Check, text);
+            if output.len() + text.len() < MAX_OUTPUT {
+                if !output.is_empty() {
+                    output.push('\n');
+                }
+                output.push_str(text);
+            }
+        };
+        for p in [&mut r.out, &mut r.err].into_iter().flatten() {
+            p.flush(&mut line);
+        }
+        let (passed, output) = if r.timed_out {
+            let msg = format!("check timed out after {:?}", self.spec.timeout);
+            log::warn(&format!("{} {msg}", self.label));
+            (false, msg)
+        } else if code != 0 && r.output.is_empty() {
+            (false, format!("check exited with status {code}"))
+        } else {
+            (code == 0, r.output)
+        };
+        self.report(passed, output, r.started, r.at);
+    }
+
+    fn report(&self, passed: bool, output: String, started: Instant, at: SystemTime) {
+        let _ = self.tx.send(Msg::HealthChecked {
+            job: self.spec.job,
+            passed,
+            output,
+            duration: started.elapsed(),
+            at,
+        });
+    }
 }
 
-fn check_once(run: &CheckRun) -> (bool, String) {
-    let (line_tx, line_rx) = unbounded();
-    let sp = match process::launch(&run.launch, Some(line_tx)) {
-        Ok(sp) => sp,
-        Err((_, msg)) => {
-            crate::log::error(&msg);
-            return (false, msg);
+/// A GET of the probe's URL: 200-399 within `timeout` passes.
+pub fn http_probe(p: &HttpProbe, timeout: Duration) -> (bool, String) {
+    let addr = host_port(&p.host, p.port);
+    let headers = [("User-Agent", "containerpilot"), ("Connection", "close")];
+    match http::tcp_request(&addr, "GET", &p.path, &headers, None, timeout) {
+        Ok(r) => {
+            let line = format!("HTTP/1.1 {} {}", r.status, http::server::reason(r.status));
+            ((200..400).contains(&r.status), line)
         }
+        Err(e) => (false, cut(&format!("GET {}: {e}", p.url), MAX_OUTPUT).to_string()),
+    }
+}
+
+/// A connection to `host:port` accepted within `timeout` passes.
+pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> (bool, String) {
+    let target = host_port(host, port);
+    let addrs = match target.to_socket_addrs() {
+        Ok(a) => a,
+        Err(e) => return (false, format!("cannot resolve {target}: {e}")),
     };
-    let (code, timed_out) = match sp.exit.recv_timeout(run.timeout) {
-        Ok(code) => (code, false),
-        Err(RecvTimeoutError::Timeout) => {
-            process::signal_group(sp.pid, Signal::SIGKILL);
-            (sp.exit.recv().unwrap_or(137), true)
-        }
-        Err(RecvTimeoutError::Disconnected) => (137, false),
-    };
-    // The pumps finish as soon as the pipes close; a background grandchild
-    // holding them open must not hold up the result.
-    let until = Instant::now() + Duration::from_millis(50);
-    let mut output = String::new();
-    while let Ok(line) = line_rx.recv_deadline(until) {
-        if output.len() + line.len() < MAX_OUTPUT {
-            if !output.is_empty() {
-                output.push('\n');
-            }
-            output.push_str(&line);
+    let mut last = None;
+    for addr in addrs {
+        match TcpStream::connect_timeout(&addr, timeout) {
+            Ok(_) => return (true, format!("connected to {addr}")),
+            Err(e) => last = Some(format!("cannot connect to {target} ({addr}): {e}")),
         }
     }
-    if timed_out {
-        let msg = format!("check timed out after {:?}", run.timeout);
-        crate::log::warn(&format!("{}[{}] {msg}", run.launch.field, run.launch.name));
-        return (false, msg);
+    (false, last.unwrap_or_else(|| format!("{target} resolves to no address")))
+}
+
+/// `host:port`, with an IPv6 address in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
     }
-    if code != 0 && output.is_empty() {
-        output = format!("check exited with status {code}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
+
+    fn probe(port: u16, path: &str) -> HttpProbe {
+        HttpProbe {
+            url: format!("http://127.0.0.1:{port}{path}"),
+            host: "127.0.0.1".into(),
+            port,
+            path: path.into(),
+        }
     }
-    (code == 0, output)
+
+    /// A one-shot HTTP server answering `status`.
+    fn serve_once(status: &'static str) -> u16 {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        thread::spawn(move || {
+            let (mut s, _) = l.accept().unwrap();
+            let mut buf = [0u8; 1024];
+            let _ = s.read(&mut buf);
+            let _ = write!(s, "HTTP/1.1 {status}\r\nContent-Length: 2\r\n\r\nok");
+        });
+        port
+    }
+
+    #[test]
+    fn http_status_decides() {
+        let t = Duration::from_secs(5);
+        let (ok, out) = http_probe(&probe(serve_once("200 OK"), "/health"), t);
+        assert!(ok);
+        assert_eq!(out, "HTTP/1.1 200 OK");
+        // A redirect is not followed and passes, as Kubernetes.
+        assert!(http_probe(&probe(serve_once("302 Found"), "/"), t).0);
+        let (ok, out) = http_probe(&probe(serve_once("503 Service Unavailable"), "/"), t);
+        assert!(!ok);
+        assert_eq!(out, "HTTP/1.1 503 Service Unavailable");
+    }
+
+    #[test]
+    fn refused_connections_fail_with_the_error() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        drop(l);
+        let (ok, out) = http_probe(&probe(port, "/"), Duration::from_secs(1));
+        assert!(!ok);
+        assert!(out.contains("refused"), "{out}");
+        let (ok, out) = tcp_probe("127.0.0.1", port, Duration::from_secs(1));
+        assert!(!ok);
+        assert!(out.contains("refused"), "{out}");
+    }
+
+    #[test]
+    fn tcp_connects() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = l.local_addr().unwrap().port();
+        let (ok, out) = tcp_probe("127.0.0.1", port, Duration::from_secs(1));
+        assert!(ok, "{out}");
+        assert_eq!(host_port("::1", 80), "[::1]:80");
+        assert_eq!(host_port("db", 5432), "db:5432");
+    }
 }

@@ -354,7 +354,7 @@ fn push_logfmt_value(out: &mut String, s: &str) {
 
 /// `2026-11-23T06:50:01.123456Z`. Times before 1970 (a broken clock) print as
 /// the epoch rather than failing.
-fn rfc3339(t: SystemTime) -> String {
+pub fn rfc3339(t: SystemTime) -> String {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);

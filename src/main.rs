@@ -15,13 +15,17 @@ mod discovery;
 mod event;
 mod health;
 mod http;
+mod inbox;
 mod job;
 mod log;
+mod logbuf;
 mod metrics;
 mod msg;
+mod output;
 mod process;
 mod reaper;
 mod signals;
+mod spawn;
 mod telemetry;
 mod version;
 

@@ -13,12 +13,14 @@
 
 use std::collections::BTreeSet;
 use std::fmt;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
 
 use crossbeam_channel::Sender;
 use serde::Serialize;
 
 use crate::config::Config;
+use crate::logbuf::LogBuffer;
 
 /// A job's identity inside the loop. Names are not identities: two jobs may
 /// share one (SPEC §2.3). A reload that keeps a job keeps its id; a changed
@@ -29,6 +31,28 @@ pub struct JobId(pub u64);
 impl fmt::Display for JobId {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         write!(f, "#{}", self.0)
+    }
+}
+
+/// A process environment, in the order it is given to the process.
+pub type Env = Vec<(String, String)>;
+
+/// A value the loop publishes for workers to read when they need it (the
+/// environment a health check starts with): the loop replaces it whole,
+/// readers take the current one; nobody waits on anybody for long.
+pub struct Published<T>(Mutex<Arc<T>>);
+
+impl<T> Published<T> {
+    pub fn new(value: T) -> Published<T> {
+        Published(Mutex::new(Arc::new(value)))
+    }
+
+    pub fn get(&self) -> Arc<T> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, value: Arc<T>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
     }
 }
 
@@ -47,17 +71,27 @@ pub enum Msg {
     },
     /// The job's process is gone and its output logged. `code` is the exit
     /// status, 128+N when killed by signal N, 126/127 when it could not
-    /// be started at all.
+    /// be started at all (`spawn_failed`). `survivors`: processes it
+    /// started that live on (it daemonized).
     ProcessExited {
         job: JobId,
         code: i32,
+        spawn_failed: bool,
+        survivors: Vec<u32>,
     },
+    /// Daemons re-parented to us shortly after the job's process exited.
+    SurvivorsFound { job: JobId, pids: Vec<u32> },
+    /// The reaper reaped processes nobody had registered (orphans, the
+    /// survivors of daemonizing jobs among them).
+    OrphansReaped,
     /// A health check finished.
     HealthChecked {
         job: JobId,
         passed: bool,
         output: String,
         duration: Duration,
+        /// When it started.
+        at: SystemTime,
     },
     /// A watch's health query finished; `None` when it failed (already
     /// logged by the poller).
@@ -81,6 +115,19 @@ pub enum Command {
     /// A config already loaded and validated off the loop.
     Reload(Box<Config>),
     Maintenance(bool),
+    /// The job API (SPEC §4.1), for every job of that name.
+    Job { name: String, action: JobAction },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobAction {
+    Start,
+    /// Answered once the process is gone.
+    Stop,
+    /// Answered once the process is gone and started again.
+    Restart,
+    /// Send this signal to the process group.
+    Signal(i32),
 }
 
 /// Requests that only read state.
@@ -93,6 +140,12 @@ pub enum Query {
     /// The environment a process started now would get (reload renders
     /// the config template with it).
     Environment,
+    /// Whether the container is healthy (`/v3/health`).
+    Health,
+    /// Every job, or the jobs of one name.
+    Jobs(Option<String>),
+    /// The output buffers of the jobs of this name.
+    Logs(String),
 }
 
 /// Where the loop answers a request. Bounded(1): the loop never blocks on it.
@@ -111,6 +164,9 @@ pub enum Answer {
     /// Prometheus text exposition.
     Metrics(String),
     Environment(Vec<(String, String)>),
+    Health(HealthReport),
+    Jobs(Vec<ServiceReport>),
+    Logs(Vec<Arc<LogBuffer>>),
 }
 
 /// Why a request changed nothing.
@@ -126,6 +182,11 @@ pub enum RefusalKind {
     Invalid,
     /// A reload found the config file invalid; the running one stays.
     BadConfig,
+    /// No such job.
+    NotFound,
+    /// Not possible in the job's state (no process to signal, a job
+    /// without `exec` to start, the telemetry service).
+    Conflict,
     /// The loop is shutting down and takes no new work.
     ShuttingDown,
     /// The loop did not answer in time, or is gone.
@@ -171,8 +232,30 @@ pub struct ServiceReport {
     pub depends_on: Vec<String>,
     pub state: &'static str,
     pub pid: Option<u32>,
+    /// Starts the restart policy made after an exit.
     pub restarts: u64,
+    /// Every start of the job's process.
+    pub runs: u64,
     pub last_exit_code: Option<i32>,
+    pub last_check: Option<CheckReport>,
+    /// The last `STATUS=` of a `notify` job.
+    pub notify_status: Option<String>,
+}
+
+/// The most recent health result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct CheckReport {
+    pub output: String,
+    pub duration_ms: f64,
+    /// RFC 3339.
+    pub at: String,
+}
+
+/// `/v3/health`: healthy, or the names of the jobs that are not.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct HealthReport {
+    pub healthy: bool,
+    pub unhealthy: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq)]

@@ -1,240 +1,456 @@
-//! Running one job's processes: the per-job runner thread, spawning in a new
-//! process group with the right environment, pumping output lines into the
-//! log, and signalling the whole group (SPEC §3.2).
+//! A job's runner thread (SPEC §3.2): the one thread per job with `exec`.
+//! It starts the job's process when the loop says so, reads its stdout and
+//! stderr itself with poll(2) (no thread per pipe), logs and keeps each
+//! line, forwards signals to the process group, and reports the start and
+//! the exit, the exit only once the output is logged.
+//!
+//! It waits on a single poll set: its inbox (commands from the loop and the
+//! exit status from the reaper, see `inbox`), and the process's pipes.
 
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::process::CommandExt;
-use std::process::{Command, Stdio};
+use std::fs;
+use std::os::fd::BorrowedFd;
+use std::sync::Arc;
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use crossbeam_channel::{after, bounded, select, unbounded, Receiver, Sender};
-use nix::sys::signal::{killpg, Signal};
+use crossbeam_channel::Sender;
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
+use crate::inbox::{self, Inbox, Mailbox};
 use crate::log;
+use crate::logbuf::{LogBuffer, Stream};
 use crate::msg::{JobId, Msg};
+use crate::output::Pipe;
 use crate::reaper;
+use crate::spawn::{self, Spec};
 
-/// Lines longer than this are split into several log entries, never dropped.
-const MAX_LINE: u64 = 16 * 1024;
 const THREAD_STACK: usize = 128 * 1024;
 
 /// How long a process's exit may wait for its output to be logged. What is
 /// left to log is at most what the pipes hold, so this bound matters only
 /// when a background grandchild keeps the pipes open (3.x waited forever).
-const OUTPUT_GRACE: Duration = Duration::from_secs(1);
+const OUTPUT_GRACE: Duration = Duration::from_millis(1000);
 
-/// Everything needed to start one process.
-#[derive(Debug, Clone)]
-pub struct Launch {
+/// Daemons that `setsid` are re-parented to us just after the job's process
+/// exits; they are looked for again this long after it.
+const SURVIVOR_RECHECK: Duration = Duration::from_millis(100);
+
+/// The same failure to start is logged at most this often.
+const SPAWN_ERROR_EVERY: Duration = Duration::from_secs(60);
+
+/// What the loop (and the reaper) tell a runner.
+pub enum RunnerCmd {
+    /// Start the process with this environment (ignored while one runs).
+    Start(Arc<Vec<(String, String)>>),
+    /// Signal the process group (and any survivors of the last process).
+    Signal(Signal),
+    /// From the reaper: `pid` exited with `code`.
+    Exited { pid: u32, code: i32 },
+}
+
+/// What a runner is for: fixed for the life of the job's definition.
+pub struct RunnerSpec {
+    pub job: JobId,
+    pub name: String,
     pub argv: Vec<String>,
-    pub env: Vec<(String, String)>,
     /// Inherit our stdout/stderr instead of logging line by line.
     pub raw: bool,
-    /// Log field naming the source: `job` or `check`.
-    pub field: &'static str,
-    /// Value of that field.
-    pub name: String,
+    pub log: Arc<LogBuffer>,
 }
 
-pub enum RunnerCmd {
-    Start(Launch),
-    Signal(Signal),
-}
-
-/// A started process.
-pub struct Running {
-    pub pid: u32,
-    /// Its exit code (128+signal when killed).
-    pub exit: Receiver<i32>,
-    /// Disconnects once every output pump has reached the end of its pipe
-    /// and logged everything (at once for `raw` output). Nothing is ever sent.
-    pub output_done: Receiver<()>,
-}
-
-/// Spawn in a new process group, register with the reaper, and pump output.
-/// `sink` also receives each output line (health checks keep their output).
-pub fn launch(l: &Launch, sink: Option<Sender<String>>) -> Result<Running, (i32, String)> {
-    let (prog, args) = l
-        .argv
-        .split_first()
-        .ok_or((127, "empty command".to_string()))?;
-    let mut cmd = Command::new(prog);
-    cmd.args(args)
-        .env_clear()
-        .envs(l.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0);
-    cmd.stdin(Stdio::null());
-    if l.raw {
-        cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-    } else {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
-    }
-    let mut sp = reaper::spawn(&mut cmd).map_err(|e| {
-        // Shell convention (tini): 127 for not found, 126 for not executable.
-        let code = if e.kind() == std::io::ErrorKind::NotFound {
-            127
-        } else {
-            126
-        };
-        (
-            code,
-            format!("cannot start {}[{}]: exec {prog:?}: {e}", l.field, l.name),
-        )
-    })?;
-    let (done_tx, output_done) = bounded(0);
-    if let Some(out) = sp.stdout.take() {
-        pump(out, l, sp.pid, "stdout", sink.clone(), done_tx.clone());
-    }
-    if let Some(err) = sp.stderr.take() {
-        pump(err, l, sp.pid, "stderr", sink, done_tx);
-    }
-    Ok(Running {
-        pid: sp.pid,
-        exit: sp.exit,
-        output_done,
-    })
-}
-
-fn pump<R: Read + Send + 'static>(
-    r: R,
-    l: &Launch,
-    pid: u32,
-    stream: &'static str,
-    sink: Option<Sender<String>>,
-    done: Sender<()>,
-) {
-    let field = l.field;
-    let name = l.name.clone();
-    let spawned = thread::Builder::new()
-        .name("pump".into())
+/// Start the runner thread; the loop keeps the inbox.
+pub fn start_runner(spec: RunnerSpec, tx: Sender<Msg>) -> Result<Inbox<RunnerCmd>, String> {
+    let (inbox, mailbox) = inbox::pair()
+        .map_err(|e| format!("cannot create the inbox of job[{}]: {e}", spec.name))?;
+    let name = spec.name.clone();
+    let own = inbox.clone();
+    thread::Builder::new()
+        .name(format!("job-{name}"))
         .stack_size(THREAD_STACK)
         .spawn(move || {
-            // Dropped when this thread ends: `output_done` disconnects after the last pump.
-            let _done = done;
-            let pid = pid.to_string();
-            let mut r = BufReader::with_capacity(8192, r);
-            let mut buf = Vec::with_capacity(256);
-            loop {
-                buf.clear();
-                match r.by_ref().take(MAX_LINE).read_until(b'\n', &mut buf) {
-                    Ok(0) => return,
-                    Ok(_) => {
-                        while buf.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                            buf.pop();
-                        }
-                        let line = String::from_utf8_lossy(&buf);
-                        log::output_line(field, &name, &pid, stream, &line);
-                        if let Some(s) = &sink {
-                            let _ = s.send(line.into_owned());
-                        }
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(_) => return,
+            Runner {
+                spec,
+                tx,
+                inbox: own,
+                current: None,
+                survivors: Vec::new(),
+                recheck: None,
+                last_error: None,
+            }
+            .run(mailbox)
+        })
+        .map_err(|e| format!("cannot start the thread for job[{name}]: {e}"))?;
+    Ok(inbox)
+}
+
+/// The process being run.
+struct Proc {
+    pid: u32,
+    pid_text: String,
+    out: Option<Pipe>,
+    err: Option<Pipe>,
+    /// Exit status and when it arrived.
+    exited: Option<(i32, Instant)>,
+    /// Our re-parented children when it started (not its survivors).
+    orphans_before: Vec<u32>,
+}
+
+struct Runner {
+    spec: RunnerSpec,
+    tx: Sender<Msg>,
+    /// Our own inbox, for the reaper to deliver exits to.
+    inbox: Inbox<RunnerCmd>,
+    current: Option<Proc>,
+    /// Processes the last process left behind (signalled with the group).
+    survivors: Vec<u32>,
+    /// Look once more for `setsid` survivors at this time: (when, the exited
+    /// pid, orphans known before it started).
+    recheck: Option<(Instant, Vec<u32>)>,
+    /// The last failure to start, and when it was logged.
+    last_error: Option<(String, Instant)>,
+}
+
+impl Runner {
+    fn run(mut self, mailbox: Mailbox<RunnerCmd>) {
+        loop {
+            let timeout = self.timeout();
+            let ready = {
+                let mut fds = vec![PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
+                let pipes = self.pipe_fds();
+                fds.extend(pipes.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
+                match poll(&mut fds, timeout) {
+                    Ok(_) | Err(Errno::EINTR) => {}
+                    Err(e) => log::error(&format!("job[{}]: poll failed: {e}", self.spec.name)),
+                }
+                fds.iter().map(|f| f.any().unwrap_or(false)).collect::<Vec<_>>()
+            };
+            if ready.first() == Some(&true) {
+                let (cmds, gone) = mailbox.take();
+                for cmd in cmds {
+                    self.command(cmd);
+                }
+                if gone {
+                    return;
                 }
             }
-        });
-    if let Err(e) = spawned {
-        log::error(&format!(
-            "cannot start an output thread for {}[{}]: {e}",
-            l.field, l.name
-        ));
+            if ready.iter().skip(1).any(|r| *r) {
+                self.read_output();
+            }
+            self.finish_exit();
+            self.recheck_survivors();
+        }
     }
+
+    /// How long poll may sleep: until the output grace of an exited
+    /// process or the survivor recheck, else until something happens.
+    fn timeout(&self) -> PollTimeout {
+        let now = Instant::now();
+        let grace = self
+            .current
+            .as_ref()
+            .and_then(|p| p.exited.map(|(_, at)| at + OUTPUT_GRACE));
+        let recheck = self.recheck.as_ref().map(|r| r.0);
+        match grace.into_iter().chain(recheck).min() {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let ms = at.saturating_duration_since(now).as_millis().min(60_000) as u16 + 1;
+                PollTimeout::from(ms)
+            }
+        }
+    }
+
+    fn pipe_fds(&self) -> Vec<BorrowedFd<'_>> {
+        let Some(p) = &self.current else {
+            return Vec::new();
+        };
+        [&p.out, &p.err]
+            .into_iter()
+            .flatten()
+            .filter(|pipe| pipe.is_open())
+            .map(|pipe| pipe.fd())
+            .collect()
+    }
+
+    fn command(&mut self, cmd: RunnerCmd) {
+        match cmd {
+            RunnerCmd::Start(env) => self.start(&env),
+            RunnerCmd::Signal(sig) => self.signal(sig),
+            RunnerCmd::Exited { pid, code } => {
+                if let Some(p) = self.current.as_mut().filter(|p| p.pid == pid) {
+                    p.exited = Some((code, Instant::now()));
+                }
+            }
+        }
+    }
+
+    fn start(&mut self, env: &[(String, String)]) {
+        if self.current.is_some() {
+            log::warn(&format!(
+                "job[{}]: start requested while its process runs: ignored",
+                self.spec.name
+            ));
+            return;
+        }
+        let spec = Spec {
+            argv: &self.spec.argv,
+            env,
+            capture: !self.spec.raw,
+        };
+        match spawn_child(&spec, self.inbox.clone()) {
+            Ok(child) => {
+                self.last_error = None;
+                let orphans_before = reparented();
+                let pid = child.pid;
+                self.survivors.clear();
+                self.current = Some(Proc {
+                    pid,
+                    pid_text: pid.to_string(),
+                    out: child.stdout.map(|fd| Pipe::new(fd, Stream::Stdout)),
+                    err: child.stderr.map(|fd| Pipe::new(fd, Stream::Stderr)),
+                    exited: None,
+                    orphans_before,
+                });
+                let _ = self.tx.send(Msg::ProcessStarted {
+                    job: self.spec.job,
+                    pid,
+                });
+            }
+            Err(e) => {
+                let msg = format!("cannot start job[{}]: {}", self.spec.name, e.reason);
+                self.log_spawn_error(msg);
+                let _ = self.tx.send(Msg::ProcessExited {
+                    job: self.spec.job,
+                    code: e.code,
+                    spawn_failed: true,
+                    survivors: Vec::new(),
+                });
+            }
+        }
+    }
+
+    /// A broken path must not flood the log: the same error at most once a minute.
+    fn log_spawn_error(&mut self, msg: String) {
+        let now = Instant::now();
+        let repeat = self
+            .last_error
+            .as_ref()
+            .is_some_and(|(last, at)| *last == msg && now < *at + SPAWN_ERROR_EVERY);
+        if repeat {
+            log::debug(&msg);
+        } else {
+            log::error(&msg);
+            self.last_error = Some((msg, now));
+        }
+    }
+
+    fn signal(&mut self, sig: Signal) {
+        if let Some(p) = &self.current {
+            signal_group(p.pid, sig);
+        }
+        for pid in &self.survivors {
+            signal_group(*pid, sig);
+            let _ = kill(Pid::from_raw(*pid as i32), sig);
+        }
+    }
+
+    fn read_output(&mut self) {
+        let Some(p) = self.current.as_mut() else {
+            return;
+        };
+        let (name, pid, buf) = (&self.spec.name, &p.pid_text, &self.spec.log);
+        let mut line = |stream: Stream, text: &str| {
+            log::output_line("job", name, pid, stream.name(), text);
+            buf.push(stream, text);
+        };
+        for pipe in [&mut p.out, &mut p.err].into_iter().flatten() {
+            if pipe.is_open() {
+                pipe.read(&mut line);
+            }
+        }
+    }
+
+    /// Report an exit once the output is all logged, or the grace is over.
+    fn finish_exit(&mut self) {
+        let Some(p) = self.current.as_mut() else {
+            return;
+        };
+        let Some((code, at)) = p.exited else {
+            return;
+        };
+        let pipes_open = [&p.out, &p.err].into_iter().flatten().any(|x| x.is_open());
+        if pipes_open && Instant::now() < at + OUTPUT_GRACE {
+            return;
+        }
+        if pipes_open {
+            log::debug(&format!(
+                "job[{}]: process {} exited but its output is still open after {OUTPUT_GRACE:?}: reporting the exit anyway",
+                self.spec.name, p.pid
+            ));
+        }
+        let (name, pid_text, buf) = (&self.spec.name, &p.pid_text, &self.spec.log);
+        let mut line = |stream: Stream, text: &str| {
+            log::output_line("job", name, pid_text, stream.name(), text);
+            buf.push(stream, text);
+        };
+        for pipe in [&mut p.out, &mut p.err].into_iter().flatten() {
+            pipe.flush(&mut line);
+        }
+        let Some(p) = self.current.take() else {
+            return;
+        };
+        let mut survivors = group_members(p.pid);
+        let known: Vec<u32> = p.orphans_before.clone();
+        survivors.extend(reparented().into_iter().filter(|o| !known.contains(o)));
+        survivors.sort_unstable();
+        survivors.dedup();
+        if !survivors.is_empty() {
+            self.warn_survivors(p.pid, &survivors);
+        }
+        self.survivors = survivors.clone();
+        let mut known = known;
+        known.extend(&survivors);
+        self.recheck = Some((Instant::now() + SURVIVOR_RECHECK, known));
+        let _ = self.tx.send(Msg::ProcessExited {
+            job: self.spec.job,
+            code,
+            spawn_failed: false,
+            survivors,
+        });
+    }
+
+    /// Daemons that `setsid` reach us as orphans only once their parent is
+    /// gone: look again a little after the exit.
+    fn recheck_survivors(&mut self) {
+        let Some((at, known)) = &self.recheck else {
+            return;
+        };
+        if Instant::now() < *at {
+            return;
+        }
+        let late: Vec<u32> = reparented()
+            .into_iter()
+            .filter(|o| !known.contains(o) && !self.survivors.contains(o))
+            .collect();
+        self.recheck = None;
+        if late.is_empty() || self.current.is_some() {
+            return;
+        }
+        self.warn_survivors(0, &late);
+        self.survivors.extend(&late);
+        let _ = self.tx.send(Msg::SurvivorsFound {
+            job: self.spec.job,
+            pids: late,
+        });
+    }
+
+    fn warn_survivors(&self, pid: u32, survivors: &[u32]) {
+        let list: Vec<String> = survivors.iter().map(u32::to_string).collect();
+        let what = if pid == 0 {
+            "its last process".to_string()
+        } else {
+            format!("process {pid}")
+        };
+        log::log(
+            log::Level::Warn,
+            &format!(
+                "{what} exited but processes it started live on (pids {}): it daemonized; \
+                 jobs must run in the foreground (e.g. nginx 'daemon off;'). They are treated \
+                 as exited and are stopped at shutdown",
+                list.join(", ")
+            ),
+            &[("job", &self.spec.name)],
+        );
+    }
+}
+
+/// Spawn, with the exit delivered to this runner's inbox.
+fn spawn_child(spec: &Spec, inbox: Inbox<RunnerCmd>) -> Result<spawn::Child, spawn::SpawnError> {
+    spawn::spawn(
+        spec,
+        Box::new(move |pid, code| {
+            inbox.send(RunnerCmd::Exited { pid, code });
+        }),
+    )
 }
 
 /// Signal a whole process group; a group that is already gone is not an error.
 pub fn signal_group(pid: u32, sig: Signal) {
     match killpg(Pid::from_raw(pid as i32), sig) {
-        Ok(()) | Err(nix::errno::Errno::ESRCH) => {}
+        Ok(()) | Err(Errno::ESRCH) | Err(Errno::EPERM) => {}
         Err(e) => log::warn(&format!("cannot send {sig} to process group {pid}: {e}")),
     }
 }
 
-/// The runner thread of one job: starts its process on request, forwards
-/// signals to its group, and reports start and exit to the event loop.
-pub fn start_runner(job: JobId, name: &str, tx: Sender<Msg>) -> Result<Sender<RunnerCmd>, String> {
-    let (cmd_tx, cmd_rx) = unbounded();
-    thread::Builder::new()
-        .name(format!("job-{name}"))
-        .stack_size(THREAD_STACK)
-        .spawn(move || runner(job, cmd_rx, tx))
-        .map_err(|e| format!("cannot start the thread for job[{name}]: {e}"))?;
-    Ok(cmd_tx)
+/// Live processes of the group `pgid` (after its leader exited).
+fn group_members(pgid: u32) -> Vec<u32> {
+    if killpg(Pid::from_raw(pgid as i32), None).is_err() {
+        return Vec::new(); // ESRCH: nobody left
+    }
+    proc_stats()
+        .filter(|s| s.pgid == pgid && s.state != 'Z')
+        .map(|s| s.pid)
+        .collect()
 }
 
-fn runner(job: JobId, rx: Receiver<RunnerCmd>, tx: Sender<Msg>) {
-    while let Ok(cmd) = rx.recv() {
-        let launch_req = match cmd {
-            RunnerCmd::Start(l) => l,
-            RunnerCmd::Signal(_) => continue, // nothing running
-        };
-        let sp = match launch(&launch_req, None) {
-            Ok(sp) => sp,
-            Err((code, msg)) => {
-                log::error(&msg);
-                if tx.send(Msg::ProcessExited { job, code }).is_err() {
-                    return;
-                }
-                continue;
-            }
-        };
-        if tx.send(Msg::ProcessStarted { job, pid: sp.pid }).is_err() {
-            return;
-        }
-        loop {
-            select! {
-                recv(sp.exit) -> code => {
-                    let code = code.unwrap_or(128 + Signal::SIGKILL as i32);
-                    // Report the exit only once the output is logged: the
-                    // exit may end the whole run, and what the process wrote
-                    // last (a partial line included) must not be lost.
-                    if !drain_output(&sp, &rx) {
-                        return;
-                    }
-                    if tx.send(Msg::ProcessExited { job, code }).is_err() {
-                        return;
-                    }
-                    break;
-                }
-                recv(rx) -> cmd => if !forward(cmd.ok(), sp.pid) {
-                    return;
-                },
-            }
-        }
-    }
+/// Our children that we did not start: orphans re-parented to us (we are
+/// PID 1 or a subreaper). They are listed as children of our main thread.
+fn reparented() -> Vec<u32> {
+    let me = std::process::id();
+    let listed = fs::read_to_string(format!("/proc/{me}/task/{me}/children"));
+    let pids: Vec<u32> = match listed {
+        Ok(text) => text.split_whitespace().filter_map(|p| p.parse().ok()).collect(),
+        // Kernels without CONFIG_PROC_CHILDREN: the long way round.
+        Err(_) => proc_stats()
+            .filter(|s| s.ppid == me && s.state != 'Z')
+            .map(|s| s.pid)
+            .collect(),
+    };
+    pids.into_iter().filter(|p| !reaper::is_registered(*p)).collect()
 }
 
-/// Wait (at most `OUTPUT_GRACE`) for the exited process's output to be
-/// logged, still forwarding signals to its group meanwhile: a grandchild
-/// holding the pipes open goes when the group is killed. False when the
-/// event loop is gone.
-fn drain_output(p: &Running, rx: &Receiver<RunnerCmd>) -> bool {
-    let deadline = after(OUTPUT_GRACE);
-    loop {
-        select! {
-            recv(p.output_done) -> _ => return true,
-            recv(deadline) -> _ => {
-                log::debug(&format!(
-                    "process {} exited but its output is still open after {OUTPUT_GRACE:?}: reporting the exit anyway",
-                    p.pid
-                ));
-                return true;
-            }
-            recv(rx) -> cmd => if !forward(cmd.ok(), p.pid) {
-                return false;
-            },
-        }
-    }
+struct Stat {
+    pid: u32,
+    ppid: u32,
+    pgid: u32,
+    state: char,
 }
 
-/// A command for the job while its process `pid` exists. False when the
-/// event loop is gone (`None`).
-fn forward(cmd: Option<RunnerCmd>, pid: u32) -> bool {
-    match cmd {
-        Some(RunnerCmd::Signal(sig)) => signal_group(pid, sig),
-        Some(RunnerCmd::Start(_)) => log::warn("start requested while the job is running: ignored"),
-        None => return false,
+/// Every process's /proc/PID/stat that can be read.
+fn proc_stats() -> impl Iterator<Item = Stat> {
+    fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| parse_stat(pid, &fs::read_to_string(format!("/proc/{pid}/stat")).ok()?))
+}
+
+/// `pid (comm) S ppid pgid ...`; comm may hold spaces and parentheses.
+fn parse_stat(pid: u32, text: &str) -> Option<Stat> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut f = rest.split_whitespace();
+    let state = f.next()?.chars().next()?;
+    let ppid = f.next()?.parse().ok()?;
+    let pgid = f.next()?.parse().ok()?;
+    Some(Stat {
+        pid,
+        ppid,
+        pgid,
+        state,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_with_odd_names() {
+        let s = parse_stat(7, "7 (a) b (c)) S 1 7 7 0 -1").unwrap();
+        assert_eq!((s.state, s.ppid, s.pgid), ('S', 1, 7));
+        assert!(parse_stat(7, "garbage").is_none());
     }
-    true
 }

@@ -1,57 +1,51 @@
 //! Reaping (SPEC §3.4). This module holds the program's only `waitpid`.
 //!
-//! Spawning and registering a pid happen under the same lock that `reap_all`
-//! holds around its `waitpid(-1)` loop, so an exit status can never arrive
-//! before its pid is registered, nor be handed to the wrong waiter. The lock
-//! also protects std: when `exec` fails, `Command::spawn` waits on the child
-//! itself and asserts that its wait succeeds; a reaper that got there first
-//! would make it panic. Nothing ever calls `Child::wait`.
+//! A process is spawned and its pid registered with a callback in one step
+//! that `reap_all` cannot interleave with (spawns share a read lock that
+//! `reap_all` takes for writing), so an exit status can never arrive before
+//! its pid is registered, nor be handed to the wrong waiter. The lock also
+//! protects std: when `exec` fails, std's fork-based `Command::spawn` waits
+//! on the child itself and asserts that its wait succeeds; a reaper that got
+//! there first would make it panic. Spawns do not exclude each other, so
+//! 300 jobs starting at once are not serialised behind one lock.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
 use std::io;
-use std::process::{ChildStderr, ChildStdout, Command};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, RwLock};
 
-use crossbeam_channel::{bounded, Receiver, Sender};
 use nix::errno::Errno;
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
-static WAITERS: Mutex<BTreeMap<u32, Sender<i32>>> = Mutex::new(BTreeMap::new());
+/// Called with the pid and its exit status (128+N when killed by signal N).
+pub type OnExit = Box<dyn FnOnce(u32, i32) + Send>;
 
-fn waiters() -> MutexGuard<'static, BTreeMap<u32, Sender<i32>>> {
+static GATE: RwLock<()> = RwLock::new(());
+static WAITERS: Mutex<Option<HashMap<u32, OnExit>>> = Mutex::new(None);
+
+fn waiters() -> MutexGuard<'static, Option<HashMap<u32, OnExit>>> {
     // panic = "abort": a poisoned lock cannot be observed, but don't make it fatal either.
     WAITERS.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A started process: its pid, where its exit code (128+signal when killed)
-/// arrives, and its piped output if any.
-pub struct Spawned {
-    pub pid: u32,
-    pub exit: Receiver<i32>,
-    pub stdout: Option<ChildStdout>,
-    pub stderr: Option<ChildStderr>,
+/// Run `spawn` (which starts one process and returns its pid) and register
+/// `on_exit` for that pid, atomically with respect to `reap_all`.
+pub fn spawn<T>(
+    spawn: impl FnOnce() -> io::Result<(u32, T)>,
+    on_exit: OnExit,
+) -> io::Result<(u32, T)> {
+    let _gate = GATE.read().unwrap_or_else(|e| e.into_inner());
+    let (pid, extra) = spawn()?;
+    waiters()
+        .get_or_insert_with(HashMap::new)
+        .insert(pid, on_exit);
+    Ok((pid, extra))
 }
 
-/// Spawn `cmd` and register its pid for reaping, atomically with respect to `reap_all`.
-pub fn spawn(cmd: &mut Command) -> io::Result<Spawned> {
-    let mut waiters = waiters();
-    let mut child = cmd.spawn()?;
-    let pid = child.id();
-    let (tx, rx) = bounded(1);
-    waiters.insert(pid, tx);
-    Ok(Spawned {
-        pid,
-        exit: rx,
-        stdout: child.stdout.take(),
-        stderr: child.stderr.take(),
-    })
-    // Dropping `child` neither waits nor kills: the reaper owns its exit now.
-}
-
-/// Reap every child that has exited; returns how many were orphans (not ours to report).
+/// Reap every child that has exited, calling the registered callbacks;
+/// returns how many were orphans (not ours to report).
 pub fn reap_all() -> usize {
-    let mut waiters = waiters();
+    let _gate = GATE.write().unwrap_or_else(|e| e.into_inner());
     let mut orphans = 0;
     loop {
         let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
@@ -63,14 +57,19 @@ pub fn reap_all() -> usize {
             Err(Errno::EINTR) => continue,
             Err(_) => break, // ECHILD: no children left
         };
-        match waiters.remove(&(pid.as_raw() as u32)) {
-            Some(tx) => {
-                let _ = tx.send(code);
-            }
+        let pid = pid.as_raw() as u32;
+        let waiter = waiters().as_mut().and_then(|w| w.remove(&pid));
+        match waiter {
+            Some(on_exit) => on_exit(pid, code),
             None => orphans += 1,
         }
     }
     orphans
+}
+
+/// Whether `pid` is a process we started and have not reaped yet.
+pub fn is_registered(pid: u32) -> bool {
+    waiters().as_ref().is_some_and(|w| w.contains_key(&pid))
 }
 
 /// Become the reaper for orphaned descendants when we are not PID 1

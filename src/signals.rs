@@ -24,6 +24,10 @@ pub fn start(tx: Sender<Msg>) -> Result<(), String> {
                     let orphans = reaper::reap_all();
                     if orphans > 0 {
                         log::debug(&format!("reaped {orphans} orphaned process(es)"));
+                        // Shutdown may be waiting for daemons a job left behind.
+                        if tx.send(Msg::OrphansReaped).is_err() {
+                            return;
+                        }
                     }
                 } else if tx.send(Msg::Signalled(sig)).is_err() {
                     return;

@@ -1,14 +1,26 @@
 //! The environment every process starts with (SPEC §3.2): ours, overlaid
 //! with every `/v3/env` change so far, plus `CONTAINERPILOT_PID`, each
 //! advertised job's `CONTAINERPILOT_{JOB}_IP` and each running job's
-//! `CONTAINERPILOT_{JOB}_PID`.
+//! `CONTAINERPILOT_{JOB}_PID` (with duplicate names, the copy started
+//! last). Built once and shared until something in it changes, so 300 jobs
+//! starting together do not build it 300 times.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::msg::Env;
 
 use super::App;
 
+/// Variables of the sd_notify protocol that we may have inherited (run
+/// under systemd): no job may see them but through its own `notify`.
+const NOTIFY_VARS: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
 impl App {
-    pub(super) fn child_env(&self) -> Vec<(String, String)> {
+    pub(super) fn child_env(&mut self) -> Arc<Env> {
+        if let Some(env) = &self.env_cache {
+            return env.clone();
+        }
         let mut env = self.base_env.clone();
         for (k, v) in &self.env_changes {
             match v {
@@ -17,6 +29,7 @@ impl App {
             };
         }
         env.insert("CONTAINERPILOT_PID".into(), std::process::id().to_string());
+        let mut latest: BTreeMap<String, u64> = BTreeMap::new();
         for e in &self.entries {
             let key = env_key(e.job.name());
             if let Some(addr) = e
@@ -30,10 +43,22 @@ impl App {
                 env.insert(format!("CONTAINERPILOT_{key}_IP"), addr.to_string());
             }
             if let Some(pid) = e.job.pid {
-                env.insert(format!("CONTAINERPILOT_{key}_PID"), pid.to_string());
+                let newest = latest.get(&key).is_none_or(|seq| e.started_seq >= *seq);
+                if newest {
+                    latest.insert(key.clone(), e.started_seq);
+                    env.insert(format!("CONTAINERPILOT_{key}_PID"), pid.to_string());
+                }
             }
         }
-        env.into_iter().collect()
+        let env: Arc<Env> = Arc::new(env.into_iter().collect());
+        self.env_cache = Some(env.clone());
+        env
+    }
+
+    /// Something the child environment shows changed.
+    pub(super) fn env_changed(&mut self) {
+        self.env_cache = None;
+        self.check_env_stale = true;
     }
 
     /// Apply `/v3/env` changes (already validated); `None` unsets.
@@ -41,15 +66,21 @@ impl App {
         for (k, v) in pairs {
             self.env_changes.insert(k, v);
         }
+        self.env_changed();
     }
 }
 
 /// The environment we were started with, as children inherit it.
 pub(super) fn base_env() -> BTreeMap<String, String> {
-    crate::config::environment().into_iter().collect()
+    let mut env: BTreeMap<String, String> = crate::config::environment().into_iter().collect();
+    for var in NOTIFY_VARS {
+        env.remove(var);
+    }
+    env
 }
 
-/// A job name as it appears in a variable name: `my-job` → `MY_JOB`.
+/// A job name as it appears in a variable name: every character outside
+/// `[A-Za-z0-9_]` becomes `_`, letters are upper-cased (`my-job` → `MY_JOB`).
 pub fn env_key(name: &str) -> String {
     name.chars()
         .map(|c| {
@@ -70,5 +101,6 @@ mod tests {
     fn env_keys() {
         assert_eq!(env_key("my-job"), "MY_JOB");
         assert_eq!(env_key("app.v2"), "APP_V2");
+        assert_eq!(env_key("/usr/bin/env"), "_USR_BIN_ENV");
     }
 }

@@ -9,19 +9,21 @@
 //!
 //! The parts of the loop live beside this file: [`reload`] (a pure plan of
 //! what a new config keeps, replaces, adds and removes), [`shutdown`] (the
-//! shutdown sequence as a state machine), [`maintenance`], [`env`] (what a
-//! child process gets), [`report`] (`/status` and `/metrics`), and
-//! [`workers`] (the seam through which the loop gets its threads, so unit
-//! tests can drive the loop over plain channels).
+//! shutdown sequence as a state machine), [`maintenance`], [`jobs`] (the
+//! per-job API), [`env`] (what a child process gets), [`report`]
+//! (`/status`, `/v3/health`, `/metrics`), and [`workers`] (the seam through
+//! which the loop gets its threads, so unit tests can drive the loop over
+//! plain channels).
 
 mod env;
+mod jobs;
 mod maintenance;
 mod reload;
 mod report;
 mod shutdown;
 mod workers;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -31,18 +33,20 @@ use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
 use nix::sys::signal::Signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
-use crate::config::{Config, JobConfig, WatchConfig, When};
+use crate::config::{Config, JobConfig, Probe, WatchConfig, When};
 use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, Registration, WatchState};
 use crate::event::{Event, EventCode};
-use crate::health::CheckRun;
-use crate::job::{next_tick, Action, Job, Phase};
+use crate::health::{CheckCmd, CheckerSpec};
+use crate::inbox::Inbox;
+use crate::job::{next_tick, Action, Job, Status};
 use crate::log::{self, Level};
+use crate::logbuf::LogBuffer;
 use crate::metrics::{Histogram, Registry, RequestCounter};
-use crate::msg::{Answer, Command, JobId, Msg, Query, Refusal, RefusalKind};
-use crate::process::{Launch, RunnerCmd};
+use crate::msg::{Answer, Command, Env, JobId, Msg, Published, Query, Refusal, RefusalKind, Reply};
+use crate::process::{RunnerCmd, RunnerSpec};
 use crate::signals;
 
-use shutdown::{Shutdown, Step};
+use shutdown::{Bounds, Shutdown, Step};
 pub use workers::{Threads, Workers};
 
 /// Why a job is on its way out.
@@ -52,21 +56,32 @@ enum Retiring {
     /// Removed by a reload: stops as in shutdown, events and all.
     Removed,
     /// Replaced by a reload: stops quietly, then its successor starts.
-    Replaced {
-        by: JobId,
-    },
+    Replaced { by: JobId },
 }
 
 /// One job and what the loop keeps beside it.
 struct Entry {
     id: JobId,
     job: Job,
-    runner: Option<Sender<RunnerCmd>>,
-    checker: Option<Sender<CheckRun>>,
+    runner: Option<Inbox<RunnerCmd>>,
+    checker: Option<Inbox<CheckCmd>>,
+    /// The checker has been told to run (`Resume`).
     checking: bool,
     retiring: Retiring,
     /// Waiting for the job it replaces to be gone before its `startup`.
     pending_start: bool,
+    /// Its recent output, for `/v3/jobs/NAME/logs`.
+    log: Arc<LogBuffer>,
+    /// When its process last started, in the loop's order (with duplicate
+    /// names, `CONTAINERPILOT_{JOB}_PID` names the latest).
+    started_seq: u64,
+    /// Processes its last process left behind (it daemonized).
+    survivors: Vec<u32>,
+}
+
+/// Per-job metrics, by name: duplicates share one series (SPEC §3.7).
+#[derive(Default)]
+struct JobStats {
     exits_success: u64,
     exits_failed: u64,
     check_durations: Option<Histogram>,
@@ -78,6 +93,14 @@ struct Watch {
     cfg: WatchConfig,
     state: WatchState,
     due: Instant,
+}
+
+/// A job API request answered once its jobs are done stopping.
+struct Pending {
+    ids: Vec<JobId>,
+    reply: Reply,
+    updated: bool,
+    deadline: Instant,
 }
 
 pub struct App {
@@ -98,20 +121,33 @@ pub struct App {
     requests: Arc<Mutex<RequestCounter>>,
     /// Events published so far, by (code, source), for `containerpilot_events`.
     events: BTreeMap<(String, String), u64>,
+    stats: BTreeMap<String, JobStats>,
     /// Length of the last `/metrics` page.
     metrics_len: usize,
     entries: Vec<Entry>,
     next_id: u64,
+    /// Counts process starts, for `Entry::started_seq`.
+    starts: u64,
     queue: VecDeque<Event>,
     /// The environment we were started with, as children inherit it.
     base_env: BTreeMap<String, String>,
     /// `/v3/env` changes so far; `None` unsets.
     env_changes: BTreeMap<String, Option<String>>,
+    /// The child environment as last built; `None` once something changed.
+    env_cache: Option<Arc<Env>>,
+    /// What exec health checks start with; republished when it changes.
+    check_env: Arc<Published<Env>>,
+    check_env_stale: bool,
     maintenance: bool,
     metrics: Registry,
     tx: Sender<Msg>,
     rx: Receiver<Msg>,
     shutdown: Option<Shutdown>,
+    /// A `shutdownOn` job fired with this status: shut down at the end of
+    /// this turn and exit with it.
+    exit_code: Option<i32>,
+    shutdown_asked: bool,
+    pending: Vec<Pending>,
 }
 
 impl App {
@@ -130,18 +166,27 @@ impl App {
             telemetry: None,
             requests: Arc::default(),
             events: BTreeMap::new(),
+            stats: BTreeMap::new(),
             metrics_len: 0,
             entries: Vec::new(),
             next_id: 1,
+            starts: 0,
             queue: VecDeque::new(),
             base_env: env::base_env(),
             env_changes: BTreeMap::new(),
+            env_cache: None,
+            check_env: Arc::new(Published::new(Vec::new())),
+            check_env_stale: true,
             maintenance: false,
             tx,
             rx,
             shutdown: None,
+            exit_code: None,
+            shutdown_asked: false,
+            pending: Vec::new(),
         };
         app.start_discovery()?;
+        app.check_env.set(app.child_env());
         for jc in app.cfg.jobs.clone() {
             let entry = app.new_entry(jc)?;
             app.entries.push(entry);
@@ -152,22 +197,43 @@ impl App {
     fn new_entry(&mut self, jc: JobConfig) -> Result<Entry, String> {
         let id = JobId(self.next_id);
         self.next_id += 1;
-        let runner = match jc.exec {
-            Some(_) => Some(self.workers.runner(id, &jc.name, &self.tx)?),
+        let keep = if jc.raw_logging { 0 } else { jc.log_keep };
+        let log = LogBuffer::new(keep);
+        let runner = match &jc.exec {
+            Some(argv) => {
+                let spec = RunnerSpec {
+                    job: id,
+                    name: jc.name.clone(),
+                    argv: argv.clone(),
+                    raw: jc.raw_logging,
+                    log: log.clone(),
+                };
+                Some(self.workers.runner(spec, &self.tx)?)
+            }
             None => None,
         };
-        let checker = match jc.health.as_ref().map(|h| &h.probe) {
-            Some(crate::config::Probe::Exec(_)) => {
-                Some(self.workers.checker(id, &jc.name, &self.tx)?)
+        let checker = match &jc.health {
+            Some(h) if h.probe != Probe::Heartbeat => {
+                let spec = CheckerSpec {
+                    job: id,
+                    name: jc.name.clone(),
+                    probe: h.probe.clone(),
+                    interval: h.interval,
+                    timeout: h.timeout,
+                    raw: h.raw_logging,
+                    log: log.clone(),
+                    env: self.check_env.clone(),
+                };
+                Some(self.workers.checker(spec, &self.tx)?)
             }
             _ => None,
         };
+        let stats = self.stats.entry(jc.name.clone()).or_default();
+        if jc.health.is_some() && stats.check_durations.is_none() {
+            stats.check_durations = Some(Histogram::default());
+        }
         let dependants = stopping_dependants(&self.cfg, &jc.name);
-        let check_durations = jc.health.as_ref().map(|_| Histogram::default());
         Ok(Entry {
-            exits_success: 0,
-            exits_failed: 0,
-            check_durations,
             id,
             job: Job::new(jc, dependants, self.cfg.stop_timeout),
             runner,
@@ -175,6 +241,9 @@ impl App {
             checking: false,
             retiring: Retiring::No,
             pending_start: false,
+            log,
+            started_seq: 0,
+            survivors: Vec::new(),
         })
     }
 
@@ -208,15 +277,17 @@ impl App {
         }
     }
 
-    /// (Re)build the watch list; a watch whose definition is unchanged keeps
-    /// its last poll, so a reload does not fire `changed` for nothing.
+    /// (Re)build the watch list. After a reload every watch's next poll
+    /// counts as its first (SPEC §3.5: 3.x rebuilt its discovery state, and
+    /// `changed` hooks run again), and it is polled at once.
     fn set_watches(&mut self, now: Instant) {
         let mut old = std::mem::take(&mut self.watches);
         for cfg in self.cfg.watches.clone() {
-            let state = match old.iter().position(|w| w.cfg == cfg) {
+            let mut state = match old.iter().position(|w| w.cfg == cfg) {
                 Some(p) => old.remove(p).state,
                 None => WatchState::default(),
             };
+            state.rearm();
             self.next_id += 1;
             self.watches.push(Watch {
                 key: self.next_id,
@@ -274,18 +345,20 @@ impl App {
         Ok(())
     }
 
+    fn telemetry_entry(&self) -> Option<usize> {
+        self.telemetry.as_ref()?;
+        self.entries.iter().position(|e| {
+            e.retiring == Retiring::No
+                && e.job.cfg.exec.is_none()
+                && e.job.name() == crate::config::TELEMETRY_SERVICE
+        })
+    }
+
     /// The telemetry service is healthy whenever its listener is up: say so
     /// at once rather than at its first heartbeat.
     fn telemetry_up(&mut self) {
-        if self.telemetry.is_none() {
-            return;
-        }
-        let found = self.entries.iter().position(|e| {
-            e.retiring == Retiring::No && e.job.name() == crate::config::TELEMETRY_SERVICE
-        });
-        if let Some(i) = found {
-            let actions = self.entries[i].job.on_checked(true, "");
-            self.apply(i, actions);
+        if let Some(i) = self.telemetry_entry() {
+            self.heartbeat(i);
         }
     }
 
@@ -320,22 +393,30 @@ impl App {
         }
     }
 
-    /// Run until shutdown completes. Returns the exit code.
+    /// Run until shutdown completes. Returns the exit status: 0, or that of
+    /// the job whose `shutdownOn` started the shutdown.
     pub fn run(mut self) -> i32 {
         if self.entries.is_empty() {
             log::warn("no jobs configured: nothing to do");
         } else {
             self.supervise();
         }
+        self.kill_survivors(Signal::SIGKILL);
+        for e in &self.entries {
+            // Followers of `logs?follow=1` see the end.
+            e.log.close();
+        }
         // Dropping the control server removes its socket file (SPEC §3.3).
         self.control = None;
         self.telemetry = None;
-        log::info("containerpilot stopped");
-        0
+        let code = self.exit_code.unwrap_or(0);
+        log::info(&format!("containerpilot stopped (exit status {code})"));
+        code
     }
 
     fn supervise(&mut self) {
         self.begin();
+        self.end_turn();
         while !self.finished() {
             let msg = match self.next_deadline() {
                 Some(at) => match self.rx.recv_deadline(at) {
@@ -350,18 +431,28 @@ impl App {
             };
             if let Some(m) = msg {
                 self.handle(m);
+                self.drain();
+                // Take what else has arrived before the work done once per
+                // turn (republishing the environment, answering requests):
+                // 300 jobs starting at once report 300 pids in one burst.
+                for m in self.rx.try_iter().take(255).collect::<Vec<_>>() {
+                    self.handle(m);
+                    self.drain();
+                }
             }
             self.fire_timers(Instant::now());
             self.drain();
             self.sweep();
+            self.end_turn();
         }
     }
 
     /// Subscribe every job, then publish `startup` (SPEC §3.1).
     fn begin(&mut self) {
         let now = Instant::now();
-        for e in &mut self.entries {
-            e.job.on_subscribed(now);
+        for i in 0..self.entries.len() {
+            let seeds = self.seeds(&self.entries[i].job.cfg);
+            self.entries[i].job.on_subscribed(now, seeds);
         }
         for i in 0..self.entries.len() {
             self.register(i);
@@ -372,25 +463,57 @@ impl App {
         self.telemetry_up();
     }
 
-    /// Normal running ends when every job is done; shutdown ends when no
-    /// process is left and no job is still stopping.
-    fn finished(&mut self) -> bool {
-        let idle = self
+    /// The work done once per turn, after every message and timer.
+    fn end_turn(&mut self) {
+        if let Some(code) = self.exit_code.filter(|_| self.shutdown_asked) {
+            self.shutdown_asked = false;
+            log::info(&format!(
+                "a job's exit ends the container (shutdownOn): shutting down with status {code}"
+            ));
+            self.begin_shutdown();
+        }
+        if self.shutdown.is_none()
+            && self
+                .entries
+                .iter()
+                .filter(|e| !e.job.is_shutdown_hook())
+                .all(|e| e.job.is_stopped())
+        {
+            log::info("every job has completed: shutting down");
+            self.begin_shutdown();
+        }
+        self.drain();
+        let hooks_running = self
             .entries
             .iter()
-            .all(|e| !e.job.is_running() && e.job.phase != Phase::Stopping);
-        match &self.shutdown {
-            None => {
-                if self.entries.iter().all(|e| e.job.is_stopped()) {
-                    log::info("every job has completed: shutting down");
-                    self.begin_shutdown();
-                    self.drain();
-                    return self.finished();
-                }
-                false
+            .any(|e| e.job.is_shutdown_hook() && e.job.is_running());
+        if let Some(s) = self.shutdown.as_mut().filter(|s| s.in_hooks()) {
+            if !hooks_running {
+                let steps = s.hooks_done(Instant::now());
+                self.take_steps(steps);
+                self.drain();
             }
-            Some(s) => s.finished(idle),
         }
+        self.answer_pending(Instant::now());
+        if self.check_env_stale && self.entries.iter().any(|e| e.checker.is_some()) {
+            let env = self.child_env();
+            self.check_env.set(env);
+            self.check_env_stale = false;
+        }
+    }
+
+    /// Shutdown ends when no process is left and no job is still stopping.
+    fn finished(&mut self) -> bool {
+        let Some(s) = &self.shutdown else {
+            return false;
+        };
+        for e in &mut self.entries {
+            e.survivors.retain(|pid| alive(*pid));
+        }
+        let idle = self.entries.iter().all(|e| {
+            !e.job.is_running() && !e.job.is_stopping() && e.survivors.is_empty()
+        });
+        s.finished(idle)
     }
 
     fn next_deadline(&self) -> Option<Instant> {
@@ -401,7 +524,8 @@ impl App {
             .iter()
             .filter(|_| self.shutdown.is_none())
             .map(|w| w.due);
-        jobs.chain(shutdown).chain(watches).min()
+        let pending = self.pending.iter().map(|p| p.deadline);
+        jobs.chain(shutdown).chain(watches).chain(pending).min()
     }
 
     fn index(&self, id: JobId) -> Option<usize> {
@@ -418,33 +542,57 @@ impl App {
                     "job[{}] started process {pid}",
                     self.entries[i].job.name()
                 ));
+                self.starts += 1;
+                self.entries[i].started_seq = self.starts;
                 self.entries[i].job.on_started(pid, now);
+                self.env_changed();
+                self.sync_checker(i);
                 if self.shutdown.as_ref().is_some_and(|s| s.hurried()) {
                     self.send_signal(i, Signal::SIGKILL);
                 }
             }
-            Msg::ProcessExited { job, code } => {
+            Msg::ProcessExited {
+                job,
+                code,
+                spawn_failed,
+                survivors,
+            } => {
                 let Some(i) = self.index(job) else { return };
+                let stats = self.stats.entry(self.entries[i].job.name().to_string()).or_default();
                 if code == 0 {
-                    self.entries[i].exits_success += 1;
+                    stats.exits_success += 1;
                 } else {
-                    self.entries[i].exits_failed += 1;
+                    stats.exits_failed += 1;
                 }
-                let actions = self.entries[i].job.on_exit(code, now);
+                self.entries[i].survivors.extend(survivors);
+                let actions = self.entries[i].job.on_exit(code, spawn_failed, now);
+                self.env_changed();
                 self.apply(i, actions);
             }
+            Msg::SurvivorsFound { job, pids } => {
+                if let Some(i) = self.index(job) {
+                    self.entries[i].survivors.extend(pids);
+                }
+            }
+            Msg::OrphansReaped => {}
             Msg::HealthChecked {
                 job,
                 passed,
                 output,
                 duration,
+                at,
             } => {
                 let Some(i) = self.index(job) else { return };
-                self.entries[i].checking = false;
-                if let Some(h) = self.entries[i].check_durations.as_mut() {
+                if let Some(h) = self
+                    .stats
+                    .get_mut(self.entries[i].job.name())
+                    .and_then(|s| s.check_durations.as_mut())
+                {
                     h.observe(duration.as_secs_f64());
                 }
-                let actions = self.entries[i].job.on_checked(passed, &output);
+                let actions = self.entries[i]
+                    .job
+                    .on_checked(passed, &output, duration, at, now);
                 self.apply(i, actions);
             }
             Msg::WatchPolled { watch, instances } => self.on_watched(watch, instances),
@@ -455,8 +603,9 @@ impl App {
                 }
             }
             Msg::Command(cmd, reply) => {
-                let answer = self.command(cmd);
-                let _ = reply.send(answer);
+                if let Some(answer) = self.command(cmd, &reply) {
+                    let _ = reply.send(answer);
+                }
             }
             Msg::Query(q, reply) => {
                 let answer = self.query(q);
@@ -465,42 +614,47 @@ impl App {
         }
     }
 
-    fn command(&mut self, cmd: Command) -> Result<Answer, Refusal> {
-        let changes_jobs = matches!(cmd, Command::Reload(_) | Command::Maintenance(_));
-        if changes_jobs && self.shutdown.is_some() {
-            return Err(Refusal::new(
-                RefusalKind::ShuttingDown,
-                "containerpilot is shutting down",
-            ));
+    /// `None` when the answer comes later (a job stop in progress).
+    fn command(&mut self, cmd: Command, reply: &Reply) -> Option<Result<Answer, Refusal>> {
+        if self.shutdown.is_some() && !matches!(cmd, Command::PutEnv(_) | Command::PutMetric(_))
+        {
+            return Some(Err(Refusal::new(RefusalKind::ShuttingDown, "shutting down")));
         }
-        match cmd {
+        Some(match cmd {
             Command::PutEnv(pairs) => {
                 self.put_env(pairs);
                 Ok(Answer::Done)
             }
-            Command::PutMetric(pairs) => {
-                for (name, value) in &pairs {
-                    self.metrics.check(name, *value).map_err(Refusal::invalid)?;
-                }
-                let now = Instant::now();
-                for (name, value) in pairs {
-                    self.metrics.apply(&name, value, now);
-                }
-                Ok(Answer::Done)
-            }
+            Command::PutMetric(pairs) => self.put_metrics(pairs),
             Command::Maintenance(on) => Ok(Answer::Updated(self.set_maintenance(on))),
             Command::Reload(cfg) => {
                 self.reload(*cfg);
                 Ok(Answer::Done)
             }
+            Command::Job { name, action } => return self.job_command(&name, action, reply),
+        })
+    }
+
+    /// All or nothing: every pair is checked before any is applied.
+    fn put_metrics(&mut self, pairs: Vec<(String, f64)>) -> Result<Answer, Refusal> {
+        for (name, value) in &pairs {
+            self.metrics.check(name, *value).map_err(Refusal::invalid)?;
         }
+        let now = Instant::now();
+        for (name, value) in pairs {
+            self.metrics.apply(&name, value, now);
+        }
+        Ok(Answer::Done)
     }
 
     fn query(&mut self, q: Query) -> Result<Answer, Refusal> {
         Ok(match q {
             Query::Status => Answer::Status(self.status()),
             Query::Metrics => Answer::Metrics(self.metrics_text()),
-            Query::Environment => Answer::Environment(self.child_env()),
+            Query::Environment => Answer::Environment(self.child_env().to_vec()),
+            Query::Health => Answer::Health(self.health_report(Instant::now())),
+            Query::Jobs(name) => Answer::Jobs(self.job_reports(name.as_deref())?),
+            Query::Logs(name) => Answer::Logs(self.log_buffers(&name)?),
         })
     }
 
@@ -535,12 +689,30 @@ impl App {
     /// Deregister from discovery first, so traffic drains before anything
     /// stops; `shutdown` goes out when that is done (SPEC §3.3).
     fn begin_shutdown(&mut self) {
-        let (s, steps) = Shutdown::begin(Instant::now(), self.grace(), self.agent.is_some());
+        if self.shutdown.is_some() {
+            return;
+        }
+        let bounds = Bounds {
+            hooks: self.hooks_bound(),
+            grace: self.grace(),
+        };
+        let (s, steps) = Shutdown::begin(Instant::now(), bounds, self.agent.is_some());
         self.shutdown = Some(s);
+        // Checks, watches and heartbeats stop before the services are
+        // deregistered, so that nothing registers them again.
+        for i in 0..self.entries.len() {
+            if self.entries[i].checking {
+                self.entries[i].checking = false;
+                if let Some(c) = &self.entries[i].checker {
+                    c.send(CheckCmd::Pause);
+                }
+            }
+        }
         self.take_steps(steps);
     }
 
     fn take_steps(&mut self, steps: Vec<Step>) {
+        let now = Instant::now();
         for step in steps {
             match step {
                 Step::DeregisterAll => {
@@ -551,24 +723,49 @@ impl App {
                         }),
                     });
                 }
-                Step::PublishShutdown => {
-                    self.publish(Event::global(EventCode::Shutdown));
-                    self.drain();
+                // Queued only: the caller delivers it in order.
+                Step::PublishShutdown => self.publish(Event::global(EventCode::Shutdown)),
+                Step::StopAll => {
+                    for i in 0..self.entries.len() {
+                        let actions = self.entries[i].job.stop_for_shutdown(now);
+                        self.apply(i, actions);
+                    }
+                    self.kill_survivors(Signal::SIGTERM);
                 }
                 Step::KillAll => {
-                    let now = Instant::now();
                     for i in 0..self.entries.len() {
                         let actions = self.entries[i].job.hurry(now);
                         self.apply(i, actions);
                     }
+                    self.kill_survivors(Signal::SIGKILL);
                 }
                 Step::Warn(msg) => log::warn(msg),
             }
         }
     }
 
-    /// From `shutdown` to SIGKILL for everything: the longest wait for a
-    /// `stopping` dependant, then the global grace period.
+    /// Processes that daemonizing jobs left behind go with the jobs.
+    fn kill_survivors(&self, sig: Signal) {
+        for e in self.entries.iter().filter(|e| !e.survivors.is_empty()) {
+            if let Some(r) = &e.runner {
+                r.send(RunnerCmd::Signal(sig));
+            }
+        }
+    }
+
+    /// How long pre-stop hooks on `shutdown` may run: the longest of their
+    /// timeouts, else the global `stopTimeout`.
+    fn hooks_bound(&self) -> Duration {
+        self.entries
+            .iter()
+            .filter(|e| e.job.is_shutdown_hook())
+            .map(|e| e.job.cfg.timeout.unwrap_or(self.cfg.stop_timeout))
+            .max()
+            .unwrap_or_default()
+    }
+
+    /// From stopping everything to SIGKILL for everything: the longest wait
+    /// for a `stopping` dependant, then the global grace period.
     fn grace(&self) -> Duration {
         let waits = self
             .cfg
@@ -623,7 +820,58 @@ impl App {
                 let actions = self.entries[i].job.on_event(&ev, now);
                 self.apply(i, actions);
             }
+            if ev.code == EventCode::Stopped {
+                self.source_gone(&ev.source, now);
+            }
         }
+    }
+
+    /// A job published `stopped`: if every job of that name is done for
+    /// good (not stopped through the API, which `start` can undo, nor
+    /// restarting), the jobs waiting for it will never be triggered by it.
+    fn source_gone(&mut self, name: &str, now: Instant) {
+        let mut named = self
+            .entries
+            .iter()
+            .filter(|e| e.retiring == Retiring::No && e.job.name() == name)
+            .peekable();
+        if named.peek().is_none() || !named.all(|e| e.job.is_stopped() && !e.job.held) {
+            return;
+        }
+        for i in 0..self.entries.len() {
+            let actions = self.entries[i].job.on_source_gone(name, now);
+            self.apply(i, actions);
+        }
+    }
+
+    /// For a job waiting for `all` its sources to be healthy (or unhealthy):
+    /// the sources already in that state when it subscribes.
+    fn seeds(&self, jc: &JobConfig) -> BTreeSet<String> {
+        let When::Event {
+            all: true,
+            sources,
+            code,
+            ..
+        } = &jc.when
+        else {
+            return BTreeSet::new();
+        };
+        let want = match code {
+            EventCode::Healthy => Status::Healthy,
+            EventCode::Unhealthy => Status::Unhealthy,
+            _ => return BTreeSet::new(),
+        };
+        sources
+            .iter()
+            .filter(|s| {
+                self.entries.iter().any(|e| {
+                    e.retiring == Retiring::No
+                        && e.job.name() == s.as_str()
+                        && e.job.health.status == want
+                })
+            })
+            .cloned()
+            .collect()
     }
 
     /// Drop retired jobs that are gone, and start the jobs that replace them.
@@ -637,6 +885,8 @@ impl App {
                 continue;
             }
             let e = self.entries.remove(i);
+            e.log.close();
+            self.env_changed();
             if let Retiring::Replaced { by } = e.retiring {
                 if let Some(j) = self.index(by) {
                     self.start_new(j);
@@ -653,7 +903,8 @@ impl App {
         let now = Instant::now();
         self.entries[i].pending_start = false;
         self.register(i);
-        self.entries[i].job.on_subscribed(now);
+        let seeds = self.seeds(&self.entries[i].job.cfg);
+        self.entries[i].job.on_subscribed(now, seeds);
         let mut actions = self.entries[i]
             .job
             .on_event(&Event::global(EventCode::Startup), now);
@@ -670,13 +921,14 @@ impl App {
                 Action::Start => self.start_process(i),
                 Action::Terminate => self.send_signal(i, Signal::SIGTERM),
                 Action::Kill => self.send_signal(i, Signal::SIGKILL),
+                Action::Abort => self.send_signal(i, Signal::SIGABRT),
                 Action::Publish(code) => {
                     if !quiet {
                         let ev = Event::new(code, self.entries[i].job.name());
                         self.publish(ev);
                     }
                 }
-                Action::Check => self.run_check(i),
+                Action::Heartbeat => self.heartbeat(i),
                 // A replaced job's successor has the same service ID.
                 Action::Pass | Action::Fail(_) | Action::Deregister if quiet => {}
                 Action::Pass => self.discover(DiscoveryCmd::Pass {
@@ -686,13 +938,60 @@ impl App {
                     id: self.service_id(i),
                     output,
                 }),
-                Action::Deregister => self.discover(DiscoveryCmd::Deregister {
-                    id: self.service_id(i),
-                }),
+                Action::Deregister => {
+                    // Duplicates share one service: it goes with the last copy.
+                    let name = self.entries[i].job.name();
+                    let shared = self.entries.iter().enumerate().any(|(j, e)| {
+                        j != i
+                            && e.retiring == Retiring::No
+                            && e.job.name() == name
+                            && !e.job.is_stopped()
+                    });
+                    if !shared {
+                        self.discover(DiscoveryCmd::Deregister {
+                            id: self.service_id(i),
+                        });
+                    }
+                }
                 Action::Log(msg) => {
                     log::log(Level::Info, &msg, &[("job", self.entries[i].job.name())])
                 }
+                Action::ShutDown(code) => {
+                    // The first that fires decides; shutdown at the end of the turn.
+                    if self.shutdown.is_none() && self.exit_code.is_none() {
+                        self.exit_code = Some(code);
+                        self.shutdown_asked = true;
+                    }
+                }
             }
+        }
+        self.sync_checker(i);
+    }
+
+    /// The heartbeat of a job without a check to run: a pass.
+    fn heartbeat(&mut self, i: usize) {
+        let now = Instant::now();
+        let actions =
+            self.entries[i]
+                .job
+                .on_checked(true, "", Duration::ZERO, std::time::SystemTime::now(), now);
+        self.apply(i, actions);
+    }
+
+    /// The checker runs exactly while the job says its checks are active.
+    fn sync_checker(&mut self, i: usize) {
+        let e = &mut self.entries[i];
+        let Some(checker) = &e.checker else {
+            return;
+        };
+        let want = e.job.checks_active() && self.shutdown.is_none();
+        if want != e.checking {
+            e.checking = want;
+            checker.send(if want {
+                CheckCmd::Resume
+            } else {
+                CheckCmd::Pause
+            });
         }
     }
 
@@ -714,11 +1013,7 @@ impl App {
         }
     }
 
-    fn on_watched(
-        &mut self,
-        key: u64,
-        instances: Option<std::collections::BTreeSet<discovery::Instance>>,
-    ) {
+    fn on_watched(&mut self, key: u64, instances: Option<BTreeSet<discovery::Instance>>) {
         let Some(w) = self.watches.iter_mut().find(|w| w.key == key) else {
             return;
         };
@@ -730,62 +1025,25 @@ impl App {
 
     fn send_signal(&self, i: usize, sig: Signal) {
         if let Some(r) = &self.entries[i].runner {
-            let _ = r.send(RunnerCmd::Signal(sig));
+            r.send(RunnerCmd::Signal(sig));
         }
     }
 
     fn start_process(&mut self, i: usize) {
-        let job = &self.entries[i].job;
-        let Some(argv) = job.cfg.exec.clone() else {
-            return;
-        };
-        let launch = Launch {
-            argv,
-            env: self.child_env(),
-            raw: job.cfg.raw_logging,
-            field: "job",
-            name: job.name().to_string(),
-        };
+        let env = self.child_env();
         if let Some(r) = &self.entries[i].runner {
-            let _ = r.send(RunnerCmd::Start(launch));
+            r.send(RunnerCmd::Start(env));
         }
     }
+}
 
-    fn run_check(&mut self, i: usize) {
-        let Some(h) = self.entries[i].job.cfg.health.clone() else {
-            return;
-        };
-        let crate::config::Probe::Exec(argv) = h.probe else {
-            // A health block without a command always passes (heartbeat only).
-            let actions = self.entries[i].job.on_checked(true, "");
-            self.apply(i, actions);
-            return;
-        };
-        if self.entries[i].checking {
-            log::debug(&format!(
-                "check.{}: previous check still running, skipped",
-                self.entries[i].job.name()
-            ));
-            return;
-        }
-        let launch = Launch {
-            argv,
-            env: self.child_env(),
-            raw: h.raw_logging,
-            field: "check",
-            name: format!("check.{}", self.entries[i].job.name()),
-        };
-        if let Some(c) = &self.entries[i].checker {
-            if c.send(CheckRun {
-                launch,
-                timeout: h.timeout,
-            })
-            .is_ok()
-            {
-                self.entries[i].checking = true;
-            }
-        }
-    }
+/// Whether `pid` still exists (a zombie counts as gone: it is not running).
+fn alive(pid: u32) -> bool {
+    use nix::sys::signal::kill;
+    use nix::unistd::Pid;
+    kill(Pid::from_raw(pid as i32), None).is_ok()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
 }
 
 fn user_metrics(cfg: &Config) -> &[crate::config::MetricConfig] {

@@ -12,6 +12,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use crate::config::{Config, JobConfig};
+use crate::health::CheckCmd;
 use crate::log;
 
 use super::{App, Entry, Retiring};
@@ -143,7 +144,7 @@ impl App {
         for i in first_leaving..self.entries.len() {
             let quiet = matches!(self.entries[i].retiring, Retiring::Replaced { .. });
             if !self.entries[i].job.is_stopped()
-                && self.entries[i].job.phase != crate::job::Phase::Stopping
+                && !self.entries[i].job.is_stopping()
             {
                 let actions = self.entries[i].job.retire(now, quiet);
                 self.apply(i, actions);
@@ -169,6 +170,9 @@ impl App {
                 }
             }
         }
+        let names: Vec<String> = self.cfg.jobs.iter().map(|j| j.name.clone()).collect();
+        self.stats.retain(|name, _| names.contains(name));
+        self.env_changed();
         self.set_watches(now);
         self.drain();
         self.sweep();

@@ -18,10 +18,11 @@ use crossbeam_channel::Sender;
 use crate::config::ConsulConfig;
 use crate::control::Control;
 use crate::discovery::{self, Agent, Poller};
-use crate::health::{self, CheckRun};
+use crate::health::{self, CheckCmd, CheckerSpec};
+use crate::inbox::Inbox;
 use crate::metrics::RequestCounter;
-use crate::msg::{JobId, Msg};
-use crate::process::{self, RunnerCmd};
+use crate::msg::Msg;
+use crate::process::{self, RunnerCmd, RunnerSpec};
 use crate::telemetry::Telemetry;
 
 /// Keeps a server running; dropping it stops the server.
@@ -30,19 +31,9 @@ pub type Guard = Box<dyn Any + Send>;
 /// Where the loop gets its workers.
 pub trait Workers {
     /// The runner thread of a job with `exec`.
-    fn runner(
-        &mut self,
-        job: JobId,
-        name: &str,
-        tx: &Sender<Msg>,
-    ) -> Result<Sender<RunnerCmd>, String>;
-    /// The checker thread of a job whose health check runs a command.
-    fn checker(
-        &mut self,
-        job: JobId,
-        name: &str,
-        tx: &Sender<Msg>,
-    ) -> Result<Sender<CheckRun>, String>;
+    fn runner(&mut self, spec: RunnerSpec, tx: &Sender<Msg>) -> Result<Inbox<RunnerCmd>, String>;
+    /// The checker thread of a job with an exec, http or tcp health check.
+    fn checker(&mut self, spec: CheckerSpec, tx: &Sender<Msg>) -> Result<Inbox<CheckCmd>, String>;
     /// The discovery worker and the watch poller for this agent.
     fn discovery(
         &mut self,
@@ -65,22 +56,12 @@ pub trait Workers {
 pub struct Threads;
 
 impl Workers for Threads {
-    fn runner(
-        &mut self,
-        job: JobId,
-        name: &str,
-        tx: &Sender<Msg>,
-    ) -> Result<Sender<RunnerCmd>, String> {
-        process::start_runner(job, name, tx.clone())
+    fn runner(&mut self, spec: RunnerSpec, tx: &Sender<Msg>) -> Result<Inbox<RunnerCmd>, String> {
+        process::start_runner(spec, tx.clone())
     }
 
-    fn checker(
-        &mut self,
-        job: JobId,
-        name: &str,
-        tx: &Sender<Msg>,
-    ) -> Result<Sender<CheckRun>, String> {
-        health::start_checker(job, name, tx.clone())
+    fn checker(&mut self, spec: CheckerSpec, tx: &Sender<Msg>) -> Result<Inbox<CheckCmd>, String> {
+        health::start_checker(spec, tx.clone())
     }
 
     fn discovery(

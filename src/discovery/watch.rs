@@ -34,6 +34,8 @@ pub fn watch_events(prev: Option<&BTreeSet<Instance>>, now: &BTreeSet<Instance>)
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WatchState {
     last: Option<BTreeSet<Instance>>,
+    /// The next successful poll counts as the first (after a reload).
+    rearmed: bool,
 }
 
 impl WatchState {
@@ -43,9 +45,18 @@ impl WatchState {
         let Some(now) = polled else {
             return vec![];
         };
-        let events = watch_events(self.last.as_ref(), &now);
+        let prev = if self.rearmed { None } else { self.last.as_ref() };
+        let events = watch_events(prev, &now);
         self.last = Some(now);
+        self.rearmed = false;
         events
+    }
+
+    /// Make the next successful poll publish what a first poll publishes,
+    /// while `/status` still shows the last one (SPEC §3.5: after a reload,
+    /// `changed` hooks run again, as 3.x rebuilt its discovery state).
+    pub fn rearm(&mut self) {
+        self.rearmed = true;
     }
 
     /// Healthy instances at the last successful poll (`None` before one).

@@ -1,0 +1,172 @@
+//! A worker thread's inbox: a channel whose every send also wakes the
+//! thread from poll(2), so one thread can wait at once for its commands,
+//! its process's exit (delivered by the reaper) and its process's output
+//! pipes, with no thread per pipe and no polling interval.
+//!
+//! The wake-up is an eventfd. The receiving side clears it before taking
+//! what the channel holds, so a send that races with the take is never
+//! lost: it either is taken now or leaves the eventfd readable.
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::Arc;
+
+use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use nix::sys::eventfd::{EfdFlags, EventFd};
+
+struct Waker(EventFd);
+
+impl Waker {
+    fn new() -> io::Result<Waker> {
+        let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
+        Ok(Waker(fd))
+    }
+
+    fn wake(&self) {
+        // EAGAIN only when the counter would overflow: it is readable anyway.
+        let _ = self.0.write(1);
+    }
+
+    fn clear(&self) {
+        let _ = self.0.read();
+    }
+}
+
+/// The sending side; cheap to clone (the reaper keeps one per process).
+pub struct Inbox<T> {
+    tx: Sender<T>,
+    waker: Option<Arc<Waker>>,
+}
+
+impl<T> Clone for Inbox<T> {
+    fn clone(&self) -> Self {
+        Inbox {
+            tx: self.tx.clone(),
+            waker: self.waker.clone(),
+        }
+    }
+}
+
+impl<T> Inbox<T> {
+    /// Queue `msg` and wake the receiver. False when the receiver is gone.
+    pub fn send(&self, msg: T) -> bool {
+        let sent = self.tx.send(msg).is_ok();
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+        sent
+    }
+
+    /// An inbox whose messages arrive on a plain channel, without a
+    /// thread to wake (for unit tests of the event loop).
+    #[cfg(test)]
+    pub fn detached() -> (Inbox<T>, Receiver<T>) {
+        let (tx, rx) = unbounded();
+        (Inbox { tx, waker: None }, rx)
+    }
+}
+
+impl<T> Drop for Inbox<T> {
+    fn drop(&mut self) {
+        // The last sender gone leaves the channel disconnected; wake the
+        // receiver so that it notices rather than sleeping on.
+        if let Some(w) = &self.waker {
+            w.wake();
+        }
+    }
+}
+
+/// The receiving side, owned by the worker thread.
+pub struct Mailbox<T> {
+    rx: Receiver<T>,
+    waker: Arc<Waker>,
+}
+
+/// A new inbox and its mailbox.
+pub fn pair<T>() -> io::Result<(Inbox<T>, Mailbox<T>)> {
+    let waker = Arc::new(Waker::new()?);
+    let (tx, rx) = unbounded();
+    Ok((
+        Inbox {
+            tx,
+            waker: Some(waker.clone()),
+        },
+        Mailbox { rx, waker },
+    ))
+}
+
+impl<T> Mailbox<T> {
+    /// Readable (for poll) when something may have arrived.
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.waker.0.as_fd()
+    }
+
+    /// Everything that has arrived, and whether every sender is gone.
+    pub fn take(&self) -> (Vec<T>, bool) {
+        self.waker.clear();
+        let mut got = Vec::new();
+        loop {
+            match self.rx.try_recv() {
+                Ok(m) => got.push(m),
+                Err(TryRecvError::Empty) => return (got, false),
+                Err(TryRecvError::Disconnected) => return (got, true),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+
+    fn readable(m: &Mailbox<u32>) -> bool {
+        let mut fds = [PollFd::new(m.fd(), PollFlags::POLLIN)];
+        poll(&mut fds, PollTimeout::ZERO).unwrap() == 1
+    }
+
+    #[test]
+    fn a_send_wakes_and_take_clears() {
+        let (inbox, mailbox) = pair::<u32>().unwrap();
+        assert!(!readable(&mailbox));
+        assert!(inbox.send(1));
+        assert!(inbox.send(2));
+        assert!(readable(&mailbox));
+        assert_eq!(mailbox.take(), (vec![1, 2], false));
+        assert!(!readable(&mailbox));
+        assert_eq!(mailbox.take(), (vec![], false));
+    }
+
+    #[test]
+    fn the_last_sender_gone_wakes_and_disconnects() {
+        let (inbox, mailbox) = pair::<u32>().unwrap();
+        let other = inbox.clone();
+        drop(inbox);
+        other.send(7);
+        drop(other);
+        assert!(readable(&mailbox));
+        assert_eq!(mailbox.take(), (vec![7], true));
+    }
+
+    #[test]
+    fn sends_from_another_thread_are_never_lost() {
+        let (inbox, mailbox) = pair::<u32>().unwrap();
+        let t = std::thread::spawn(move || {
+            for i in 0..10_000 {
+                inbox.send(i);
+            }
+        });
+        let mut n = 0;
+        loop {
+            let mut fds = [PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
+            poll(&mut fds, PollTimeout::NONE).unwrap();
+            let (got, gone) = mailbox.take();
+            n += got.len();
+            if gone {
+                break;
+            }
+        }
+        t.join().unwrap();
+        assert_eq!(n, 10_000);
+    }
+}
