@@ -2,7 +2,7 @@
 //! all time) and how its samples are written. Used for the user's histograms
 //! and for the job health-check durations.
 
-use super::text::{sample, sample_extra, write_go_float};
+use super::text::{sample_extra, sum_and_count};
 
 /// Prometheus's default histogram buckets.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -58,18 +58,12 @@ impl Histogram {
     /// and `_count`. The family header is the caller's.
     pub fn render_samples(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
         let mut cum = 0u64;
-        let mut le = String::new();
         for (i, c) in self.counts.iter().enumerate() {
             cum += c;
-            le.clear();
-            match self.bounds.get(i) {
-                Some(b) => write_go_float(&mut le, *b),
-                None => le.push_str("+Inf"),
-            }
-            sample_extra(out, name, "_bucket", labels, Some(("le", &le)), cum as f64);
+            let le = self.bounds.get(i).copied().unwrap_or(f64::INFINITY);
+            sample_extra(out, name, "_bucket", labels, Some(("le", le)), cum as f64);
         }
-        sample(out, name, "_sum", labels, self.sum);
-        sample(out, name, "_count", labels, self.count as f64);
+        sum_and_count(out, name, labels, self.sum, self.count);
     }
 }
 

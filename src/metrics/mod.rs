@@ -49,6 +49,7 @@ use text::{go_float, header, sample};
 // ---------------------------------------------------------------------------
 // Registry of user metrics
 
+/// The user's metrics (`telemetry.metrics`) and their values.
 pub struct Registry {
     /// Sorted by name: render order, and lookups by binary search.
     metrics: Vec<Metric>,
@@ -142,6 +143,11 @@ impl Registry {
     /// Whether `apply(name, value)` would be accepted; the error is meant for
     /// the `/v3/metric` caller as is.
     pub fn check(&self, name: &str, value: f64) -> Result<(), String> {
+        self.accepted(name, value).map(|_| ())
+    }
+
+    /// The index of the metric `name` if it accepts `value`.
+    fn accepted(&self, name: &str, value: f64) -> Result<usize, String> {
         let Some(i) = self.find(name) else {
             return Err(format!("unknown metric '{name}'"));
         };
@@ -157,16 +163,15 @@ impl Registry {
                 go_float(value)
             ));
         }
-        Ok(())
+        Ok(i)
     }
 
     /// Counter: add; gauge: set; histogram and summary: observe. An update
     /// that `check` refuses is ignored, so bad input never corrupts a value.
     pub fn apply(&mut self, name: &str, value: f64, now: Instant) {
-        if self.check(name, value).is_err() {
+        let Ok(i) = self.accepted(name, value) else {
             return;
-        }
-        let Some(i) = self.find(name) else { return };
+        };
         match &mut self.metrics[i].value {
             Value::Counter(v) => *v += value,
             Value::Gauge(v) => *v = value,

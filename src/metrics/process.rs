@@ -52,7 +52,7 @@ fn stat_field(fields: &[&str], n: usize) -> Option<f64> {
 pub fn render_process(out: &mut String) {
     let (page, ticks) = page_size_and_ticks();
     if let Some(cpu) = cpu_seconds() {
-        gauge_family(
+        single_sample_family(
             out,
             "process_cpu_seconds_total",
             "Total user and system CPU time spent in seconds.",
@@ -61,7 +61,7 @@ pub fn render_process(out: &mut String) {
         );
     }
     if let Some(fds) = fs::read_dir("/proc/self/fd").ok().map(|d| d.count()) {
-        gauge_family(
+        single_sample_family(
             out,
             "process_open_fds",
             "Number of open file descriptors.",
@@ -70,7 +70,7 @@ pub fn render_process(out: &mut String) {
         );
     }
     if let Some(max) = max_fds() {
-        gauge_family(
+        single_sample_family(
             out,
             "process_max_fds",
             "Maximum number of open file descriptors.",
@@ -82,14 +82,14 @@ pub fn render_process(out: &mut String) {
     let statm = fs::read_to_string("/proc/self/statm").unwrap_or_default();
     let mut pages = statm.split_whitespace().map(|f| f.parse::<f64>().ok());
     if let (Some(Some(size)), Some(Some(resident))) = (pages.next(), pages.next()) {
-        gauge_family(
+        single_sample_family(
             out,
             "process_virtual_memory_bytes",
             "Virtual memory size in bytes.",
             "gauge",
             size * page,
         );
-        gauge_family(
+        single_sample_family(
             out,
             "process_resident_memory_bytes",
             "Resident memory size in bytes.",
@@ -98,7 +98,7 @@ pub fn render_process(out: &mut String) {
         );
     }
     if let Some(start) = start_time(ticks) {
-        gauge_family(
+        single_sample_family(
             out,
             "process_start_time_seconds",
             "Start time of the process since unix epoch in seconds.",
@@ -159,7 +159,8 @@ fn max_open_files(limits: &str) -> Option<f64> {
     soft.parse().ok()
 }
 
-fn gauge_family(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
+/// A family of one unlabelled sample.
+fn single_sample_family(out: &mut String, name: &str, help: &str, kind: &str, v: f64) {
     header(out, name, help, kind);
     sample(out, name, "", &[], v);
 }

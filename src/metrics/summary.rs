@@ -1,26 +1,26 @@
-//! [`Summary`]: a Prometheus summary, quantiles over a sliding 10-minute
-//! window plus sum and count over all time, and how its samples are written.
+//! [`Summary`]: a Prometheus summary, quantiles over a sliding window plus sum
+//! and count over all time, and how its samples are written.
 //!
-//! Summary quantiles: over a sliding window of 8 to 10 minutes, as
-//! client_golang does it (`MaxAge` 10 min, 5 age buckets). Each observation
-//! goes into 5 streams whose resets are staggered by 2 minutes; a query reads
-//! the oldest stream. A stream is a list of centroids (value, weight) sorted by
-//! value. Incoming values are buffered and merged in; when the list grows past
-//! [`STREAM_CAP`] it is compressed CKMS-style: neighbours merge only while the
-//! merged weight stays within every objective's allowed rank error at that
-//! rank (`ε·n` at the target rank, growing away from it). So a stream is exact
-//! while it holds at most [`STREAM_CAP`] observations; past that the rank error
-//! at each objective is within its `ε·n` (merges made under a smaller `n` are
-//! never split, so this holds up to the usual CKMS approximation). Because the
-//! allowed weight scales with `n`, a compressed stream needs a few dozen
-//! centroids for the default objectives, whatever `n` is. If many tight
-//! objectives would keep it above half the cap, the allowance is doubled until
-//! it fits: memory is bounded at `5 × (STREAM_CAP centroids + BUFFER_CAP values)`
-//! per summary (≈ 23 KiB) and accuracy degrades instead.
+//! The window spans 8 to 10 minutes, as client_golang's does (`MaxAge` 10 min,
+//! 5 age buckets). Each observation goes into 5 streams whose resets are
+//! staggered by 2 minutes; a query reads the oldest stream. A stream is a list
+//! of centroids (value, weight) sorted by value. Incoming values are buffered
+//! and merged in; when the list grows past [`STREAM_CAP`] it is compressed
+//! CKMS-style: neighbours merge only while the merged weight stays within every
+//! objective's allowed rank error at that rank (`ε·n` at the target rank,
+//! growing away from it). So a stream is exact while it holds at most
+//! [`STREAM_CAP`] observations; past that the rank error at each objective is
+//! within its `ε·n` (merges made under a smaller `n` are never split, so this
+//! holds up to the usual CKMS approximation). Because the allowed weight scales
+//! with `n`, a compressed stream needs a few dozen centroids for the default
+//! objectives, whatever `n` is. If many tight objectives would keep it above
+//! half the cap, the allowance is doubled until it fits: memory is bounded at
+//! `5 × (STREAM_CAP centroids + BUFFER_CAP values)` per summary (≈ 23 KiB) and
+//! accuracy degrades instead.
 
 use std::time::{Duration, Instant};
 
-use super::text::{sample, sample_extra, write_go_float};
+use super::text::{sample_extra, sum_and_count};
 
 /// Prometheus's default summary objectives: (quantile, allowed rank error).
 pub const DEFAULT_OBJECTIVES: [(f64, f64); 3] = [(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)];
@@ -167,14 +167,10 @@ impl Summary {
         now: Instant,
     ) {
         let qs = self.quantiles(now);
-        let mut qlabel = String::new();
         for ((q, _), v) in self.objectives.iter().zip(qs) {
-            qlabel.clear();
-            write_go_float(&mut qlabel, *q);
-            sample_extra(out, name, "", labels, Some(("quantile", &qlabel)), v);
+            sample_extra(out, name, "", labels, Some(("quantile", *q)), v);
         }
-        sample(out, name, "_sum", labels, self.sum);
-        sample(out, name, "_count", labels, self.count as f64);
+        sum_and_count(out, name, labels, self.sum, self.count);
     }
 }
 

@@ -1,7 +1,8 @@
 //! The Prometheus text exposition format 0.0.4: `# HELP`/`# TYPE` lines,
 //! sample lines with their labels, the escaping of help text and label values,
-//! and numbers formatted as client_golang formats them. Every family in this
-//! module's siblings is written through these functions.
+//! and numbers formatted as client_golang formats them. Every family is
+//! written through these functions, so this is the one file that knows the
+//! format's syntax.
 
 use std::fmt::Write as _;
 
@@ -35,32 +36,36 @@ fn escape_into(out: &mut String, text: &str, quotes: bool) {
     }
 }
 
+/// One sample line: `name` + `suffix` (`_sum`, `_bucket`, ...), the labels, the value.
 pub(super) fn sample(out: &mut String, name: &str, suffix: &str, labels: &[(&str, &str)], v: f64) {
     sample_extra(out, name, suffix, labels, None, v);
 }
 
-/// One sample line; `extra` (`le` or `quantile`) comes after the other labels,
-/// as client_golang writes it.
+/// One sample line with a numeric label (`le` or `quantile`) after the other
+/// labels, as client_golang writes it.
 pub(super) fn sample_extra(
     out: &mut String,
     name: &str,
     suffix: &str,
     labels: &[(&str, &str)],
-    extra: Option<(&str, &str)>,
+    extra: Option<(&str, f64)>,
     v: f64,
 ) {
     out.push_str(name);
     out.push_str(suffix);
-    let mut first = true;
-    for (k, val) in labels.iter().copied().chain(extra) {
-        out.push(if first { '{' } else { ',' });
-        first = false;
-        out.push_str(k);
-        out.push_str("=\"");
+    let mut open = false;
+    for (k, val) in labels {
+        label_start(out, &mut open, k);
         escape_into(out, val, true);
         out.push('"');
     }
-    if !first {
+    if let Some((k, val)) = extra {
+        label_start(out, &mut open, k);
+        // A formatted float has nothing to escape.
+        write_go_float(out, val);
+        out.push('"');
+    }
+    if open {
         out.push('}');
     }
     out.push(' ');
@@ -68,6 +73,27 @@ pub(super) fn sample_extra(
     out.push('\n');
 }
 
+/// `{key="` for the first label of a sample, `,key="` for the others.
+fn label_start(out: &mut String, open: &mut bool, key: &str) {
+    out.push(if *open { ',' } else { '{' });
+    *open = true;
+    out.push_str(key);
+    out.push_str("=\"");
+}
+
+/// The `_sum` and `_count` samples that end a histogram or a summary.
+pub(super) fn sum_and_count(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    sum: f64,
+    count: u64,
+) {
+    sample(out, name, "_sum", labels, sum);
+    sample(out, name, "_count", labels, count as f64);
+}
+
+/// [`write_go_float`] into a new string, for error messages.
 pub(super) fn go_float(v: f64) -> String {
     let mut s = String::new();
     write_go_float(&mut s, v);
@@ -78,7 +104,7 @@ pub(super) fn go_float(v: f64) -> String {
 /// 64)`, the shortest digits that round-trip, in exponent form when the
 /// decimal exponent is below -4 or at least 6 (`1e+06`, `1.5e-07`); else plain
 /// (`1`, `0.5`, `123456`). Specials as the text format spells them.
-pub(super) fn write_go_float(out: &mut String, v: f64) {
+fn write_go_float(out: &mut String, v: f64) {
     if v.is_nan() {
         out.push_str("NaN");
         return;
