@@ -12,17 +12,20 @@ use std::error::Error;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::server::find_head_end;
+use super::wire::{self, ChunkError, ChunkRules, RecvBuf, ResponseFraming};
 
 /// Largest response head we accept.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest response body we accept: a Consul catalog can be big, but a
 /// server that sends without end must not exhaust our memory.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+/// A chunk-size line is a hex number plus optional extensions.
+const MAX_CHUNK_LINE: usize = 1024;
 /// Bytes asked of each read.
 const READ_CHUNK: usize = 8192;
 
@@ -36,8 +39,9 @@ pub struct ClientResponse {
 
 impl ClientResponse {
     /// The first header called `name`, ignoring ASCII case.
+    #[allow(dead_code)] // for callers; the tests use it
     pub fn header(&self, name: &str) -> Option<&str> {
-        super::header(&self.headers, name)
+        wire::header(&self.headers, name)
     }
 
     /// The body as text, with invalid UTF-8 replaced.
@@ -267,77 +271,25 @@ fn exchange<S: Read + Write>(
     read_response(stream, method == "HEAD")
 }
 
-/// Bytes received but not yet parsed, over a reader.
-struct Input<'a, R> {
-    reader: &'a mut R,
-    buf: Vec<u8>,
-    pos: usize,
+/// One read from `reader` into `input`; `Ok(0)` at end of stream.
+fn fill<R: Read>(reader: &mut R, input: &mut RecvBuf) -> Result<usize, Failure> {
+    Ok(input.read_from(reader, READ_CHUNK)?)
 }
 
-impl<R: Read> Input<'_, R> {
-    fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    /// Reads more; `Ok(0)` at end of stream.
-    fn fill(&mut self) -> Result<usize, Failure> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        Ok(super::read_append(
-            &mut self.reader,
-            &mut self.buf,
-            READ_CHUNK,
-        )?)
-    }
-
-    /// Reads until at least `n` bytes are buffered.
-    fn fill_to(&mut self, n: usize, eof: &'static str) -> Result<(), Failure> {
-        while self.buffered().len() < n {
-            if self.fill()? == 0 {
-                return Err(Failure::Malformed(eof));
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the next line, without its line ending.
-    fn line(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
-        loop {
-            let data = self.buffered();
-            if let Some((len, total)) = super::line_end(data) {
-                let line = data[..len].to_vec();
-                self.pos += total;
-                return Ok(line);
-            }
-            if data.len() > max {
-                return Err(Failure::Malformed("line too long in chunked body"));
-            }
-            if self.fill()? == 0 {
-                return Err(Failure::Malformed(
-                    "the connection closed in the middle of a chunked body",
-                ));
-            }
-        }
-    }
-}
-
-fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
-    let mut input = Input {
-        reader,
-        buf: Vec::with_capacity(READ_CHUNK),
-        pos: 0,
-    };
-    let (status, headers) = loop {
+/// Reads a response head, skipping interim (1xx) responses.
+fn read_head<R: Read>(
+    reader: &mut R,
+    input: &mut RecvBuf,
+) -> Result<(u16, Vec<(String, String)>), Failure> {
+    loop {
         let head_len = loop {
-            if let Some(end) = find_head_end(input.buffered()) {
+            if let Some(end) = wire::find_head_end(input.buffered()) {
                 break end;
             }
             if input.buffered().len() > MAX_HEAD {
                 return Err(Failure::Malformed("response header section too large"));
             }
-            if input.fill()? == 0 {
+            if fill(reader, input)? == 0 {
                 return Err(Failure::Malformed(if input.buffered().is_empty() {
                     "the server closed the connection without answering"
                 } else {
@@ -347,119 +299,108 @@ fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientRespo
         };
         let head = std::str::from_utf8(&input.buffered()[..head_len])
             .map_err(|_| Failure::Malformed("response header is not valid UTF-8"))?;
-        let (status, headers) = parse_head(head)?;
-        input.pos += head_len;
+        let (status, headers) = wire::parse_response_head(head).map_err(Failure::Malformed)?;
+        input.consume(head_len);
         // An interim response (100 Continue) is followed by the real one.
         if (100..200).contains(&status) && status != 101 {
             continue;
         }
-        break (status, headers);
-    };
-    let mut response = ClientResponse {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head_only || status < 200 || status == 204 || status == 304 {
-        return Ok(response);
+        return Ok((status, headers));
     }
+}
 
-    let chunked = response.header("transfer-encoding").is_some_and(|te| {
-        te.rsplit(',')
-            .next()
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
-    });
-    if chunked {
-        response.body = read_chunked(&mut input)?;
-    } else if let Some(length) = response.header("content-length") {
-        let length: usize = length
-            .trim()
-            .parse()
-            .map_err(|_| Failure::Malformed("malformed Content-Length"))?;
-        if length > MAX_BODY {
-            return Err(Failure::Malformed("response body too large"));
+/// Reads a body framed as `framing`, handing it to `sink` piece by piece as
+/// it arrives, until it ends or `sink` says stop. More than `max_body`
+/// bytes is an error.
+fn read_body<R: Read>(
+    reader: &mut R,
+    input: &mut RecvBuf,
+    framing: ResponseFraming,
+    max_body: u64,
+    sink: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> Result<(), Failure> {
+    const TOO_LARGE: Failure = Failure::Malformed("response body too large");
+    match framing {
+        ResponseFraming::None => Ok(()),
+        ResponseFraming::Length(length) => {
+            if length > max_body {
+                return Err(TOO_LARGE);
+            }
+            let mut left = length;
+            while left > 0 {
+                if input.buffered().is_empty() && fill(reader, input)? == 0 {
+                    return Err(Failure::Malformed(
+                        "the connection closed before the end of the body",
+                    ));
+                }
+                let data = input.buffered();
+                let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let flow = sink(&data[..n]);
+                input.consume(n);
+                left -= n as u64;
+                if flow.is_break() {
+                    break;
+                }
+            }
+            Ok(())
         }
-        input.fill_to(length, "the connection closed before the end of the body")?;
-        response.body = input.buffered()[..length].to_vec();
-    } else {
-        // No framing: the body ends with the connection (RFC 9112 §6.3).
-        while input.fill()? > 0 {
-            if input.buffered().len() > MAX_BODY {
-                return Err(Failure::Malformed("response body too large"));
+        ResponseFraming::UntilClose => {
+            // No framing: the body ends with the connection (RFC 9112 §6.3).
+            let mut total = 0u64;
+            loop {
+                let data = input.buffered();
+                total += data.len() as u64;
+                if total > max_body {
+                    return Err(TOO_LARGE);
+                }
+                let flow = sink(data);
+                input.clear();
+                if flow.is_break() || fill(reader, input)? == 0 {
+                    return Ok(());
+                }
             }
         }
-        response.body = input.buffered().to_vec();
-    }
-    Ok(response)
-}
-
-fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let code = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.")
-        || code.len() != 3
-        || !code.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(Failure::Malformed("not an HTTP/1.x status line"));
-    }
-    let status: u16 = code
-        .parse()
-        .map_err(|_| Failure::Malformed("not an HTTP/1.x status line"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
+        ResponseFraming::Chunked => {
+            const CLOSED: &str = "the connection closed in the middle of a chunked body";
+            let rules = ChunkRules {
+                max_line: MAX_CHUNK_LINE,
+                max_body,
+                strict: false,
+            };
+            let mut fill_input = |input: &mut RecvBuf| fill(reader, input);
+            let flow =
+                wire::read_chunks(input, &mut fill_input, rules, sink).map_err(|e| match e {
+                    ChunkError::Fill(f) => f,
+                    ChunkError::Malformed => Failure::Malformed("malformed chunked body"),
+                    ChunkError::LineTooLong => Failure::Malformed("line too long in chunked body"),
+                    ChunkError::TooLarge => TOO_LARGE,
+                    ChunkError::Closed => Failure::Malformed(CLOSED),
+                })?;
+            // Trailer fields are read and dropped; a server that closes
+            // right after the last chunk has still sent the whole body.
+            if flow.is_continue() {
+                let _ = wire::skip_trailers(input, &mut fill_input, MAX_HEAD, usize::MAX);
+            }
+            Ok(())
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(Failure::Malformed("malformed response header"))?;
-        headers.push((
-            name.trim().to_owned(),
-            value.trim_matches([' ', '\t']).to_owned(),
-        ));
     }
-    Ok((status, headers))
 }
 
-fn read_chunked<R: Read>(input: &mut Input<'_, R>) -> Result<Vec<u8>, Failure> {
-    const BAD: Failure = Failure::Malformed("malformed chunked body");
+fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
+    let mut input = RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK));
+    let (status, headers) = read_head(reader, &mut input)?;
+    let framing =
+        wire::response_framing(status, &headers, head_only).map_err(Failure::Malformed)?;
     let mut body = Vec::new();
-    loop {
-        let line = input.line(1024)?;
-        let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-        let digits = std::str::from_utf8(digits).map_err(|_| BAD)?.trim();
-        if digits.is_empty() || digits.len() > 16 {
-            return Err(BAD);
-        }
-        let size = u64::from_str_radix(digits, 16).map_err(|_| BAD)?;
-        if size == 0 {
-            break;
-        }
-        if size > (MAX_BODY - body.len()) as u64 {
-            return Err(Failure::Malformed("response body too large"));
-        }
-        let size = size as usize;
-        input.fill_to(
-            size,
-            "the connection closed in the middle of a chunked body",
-        )?;
-        body.extend_from_slice(&input.buffered()[..size]);
-        input.pos += size;
-        if !input.line(2)?.is_empty() {
-            return Err(BAD);
-        }
-    }
-    // Trailer fields are read and dropped; a server that closes right after
-    // the last chunk has still sent the whole body.
-    loop {
-        match input.line(MAX_HEAD) {
-            Ok(line) if !line.is_empty() => continue,
-            _ => return Ok(body),
-        }
-    }
+    read_body(reader, &mut input, framing, MAX_BODY, &mut |data| {
+        body.extend_from_slice(data);
+        ControlFlow::Continue(())
+    })?;
+    Ok(ClientResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -508,7 +449,7 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             s.set_read_timeout(Some(T)).unwrap();
             let mut request = Vec::new();
-            while find_head_end(&request).is_none() {
+            while wire::find_head_end(&request).is_none() {
                 let mut chunk = [0u8; 1024];
                 let n = s.read(&mut chunk).unwrap();
                 if n == 0 {

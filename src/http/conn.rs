@@ -1,0 +1,370 @@
+//! One connection on the server, from accept to close: reading requests
+//! under the idle timeout and the per-request deadline, keep-alive,
+//! answering, and lingering after a refusal so that the refusal is read.
+//!
+//! Each connection reads with a timeout, and a request that has begun must
+//! be complete within `read_timeout` of its first byte, so a client that
+//! trickles bytes cannot hold a thread for longer than that either.
+
+use std::io;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use super::pool::State;
+use super::server::{Limits, Request, Response, Stream};
+use super::wire::{self, ChunkError, ChunkRules, ConnHeader, Framing, RecvBuf, Refusal};
+
+/// Bytes asked of each read(); a whole `/v3/ping` request fits in one.
+const READ_CHUNK: usize = 4096;
+/// A chunk-size line is a hex number plus optional extensions.
+const MAX_CHUNK_LINE: usize = 1024;
+/// How long a rejected connection is drained before it is closed (see
+/// `linger`).
+const LINGER: Duration = Duration::from_millis(500);
+/// At most this much unread request is drained from a rejected connection.
+const LINGER_BYTES: usize = 256 * 1024;
+/// Larger buffers (a big body went through) are freed, not kept.
+const MAX_SPARE: usize = 64 * 1024;
+
+thread_local! {
+    /// The read and write buffers of this thread's last connection.
+    static SPARE_BUFFERS: std::cell::Cell<(Vec<u8>, Vec<u8>)> = const { std::cell::Cell::new((Vec::new(), Vec::new())) };
+}
+
+/// Why a request was not handed to the handler.
+enum Reject {
+    /// Answer with this status and `{"error": message}`, then close.
+    Status(u16, &'static str),
+    /// Close without answering (the peer went away or is not talking HTTP
+    /// any more).
+    Close,
+}
+
+impl From<Refusal> for Reject {
+    fn from(r: Refusal) -> Reject {
+        Reject::Status(r.status, r.message)
+    }
+}
+
+struct Conn<S> {
+    stream: S,
+    input: RecvBuf,
+    /// Whether the socket's read timeout was shortened for a deadline and
+    /// must be restored before waiting for the next request.
+    timeout_changed: bool,
+}
+
+impl<S: Stream> Conn<S> {
+    /// Reads more bytes; `Ok(0)` at end of stream. With a deadline the
+    /// read gives up (`TimedOut`) when it passes.
+    fn fill(&mut self, deadline: Option<Instant>) -> io::Result<usize> {
+        fill(
+            &mut self.stream,
+            &mut self.timeout_changed,
+            &mut self.input,
+            deadline,
+        )
+    }
+
+    /// `fill` for a request already under way: end of stream or an error
+    /// closes the connection, and running out of time is a 408.
+    fn fill_more(
+        &mut self,
+        deadline: &mut Option<Instant>,
+        timeout: Duration,
+    ) -> Result<(), Reject> {
+        fill_more(
+            &mut self.stream,
+            &mut self.timeout_changed,
+            &mut self.input,
+            deadline,
+            timeout,
+        )
+    }
+}
+
+/// `Conn::fill` on its parts, for use while `input` is borrowed apart.
+fn fill<S: Stream>(
+    stream: &mut S,
+    timeout_changed: &mut bool,
+    input: &mut RecvBuf,
+    deadline: Option<Instant>,
+) -> io::Result<usize> {
+    if let Some(deadline) = deadline {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(io::ErrorKind::TimedOut.into());
+        }
+        stream.set_read_timeout(Some(left))?;
+        *timeout_changed = true;
+    }
+    input.read_from(stream, READ_CHUNK)
+}
+
+/// `Conn::fill_more` on its parts.
+fn fill_more<S: Stream>(
+    stream: &mut S,
+    timeout_changed: &mut bool,
+    input: &mut RecvBuf,
+    deadline: &mut Option<Instant>,
+    timeout: Duration,
+) -> Result<(), Reject> {
+    // The deadline starts at the first read that finds the request
+    // incomplete, so a request takes at most twice `read_timeout`.
+    let d = *deadline.get_or_insert_with(|| Instant::now() + timeout);
+    match fill(stream, timeout_changed, input, Some(d)) {
+        Ok(0) => Err(Reject::Close),
+        Ok(_) => Ok(()),
+        Err(e) if super::is_timeout(&e) => Err(Reject::Status(408, "request timed out")),
+        Err(_) => Err(Reject::Close),
+    }
+}
+
+pub(super) fn handle_connection<S: Stream>(stream: S, shared: &State) {
+    let limits = &shared.limits;
+    let configured = stream
+        .set_read_timeout(Some(limits.read_timeout))
+        .and_then(|_| stream.set_write_timeout(Some(limits.write_timeout)))
+        .and_then(|_| stream.tune());
+    if configured.is_err() {
+        return;
+    }
+    // Buffers are kept per thread: a fresh 4 KiB allocation per connection
+    // is an mmap and a munmap with musl's allocator.
+    let (buf, mut out) = SPARE_BUFFERS.with(|b| b.take());
+    let mut conn = Conn {
+        stream,
+        input: RecvBuf::with_vec(buf),
+        timeout_changed: false,
+    };
+    serve_connection(&mut conn, &mut out, shared);
+    let mut buf = std::mem::take(&mut conn.input).into_vec();
+    if buf.capacity() <= MAX_SPARE && out.capacity() <= MAX_SPARE {
+        buf.clear();
+        out.clear();
+        SPARE_BUFFERS.with(|b| b.set((buf, out)));
+    }
+}
+
+fn serve_connection<S: Stream>(conn: &mut Conn<S>, out: &mut Vec<u8>, shared: &State) {
+    let limits = &shared.limits;
+    for served in 1..=limits.max_requests_per_connection {
+        if conn.timeout_changed {
+            if conn
+                .stream
+                .set_read_timeout(Some(limits.read_timeout))
+                .is_err()
+            {
+                return;
+            }
+            conn.timeout_changed = false;
+        }
+        let (request, keep_alive, http10) = match read_request(conn, limits) {
+            Ok(Some(r)) => r,
+            Ok(None) => return,
+            Err(Reject::Close) => return,
+            Err(Reject::Status(status, message)) => {
+                out.clear();
+                encode(
+                    &Response::error(status, message),
+                    false,
+                    ConnHeader::Close,
+                    out,
+                );
+                if conn.stream.write_all(out).is_ok() {
+                    linger(conn);
+                }
+                return;
+            }
+        };
+        let keep = keep_alive
+            && served < limits.max_requests_per_connection
+            && !shared.stop.load(Ordering::Acquire);
+        let response = (shared.handler)(&request);
+        let connection = match (keep, http10) {
+            (false, _) => ConnHeader::Close,
+            (true, true) => ConnHeader::KeepAlive,
+            (true, false) => ConnHeader::None,
+        };
+        out.clear();
+        encode(&response, request.method == "HEAD", connection, out);
+        if conn.stream.write_all(out).is_err() || !keep {
+            return;
+        }
+    }
+}
+
+/// Closes a connection whose request was refused part-way. Closing a TCP
+/// socket with unread input sends a reset, and a reset can make the client
+/// drop our error response before reading it; so we stop writing, then
+/// read and discard what is still coming for a short while.
+fn linger<S: Stream>(conn: &mut Conn<S>) {
+    if conn.stream.shutdown_write().is_err() {
+        return;
+    }
+    let deadline = Instant::now() + LINGER;
+    let mut drained = 0;
+    conn.input.clear();
+    while drained < LINGER_BYTES {
+        match conn.fill(Some(deadline)) {
+            Ok(n) if n > 0 => {
+                drained += n;
+                conn.input.clear();
+            }
+            _ => return,
+        }
+    }
+}
+
+/// Reads one request, with whether the connection may be kept and whether
+/// the client speaks HTTP/1.0. `Ok(None)` when the connection ended or
+/// idled out between requests, which is not an error.
+fn read_request<S: Stream>(
+    conn: &mut Conn<S>,
+    limits: &Limits,
+) -> Result<Option<(Request, bool, bool)>, Reject> {
+    let mut deadline = None;
+    let head_len = loop {
+        // RFC 9112 §2.2: ignore empty lines before a request line (some
+        // clients send CRLF after a POST body).
+        let skip = conn
+            .input
+            .buffered()
+            .iter()
+            .take_while(|&&b| b == b'\r' || b == b'\n')
+            .count();
+        conn.input.consume(skip);
+        if let Some(end) = wire::find_head_end(conn.input.buffered()) {
+            if end > limits.max_head {
+                return Err(Reject::Status(431, "request header section too large"));
+            }
+            break end;
+        }
+        if conn.input.buffered().len() >= limits.max_head {
+            return Err(Reject::Status(431, "request header section too large"));
+        }
+        if conn.input.buffered().is_empty() {
+            // Between requests: waiting is governed by the idle timeout, and
+            // running into it (or end of stream) simply ends the connection.
+            match conn.fill(None) {
+                Ok(0) => return Ok(None),
+                Ok(_) => {}
+                Err(_) => return Ok(None),
+            }
+        } else {
+            conn.fill_more(&mut deadline, limits.read_timeout)?;
+        }
+    };
+
+    let head = std::str::from_utf8(&conn.input.buffered()[..head_len])
+        .map_err(|_| Reject::Status(400, "request head is not valid UTF-8"))?;
+    let rules = wire::RequestRules {
+        max_headers: limits.max_headers,
+        max_body: limits.max_body,
+    };
+    let head = wire::parse_request_head(head, rules)?;
+    conn.input.consume(head_len);
+
+    let mut body = Vec::new();
+    match head.framing {
+        Framing::Length(0) => {}
+        Framing::Length(n) => {
+            if head.expect_continue && conn.input.buffered().len() < n {
+                send_continue(conn)?;
+            }
+            while conn.input.buffered().len() < n {
+                conn.fill_more(&mut deadline, limits.read_timeout)?;
+            }
+            body = conn.input.buffered()[..n].to_vec();
+            conn.input.consume(n);
+        }
+        Framing::Chunked => {
+            if head.expect_continue && conn.input.buffered().is_empty() {
+                send_continue(conn)?;
+            }
+            body = read_chunked(conn, limits, &mut deadline)?;
+        }
+    }
+    let request = Request {
+        method: head.method,
+        path: head.path,
+        query: head.query,
+        headers: head.headers,
+        body,
+    };
+    Ok(Some((request, head.keep_alive, head.http10)))
+}
+
+fn send_continue<S: Stream>(conn: &mut Conn<S>) -> Result<(), Reject> {
+    conn.stream
+        .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
+        .map_err(|_| Reject::Close)
+}
+
+/// Decodes a chunked body (RFC 9112 §7.1), refusing it as soon as it grows
+/// beyond `max_body`. Trailer fields are read and dropped.
+fn read_chunked<S: Stream>(
+    conn: &mut Conn<S>,
+    limits: &Limits,
+    deadline: &mut Option<Instant>,
+) -> Result<Vec<u8>, Reject> {
+    let Conn {
+        stream,
+        input,
+        timeout_changed,
+    } = conn;
+    // Failures of `fill` are already worded; the decoder passes them on.
+    let mut fill_input = |input: &mut RecvBuf| {
+        fill_more(
+            stream,
+            timeout_changed,
+            input,
+            deadline,
+            limits.read_timeout,
+        )
+        .map(|()| 1)
+    };
+    let rules = ChunkRules {
+        max_line: MAX_CHUNK_LINE,
+        max_body: limits.max_body as u64,
+        strict: true,
+    };
+    let mut body = Vec::new();
+    let _ = wire::read_chunks(input, &mut fill_input, rules, &mut |data| {
+        body.extend_from_slice(data);
+        std::ops::ControlFlow::Continue(())
+    })
+    .map_err(|e| chunk_reject(e, Reject::Status(413, "request body too large")))?;
+    wire::skip_trailers(input, &mut fill_input, limits.max_head, limits.max_head)
+        .map_err(|e| chunk_reject(e, Reject::Status(431, "request header section too large")))?;
+    Ok(body)
+}
+
+fn chunk_reject(e: ChunkError<Reject>, too_large: Reject) -> Reject {
+    match e {
+        ChunkError::Fill(reject) => reject,
+        ChunkError::Malformed | ChunkError::LineTooLong => {
+            Reject::Status(400, "malformed chunked body")
+        }
+        ChunkError::TooLarge => too_large,
+        // `fill_more` reports end of stream as `Reject::Close` itself.
+        ChunkError::Closed => Reject::Close,
+    }
+}
+
+/// Serialises a whole response into `out`, so that it goes out in one
+/// write (one syscall per response matters for SPEC §8's throughput).
+pub(super) fn encode(
+    response: &Response,
+    head_only: bool,
+    connection: ConnHeader,
+    out: &mut Vec<u8>,
+) {
+    let status = response.status;
+    out.reserve(128 + response.body.len());
+    let framing = wire::BodyFraming::Length(response.body.len() as u64);
+    wire::encode_head(status, &response.headers, framing, connection, out);
+    if !head_only && wire::has_body(status) {
+        out.extend_from_slice(&response.body);
+    }
+}
