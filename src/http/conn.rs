@@ -10,7 +10,7 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::pool::State;
+use super::pool::Slot;
 use super::server::{Limits, Request, Response, Stream};
 use super::wire::{self, ChunkError, ChunkRules, ConnHeader, Framing, RecvBuf, Refusal};
 
@@ -46,7 +46,10 @@ impl From<Refusal> for Reject {
     }
 }
 
-struct Conn<S> {
+/// One connection. The slot comes first so that it is given back before
+/// the stream is closed (fields drop in order; see `pool`).
+struct Conn<'a, S> {
+    slot: Slot<'a>,
     stream: S,
     input: RecvBuf,
     /// Whether the socket's read timeout was shortened for a deadline and
@@ -54,7 +57,7 @@ struct Conn<S> {
     timeout_changed: bool,
 }
 
-impl<S: Stream> Conn<S> {
+impl<S: Stream> Conn<'_, S> {
     /// Reads more bytes; `Ok(0)` at end of stream. With a deadline the
     /// read gives up (`TimedOut`) when it passes.
     fn fill(&mut self, deadline: Option<Instant>) -> io::Result<usize> {
@@ -120,24 +123,27 @@ fn fill_more<S: Stream>(
     }
 }
 
-pub(super) fn handle_connection<S: Stream>(stream: S, shared: &State) {
-    let limits = &shared.limits;
-    let configured = stream
-        .set_read_timeout(Some(limits.read_timeout))
-        .and_then(|_| stream.set_write_timeout(Some(limits.write_timeout)))
-        .and_then(|_| stream.tune());
-    if configured.is_err() {
-        return;
-    }
+/// Serves the connection on `stream` until it closes, then gives `slot`
+/// back and closes the stream, in that order.
+pub(super) fn handle_connection<S: Stream>(stream: S, slot: Slot<'_>) {
     // Buffers are kept per thread: a fresh 4 KiB allocation per connection
     // is an mmap and a munmap with musl's allocator.
     let (buf, mut out) = SPARE_BUFFERS.with(|b| b.take());
     let mut conn = Conn {
+        slot,
         stream,
         input: RecvBuf::with_vec(buf),
         timeout_changed: false,
     };
-    serve_connection(&mut conn, &mut out, shared);
+    let limits = &conn.slot.state.limits;
+    let configured = conn
+        .stream
+        .set_read_timeout(Some(limits.read_timeout))
+        .and_then(|_| conn.stream.set_write_timeout(Some(limits.write_timeout)))
+        .and_then(|_| conn.stream.tune());
+    if configured.is_ok() {
+        serve_connection(&mut conn, &mut out);
+    }
     let mut buf = std::mem::take(&mut conn.input).into_vec();
     if buf.capacity() <= MAX_SPARE && out.capacity() <= MAX_SPARE {
         buf.clear();
@@ -146,7 +152,9 @@ pub(super) fn handle_connection<S: Stream>(stream: S, shared: &State) {
     }
 }
 
-fn serve_connection<S: Stream>(conn: &mut Conn<S>, out: &mut Vec<u8>, shared: &State) {
+fn serve_connection<S: Stream>(conn: &mut Conn<'_, S>, out: &mut Vec<u8>) {
+    let shared = conn.slot.state;
+    let ticket = conn.slot.ticket;
     let limits = &shared.limits;
     for served in 1..=limits.max_requests_per_connection {
         if conn.timeout_changed {
@@ -177,10 +185,16 @@ fn serve_connection<S: Stream>(conn: &mut Conn<S>, out: &mut Vec<u8>, shared: &S
                 return;
             }
         };
+        if !shared.serving(ticket) {
+            // Evicted just as its request completed: the socket is shut.
+            return;
+        }
+        let response = (shared.handler)(&request);
+        // Read after the handler, which may take long: a server stopped
+        // meanwhile says it closes.
         let keep = keep_alive
             && served < limits.max_requests_per_connection
             && !shared.stop.load(Ordering::Acquire);
-        let response = (shared.handler)(&request);
         let connection = match (keep, http10) {
             (false, _) => ConnHeader::Close,
             (true, true) => ConnHeader::KeepAlive,
@@ -188,7 +202,7 @@ fn serve_connection<S: Stream>(conn: &mut Conn<S>, out: &mut Vec<u8>, shared: &S
         };
         out.clear();
         encode(&response, request.method == "HEAD", connection, out);
-        if conn.stream.write_all(out).is_err() || !keep {
+        if conn.stream.write_all(out).is_err() || !keep || !shared.waiting(ticket) {
             return;
         }
     }
@@ -198,7 +212,7 @@ fn serve_connection<S: Stream>(conn: &mut Conn<S>, out: &mut Vec<u8>, shared: &S
 /// socket with unread input sends a reset, and a reset can make the client
 /// drop our error response before reading it; so we stop writing, then
 /// read and discard what is still coming for a short while.
-fn linger<S: Stream>(conn: &mut Conn<S>) {
+fn linger<S: Stream>(conn: &mut Conn<'_, S>) {
     if conn.stream.shutdown_write().is_err() {
         return;
     }
@@ -220,7 +234,7 @@ fn linger<S: Stream>(conn: &mut Conn<S>) {
 /// the client speaks HTTP/1.0. `Ok(None)` when the connection ended or
 /// idled out between requests, which is not an error.
 fn read_request<S: Stream>(
-    conn: &mut Conn<S>,
+    conn: &mut Conn<'_, S>,
     limits: &Limits,
 ) -> Result<Option<(Request, bool, bool)>, Reject> {
     let mut deadline = None;
@@ -295,7 +309,7 @@ fn read_request<S: Stream>(
     Ok(Some((request, head.keep_alive, head.http10)))
 }
 
-fn send_continue<S: Stream>(conn: &mut Conn<S>) -> Result<(), Reject> {
+fn send_continue<S: Stream>(conn: &mut Conn<'_, S>) -> Result<(), Reject> {
     conn.stream
         .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
         .map_err(|_| Reject::Close)
@@ -304,7 +318,7 @@ fn send_continue<S: Stream>(conn: &mut Conn<S>) -> Result<(), Reject> {
 /// Decodes a chunked body (RFC 9112 §7.1), refusing it as soon as it grows
 /// beyond `max_body`. Trailer fields are read and dropped.
 fn read_chunked<S: Stream>(
-    conn: &mut Conn<S>,
+    conn: &mut Conn<'_, S>,
     limits: &Limits,
     deadline: &mut Option<Instant>,
 ) -> Result<Vec<u8>, Reject> {
@@ -312,6 +326,7 @@ fn read_chunked<S: Stream>(
         stream,
         input,
         timeout_changed,
+        ..
     } = conn;
     // Failures of `fill` are already worded; the decoder passes them on.
     let mut fill_input = |input: &mut RecvBuf| {
