@@ -61,7 +61,7 @@ fn handle(tx: &Sender<Msg>, req: &Request) -> Response {
             Response {
                 status: 200,
                 headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
-                body: text.into_bytes(),
+                body: text.into_bytes().into(),
             }
         }
         Ok(v) => Response::json(200, &v),

@@ -6,6 +6,8 @@
 //! framing (`Content-Length`, chunked, or to end of stream), returning as
 //! soon as the body is complete: `-ping` as a whole process has 1 ms
 //! (SPEC §8), so there are no extra round trips and no waiting for close.
+//! A response that streams (`-logs NAME -follow`) is returned after its
+//! head, and its body handed over piece by piece as it arrives.
 
 use std::borrow::Cow;
 use std::error::Error;
@@ -156,6 +158,121 @@ pub fn unix_request(
     exchange(&mut stream, method, "localhost", url_path, &[], body).map_err(|f| f.at(&target))
 }
 
+/// A response read as far as its head: the status and headers are known,
+/// the body is still to come, piece by piece as the server sends it (SPEC
+/// §4.1 `GET /v3/jobs/NAME/logs?follow=1`).
+#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
+pub struct StreamingResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    stream: UnixStream,
+    input: RecvBuf,
+    framing: ResponseFraming,
+    target: String,
+}
+
+#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
+impl StreamingResponse {
+    /// The first header called `name`, ignoring ASCII case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        wire::header(&self.headers, name)
+    }
+
+    /// Reads the body, handing each piece to `on_piece` as it arrives (a
+    /// piece is whatever one read brought, not necessarily a whole chunk or
+    /// line), until the body ends or `on_piece` says stop. `idle` bounds
+    /// each wait for the next piece; zero waits for as long as the server
+    /// keeps the stream open. The body's size is not limited: nothing is
+    /// kept.
+    pub fn read_pieces(
+        mut self,
+        idle: Duration,
+        mut on_piece: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<(), HttpError> {
+        let target = std::mem::take(&mut self.target);
+        if let Err(source) = self
+            .stream
+            .set_read_timeout((!idle.is_zero()).then_some(idle))
+        {
+            return Err(HttpError::Io { target, source });
+        }
+        read_body(
+            &mut self.stream,
+            &mut self.input,
+            self.framing,
+            u64::MAX,
+            &mut on_piece,
+        )
+        .map_err(|f| f.at(&target))
+    }
+
+    /// The whole response, its body at most 64 MiB: for one that turned out
+    /// not to be a stream (an error's `{"error": ...}`). Reads with the
+    /// timeout the request was made with.
+    pub fn into_response(mut self) -> Result<ClientResponse, HttpError> {
+        let mut body = Vec::new();
+        read_body(
+            &mut self.stream,
+            &mut self.input,
+            self.framing,
+            MAX_BODY,
+            &mut |data| {
+                body.extend_from_slice(data);
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(|f| f.at(&self.target))?;
+        Ok(ClientResponse {
+            status: self.status,
+            headers: self.headers,
+            body,
+        })
+    }
+}
+
+/// One request to the server on the unix socket at `path`, returning as
+/// soon as the response's head has arrived; see `StreamingResponse` for
+/// the body. `timeout` bounds each read and write until then; zero means
+/// none.
+#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
+pub fn unix_request_streaming(
+    path: &Path,
+    method: &str,
+    url_path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<StreamingResponse, HttpError> {
+    let target = path.display().to_string();
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(source) => return Err(HttpError::Connect { target, source }),
+    };
+    let timeout = (!timeout.is_zero()).then_some(timeout);
+    let configured = stream
+        .set_read_timeout(timeout)
+        .and_then(|_| stream.set_write_timeout(timeout));
+    if let Err(source) = configured {
+        return Err(HttpError::Io { target, source });
+    }
+    let mut input = RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK));
+    let head = send_request(&mut stream, method, "localhost", url_path, &[], body)
+        .and_then(|()| read_head(&mut stream, &mut input))
+        .and_then(|(status, headers)| {
+            let framing = wire::response_framing(status, &headers, method == "HEAD")
+                .map_err(Failure::Malformed)?;
+            Ok((status, headers, framing))
+        });
+    let (status, headers, framing) = head.map_err(|f| f.at(&target))?;
+    Ok(StreamingResponse {
+        status,
+        headers,
+        stream,
+        input,
+        framing,
+        target,
+    })
+}
+
 /// One request to `addr` (`host:port`, sent as the `Host` header), trying
 /// each address it resolves to. `timeout` bounds the connect and each read
 /// and write; zero means none.
@@ -219,6 +336,19 @@ fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<ClientResponse, Failure> {
+    send_request(stream, method, host, path, headers, body)?;
+    read_response(stream, method == "HEAD")
+}
+
+/// Writes one request, in one write.
+fn send_request<S: Write>(
+    stream: &mut S,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<(), Failure> {
     let line_break = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
     if [method, host, path]
         .iter()
@@ -268,7 +398,7 @@ fn exchange<S: Read + Write>(
     }
     stream.write_all(&out)?;
     stream.flush()?;
-    read_response(stream, method == "HEAD")
+    Ok(())
 }
 
 /// One read from `reader` into `input`; `Ok(0)` at end of stream.
@@ -644,5 +774,87 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn streaming_request_hands_over_pieces_as_they_arrive() {
+        let (handler, feeds) = crate::http::conn::tests::streaming();
+        let u = unix_server(Limits::default(), handler);
+        let r = unix_request_streaming(&u.path, "GET", "/follow", None, T).unwrap();
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (200, Some("text/plain"))
+        );
+        let (tx, dropped) = feeds.next();
+        tx.send(Some(b"one\n".to_vec())).unwrap();
+        let mut got = Vec::new();
+        // The next piece is only produced once the first was handed over:
+        // a client that waited for the whole body would wait for ever.
+        r.read_pieces(T, |piece| {
+            got.extend_from_slice(piece);
+            match got.as_slice() {
+                b"one\n" => tx.send(Some(b"two\n".to_vec())).unwrap(),
+                b"one\ntwo\n" => tx.send(None).unwrap(),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(got, b"one\ntwo\n");
+        crate::http::server::tests::wait_for("the server to let go of the stream", || {
+            dropped.load(std::sync::atomic::Ordering::Acquire)
+        });
+    }
+
+    #[test]
+    fn streaming_stops_when_the_callback_says_so_and_the_server_notices() {
+        let (handler, feeds) = crate::http::conn::tests::streaming();
+        let limits = Limits {
+            stream_check: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let r = unix_request_streaming(&u.path, "GET", "/follow", None, T).unwrap();
+        let (tx, dropped) = feeds.next();
+        tx.send(Some(b"first".to_vec())).unwrap();
+        let mut pieces = 0;
+        r.read_pieces(Duration::ZERO, |_| {
+            pieces += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(pieces, 1);
+        crate::http::server::tests::wait_for("the server to let go of the stream", || {
+            dropped.load(std::sync::atomic::Ordering::Acquire)
+        });
+    }
+
+    #[test]
+    fn streaming_request_reads_any_framing_and_times_out_when_idle() {
+        let u = unix_server(Limits::default(), echo());
+        let r = unix_request_streaming(&u.path, "GET", "/v3/ping", None, T).unwrap();
+        let whole = r.into_response().unwrap();
+        assert_eq!((whole.status, whole.text().as_ref()), (200, "ok"));
+
+        let raw = raw_server(vec![b"HTTP/1.0 200 OK\r\n\r\nuntil ", b"close"], true);
+        let r = unix_request_streaming(&raw.path, "GET", "/", None, T).unwrap();
+        let mut got = Vec::new();
+        r.read_pieces(T, |p| {
+            got.extend_from_slice(p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(got, b"until close");
+
+        let raw = raw_server(
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n"],
+            false,
+        );
+        let r = unix_request_streaming(&raw.path, "GET", "/", None, T).unwrap();
+        let e = r
+            .read_pieces(Duration::from_millis(100), |_| ControlFlow::Continue(()))
+            .unwrap_err();
+        assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
+        raw.release.send(()).unwrap();
     }
 }

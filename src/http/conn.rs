@@ -1,6 +1,8 @@
 //! One connection on the server, from accept to close: reading requests
 //! under the idle timeout and the per-request deadline, keep-alive,
-//! answering, and lingering after a refusal so that the refusal is read.
+//! answering (a whole body, or a stream as it is produced), marking the
+//! connection's slot as waiting or being served, and lingering after a
+//! refusal so that the refusal is read.
 //!
 //! Each connection reads with a timeout, and a request that has begun must
 //! be complete within `read_timeout` of its first byte, so a client that
@@ -11,8 +13,10 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use super::pool::Slot;
-use super::server::{Limits, Request, Response, Stream};
-use super::wire::{self, ChunkError, ChunkRules, ConnHeader, Framing, RecvBuf, Refusal};
+use super::server::{Body, ChunkSource, Limits, Next, Request, Response, Stream};
+use super::wire::{
+    self, BodyFraming, ChunkError, ChunkRules, ConnHeader, Framing, RecvBuf, Refusal,
+};
 
 /// Bytes asked of each read(); a whole `/v3/ping` request fits in one.
 const READ_CHUNK: usize = 4096;
@@ -200,11 +204,67 @@ fn serve_connection<S: Stream>(conn: &mut Conn<'_, S>, out: &mut Vec<u8>) {
             (true, true) => ConnHeader::KeepAlive,
             (true, false) => ConnHeader::None,
         };
+        let head_only = request.method == "HEAD";
+        if let Body::Stream(source) = response.body {
+            let head = (response.status, response.headers.as_slice());
+            return stream_body(conn, out, head, source, head_only, http10);
+        }
         out.clear();
-        encode(&response, request.method == "HEAD", connection, out);
+        encode(&response, head_only, connection, out);
         if conn.stream.write_all(out).is_err() || !keep || !shared.waiting(ticket) {
             return;
         }
+    }
+}
+
+/// Sends a streaming response (see `Body::Stream`): the head, then a chunk
+/// per piece until the source ends, the client hangs up or stops reading,
+/// or the server stops. The connection closes afterwards. Its slot stays
+/// marked as being served throughout, so it is never evicted, and nothing
+/// is read but the check for a hang-up, so `read_timeout` does not apply.
+fn stream_body<S: Stream>(
+    conn: &mut Conn<'_, S>,
+    out: &mut Vec<u8>,
+    (status, headers): (u16, &[(String, String)]),
+    mut source: Box<dyn ChunkSource>,
+    head_only: bool,
+    http10: bool,
+) {
+    let state = conn.slot.state;
+    // HTTP/1.0 has no chunks: the body ends where the connection does.
+    let framing = if http10 {
+        BodyFraming::Close
+    } else {
+        BodyFraming::Chunked
+    };
+    out.clear();
+    wire::encode_head(status, headers, framing, ConnHeader::Close, out);
+    if conn.stream.write_all(out).is_err() || head_only || !wire::has_body(status) {
+        return;
+    }
+    while !state.stop.load(Ordering::Acquire) {
+        match source.next(state.limits.stream_check) {
+            Next::Chunk(data) if !data.is_empty() => {
+                out.clear();
+                if http10 {
+                    out.extend_from_slice(&data);
+                } else {
+                    wire::encode_chunk(&data, out);
+                }
+                if conn.stream.write_all(out).is_err() {
+                    return;
+                }
+            }
+            Next::Chunk(_) | Next::Idle => {
+                if conn.stream.peer_closed() {
+                    return;
+                }
+            }
+            Next::End => break,
+        }
+    }
+    if !http10 {
+        let _ = conn.stream.write_all(wire::LAST_CHUNK);
     }
 }
 
@@ -368,7 +428,8 @@ fn chunk_reject(e: ChunkError<Reject>, too_large: Reject) -> Reject {
 }
 
 /// Serialises a whole response into `out`, so that it goes out in one
-/// write (one syscall per response matters for SPEC §8's throughput).
+/// write (one syscall per response matters for SPEC §8's throughput); of a
+/// streaming response, the head.
 pub(super) fn encode(
     response: &Response,
     head_only: bool,
@@ -376,10 +437,290 @@ pub(super) fn encode(
     out: &mut Vec<u8>,
 ) {
     let status = response.status;
-    out.reserve(128 + response.body.len());
-    let framing = wire::BodyFraming::Length(response.body.len() as u64);
+    let body = match &response.body {
+        Body::Bytes(body) => body,
+        // Only the head: `stream_body` writes the rest.
+        Body::Stream(_) => {
+            return wire::encode_head(
+                status,
+                &response.headers,
+                BodyFraming::Chunked,
+                connection,
+                out,
+            )
+        }
+    };
+    out.reserve(128 + body.len());
+    let framing = BodyFraming::Length(body.len() as u64);
     wire::encode_head(status, &response.headers, framing, connection, out);
     if !head_only && wire::has_body(status) {
-        out.extend_from_slice(&response.body);
+        out.extend_from_slice(body);
+    }
+}
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+    use crate::http::server::tests::{connect, echo, read_all, unix_server, wait_for};
+    use crate::http::server::Handler;
+    use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    use std::thread;
+
+    /// A stream fed by the test: `Some(piece)` is sent, `None` ends it.
+    /// `dropped` is set once the server lets go of it.
+    struct Feed {
+        rx: Receiver<Option<Vec<u8>>>,
+        dropped: Arc<AtomicBool>,
+    }
+
+    impl ChunkSource for Feed {
+        fn next(&mut self, wait: Duration) -> Next {
+            match self.rx.recv_timeout(wait) {
+                Ok(Some(piece)) => Next::Chunk(piece),
+                Ok(None) | Err(RecvTimeoutError::Disconnected) => Next::End,
+                Err(RecvTimeoutError::Timeout) => Next::Idle,
+            }
+        }
+    }
+
+    impl Drop for Feed {
+        fn drop(&mut self) {
+            self.dropped.store(true, Ordering::Release);
+        }
+    }
+
+    /// The test's end of a stream: where to send its pieces, and whether
+    /// the server has let go of it.
+    pub(crate) type FeedEnd = (Sender<Option<Vec<u8>>>, Arc<AtomicBool>);
+
+    /// The test's end of each stream the handler starts, in order.
+    pub(crate) struct Feeds {
+        started: Receiver<FeedEnd>,
+    }
+
+    impl Feeds {
+        pub(crate) fn next(&self) -> FeedEnd {
+            self.started
+                .recv_timeout(Duration::from_secs(5))
+                .expect("the handler started a stream")
+        }
+    }
+
+    /// `/follow` streams a `Feed`; other paths are `echo`.
+    pub(crate) fn streaming() -> (Handler, Feeds) {
+        let (started_tx, started) = unbounded();
+        let started_tx = Mutex::new(started_tx);
+        let echo = echo();
+        let handler: Handler = Arc::new(move |r: &Request| {
+            if r.path != "/follow" {
+                return echo(r);
+            }
+            let (tx, rx) = unbounded();
+            let dropped = Arc::new(AtomicBool::new(false));
+            let _ = started_tx.lock().unwrap().send((tx, dropped.clone()));
+            Response::stream(200, "text/plain", Box::new(Feed { rx, dropped }))
+        });
+        (handler, Feeds { started })
+    }
+
+    /// Reads until `want` has arrived, failing (after 5 s) otherwise.
+    fn read_until(s: &mut UnixStream, got: &mut Vec<u8>, want: &[u8]) {
+        while !got.windows(want.len()).any(|w| w == want) {
+            let mut buf = [0u8; 4096];
+            let n = s.read(&mut buf).unwrap_or_else(|e| {
+                panic!(
+                    "{e} waiting for {:?}; got {:?}",
+                    String::from_utf8_lossy(want),
+                    String::from_utf8_lossy(got)
+                )
+            });
+            assert!(
+                n > 0,
+                "closed before {:?}; got {:?}",
+                String::from_utf8_lossy(want),
+                String::from_utf8_lossy(got)
+            );
+            got.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    #[test]
+    fn streamed_pieces_go_out_as_chunks_as_they_come() {
+        let (handler, feeds) = streaming();
+        let u = unix_server(Limits::default(), handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"GET /follow HTTP/1.1\r\n\r\n").unwrap();
+        let (tx, dropped) = feeds.next();
+        let mut got = Vec::new();
+        read_until(&mut s, &mut got, b"\r\n\r\n");
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        );
+        // Each piece arrives before the next is produced.
+        for (piece, chunk) in [
+            (&b"line one\n"[..], &b"9\r\nline one\n\r\n"[..]),
+            (&[b'x'; 300][..], &b"12c\r\nxxx"[..]),
+        ] {
+            got.clear();
+            tx.send(Some(piece.to_vec())).unwrap();
+            read_until(&mut s, &mut got, chunk);
+        }
+        tx.send(None).unwrap();
+        let all = String::from_utf8_lossy(&got).into_owned() + &read_all(&mut s);
+        assert!(all.ends_with("xxx\r\n0\r\n\r\n"), "{all:?}");
+        wait_for("source dropped", || dropped.load(Ordering::Acquire));
+        wait_for("slot released", || u.server.active_connections() == 0);
+    }
+
+    #[test]
+    fn a_client_hanging_up_ends_an_idle_stream() {
+        let (handler, feeds) = streaming();
+        let limits = Limits {
+            stream_check: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"GET /follow HTTP/1.1\r\n\r\n").unwrap();
+        let (_tx, dropped) = feeds.next();
+        read_until(&mut s, &mut Vec::new(), b"\r\n\r\n");
+        drop(s);
+        // Nothing is ever written again: only the idle check can notice.
+        wait_for("source dropped", || dropped.load(Ordering::Acquire));
+        wait_for("slot released", || u.server.active_connections() == 0);
+    }
+
+    #[test]
+    fn a_client_that_stops_reading_ends_the_stream_after_the_write_timeout() {
+        /// Always has more to send.
+        struct Endless(Arc<AtomicBool>);
+        impl ChunkSource for Endless {
+            fn next(&mut self, _: Duration) -> Next {
+                Next::Chunk(vec![b'x'; 64 * 1024])
+            }
+        }
+        impl Drop for Endless {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Release);
+            }
+        }
+        let dropped = Arc::new(AtomicBool::new(false));
+        let source_dropped = dropped.clone();
+        let handler: Handler = Arc::new(move |_: &Request| {
+            let source = Box::new(Endless(source_dropped.clone()));
+            Response::stream(200, "text/plain", source)
+        });
+        let limits = Limits {
+            write_timeout: Duration::from_millis(100),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"GET /follow HTTP/1.1\r\n\r\n").unwrap();
+        // Never read: the socket buffers fill and the write times out.
+        wait_for("source dropped", || dropped.load(Ordering::Acquire));
+        wait_for("slot released", || u.server.active_connections() == 0);
+        drop(s);
+    }
+
+    #[test]
+    fn a_stream_keeps_its_slot_past_the_read_timeout_and_is_never_evicted() {
+        let (handler, feeds) = streaming();
+        let limits = Limits {
+            max_connections: 1,
+            read_timeout: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"GET /follow HTTP/1.1\r\n\r\n").unwrap();
+        let (tx, _dropped) = feeds.next();
+        let mut got = Vec::new();
+        read_until(&mut s, &mut got, b"\r\n\r\n");
+        // The only slot is streaming: a newcomer is refused, not let in.
+        let mut other = connect(&u.path);
+        let _ = other.write_all(b"GET /v3/ping HTTP/1.1\r\n\r\n");
+        let refused = read_all(&mut other);
+        assert!(refused.starts_with("HTTP/1.1 503 "), "{refused}");
+        assert_eq!(u.server.evicted(), 0);
+        // Well past the read timeout, the stream still flows.
+        thread::sleep(Duration::from_millis(200));
+        tx.send(Some(b"late".to_vec())).unwrap();
+        read_until(&mut s, &mut got, b"4\r\nlate\r\n");
+        tx.send(None).unwrap();
+        assert!(read_all(&mut s).ends_with("0\r\n\r\n"));
+    }
+
+    #[test]
+    fn head_and_http10_streams() {
+        let (handler, feeds) = streaming();
+        let u = unix_server(Limits::default(), handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"HEAD /follow HTTP/1.1\r\n\r\n").unwrap();
+        let (_tx, dropped) = feeds.next();
+        let got = read_all(&mut s);
+        assert!(
+            got.ends_with("Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"),
+            "{got:?}"
+        );
+        wait_for("source dropped", || dropped.load(Ordering::Acquire));
+
+        // HTTP/1.0 has no chunks: the body is unframed and ends with the
+        // connection.
+        let mut s = connect(&u.path);
+        s.write_all(b"GET /follow HTTP/1.0\r\n\r\n").unwrap();
+        let (tx, _) = feeds.next();
+        tx.send(Some(b"a\n".to_vec())).unwrap();
+        tx.send(Some(b"b\n".to_vec())).unwrap();
+        tx.send(None).unwrap();
+        let got = read_all(&mut s);
+        assert!(!got.contains("Transfer-Encoding"), "{got:?}");
+        assert!(got.ends_with("Connection: close\r\n\r\na\nb\n"), "{got:?}");
+    }
+
+    #[test]
+    fn stopping_the_server_ends_its_streams() {
+        let (handler, feeds) = streaming();
+        let limits = Limits {
+            stream_check: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"GET /follow HTTP/1.1\r\n\r\n").unwrap();
+        let (_tx, _) = feeds.next();
+        u.server.stop();
+        assert!(read_all(&mut s).ends_with("\r\n\r\n0\r\n\r\n"));
+    }
+
+    #[test]
+    fn a_slow_handler_is_answered_whatever_the_read_timeout() {
+        let (release, released) = bounded::<()>(1);
+        let released = Mutex::new(released);
+        let handler: Handler = Arc::new(move |_: &Request| {
+            let _ = released.lock().unwrap().recv();
+            Response::text(200, "done")
+        });
+        let limits = Limits {
+            read_timeout: Duration::from_millis(50),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let mut s = connect(&u.path);
+        s.write_all(b"POST /v3/jobs/app/stop HTTP/1.1\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        // Several read timeouts pass while the handler waits.
+        thread::sleep(Duration::from_millis(250));
+        release.send(()).unwrap();
+        let got = read_all(&mut s);
+        assert!(
+            got.starts_with("HTTP/1.1 200 OK\r\n") && got.ends_with("done"),
+            "{got}"
+        );
     }
 }

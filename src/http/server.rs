@@ -15,11 +15,91 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use nix::errno::Errno;
+use nix::sys::socket::{recv, MsgFlags};
+
 use super::pool::{self, Control};
 
 /// What the server calls for every well-formed request, on the
 /// connection's own thread.
+///
+/// A handler may take as long as it needs, e.g. to answer only once a job's
+/// process is gone (SPEC §4.1 `POST /v3/jobs/NAME/stop`): nothing in the
+/// server times a handler out. `read_timeout` bounds only waiting for a
+/// request and `write_timeout` only writing the response, and a connection
+/// whose handler runs is never evicted. Bounding the wait is the handler's
+/// business.
 pub type Handler = Arc<dyn Fn(&Request) -> Response + Send + Sync>;
+
+/// A response body produced piece by piece, for as long as it lasts (SPEC
+/// §4.1 `GET /v3/jobs/NAME/logs?follow=1`). Called on the connection's
+/// thread, one call at a time.
+pub trait ChunkSource: Send {
+    /// The next piece of the body, waiting at most about `wait` for one.
+    fn next(&mut self, wait: Duration) -> Next;
+}
+
+/// What a `ChunkSource` has to say.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(dead_code)] // for the follow-logs endpoint (SPEC §4.1) and tests
+pub enum Next {
+    /// Send this (one chunk; empty counts as `Idle`).
+    Chunk(Vec<u8>),
+    /// Nothing new within `wait`: the server checks whether the client is
+    /// still there (and whether the server is stopping) and asks again.
+    Idle,
+    /// The body is complete.
+    End,
+}
+
+/// What follows a response's head.
+pub enum Body {
+    /// The whole body, sent with `Content-Length`.
+    Bytes(Vec<u8>),
+    /// A body sent as it is produced, with `Transfer-Encoding: chunked`
+    /// (to an HTTP/1.0 client: unframed, ending with the connection). The
+    /// connection is closed afterwards; it keeps its slot meanwhile, is
+    /// never evicted and is not subject to `read_timeout`. It ends when
+    /// the source says `End`, when the client hangs up or stops reading
+    /// (a write blocked for `write_timeout`), or when the server stops.
+    #[allow(dead_code)] // for the follow-logs endpoint (SPEC §4.1) and tests
+    Stream(Box<dyn ChunkSource>),
+}
+
+impl Body {
+    /// The bytes of a whole body; `None` for a stream.
+    #[cfg(test)]
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Body::Bytes(b) => Some(b),
+            Body::Stream(_) => None,
+        }
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Bytes(b) => f
+                .debug_tuple("Bytes")
+                .field(&String::from_utf8_lossy(b))
+                .finish(),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Body {
+        Body::Bytes(bytes)
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Body {
+        Body::Bytes(text.into_bytes())
+    }
+}
 
 /// Limits applied to every connection; `Limits::default()` is what SPEC §4
 /// asks of the control plane.
@@ -45,6 +125,9 @@ pub struct Limits {
     pub max_headers: usize,
     /// Requests served on one keep-alive connection before it is closed.
     pub max_requests_per_connection: usize,
+    /// How long a streaming response waits for its next piece before it
+    /// checks whether the client hung up (`ChunkSource::next`'s `wait`).
+    pub stream_check: Duration,
 }
 
 impl Default for Limits {
@@ -57,6 +140,7 @@ impl Default for Limits {
             max_head: 16 * 1024,
             max_headers: 100,
             max_requests_per_connection: 1000,
+            stream_check: Duration::from_secs(1),
         }
     }
 }
@@ -82,13 +166,13 @@ impl Request {
     }
 }
 
-/// A response to write. `Content-Length` and `Connection` are written by
-/// the server; if given here they are ignored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A response to write. `Content-Length`, `Transfer-Encoding` and
+/// `Connection` are written by the server; if given here they are ignored.
+#[derive(Debug)]
 pub struct Response {
     pub status: u16,
     pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
+    pub body: Body,
 }
 
 impl Response {
@@ -97,7 +181,18 @@ impl Response {
         Response {
             status,
             headers: Vec::new(),
-            body: Vec::new(),
+            body: Body::Bytes(Vec::new()),
+        }
+    }
+
+    /// A body of type `content_type` sent as `source` produces it (see
+    /// `Body::Stream`).
+    #[allow(dead_code)] // for the follow-logs endpoint (SPEC §4.1) and tests
+    pub fn stream(status: u16, content_type: &str, source: Box<dyn ChunkSource>) -> Response {
+        Response {
+            status,
+            headers: vec![("Content-Type".into(), content_type.into())],
+            body: Body::Stream(source),
         }
     }
 
@@ -106,7 +201,7 @@ impl Response {
         Response {
             status,
             headers: vec![("Content-Type".into(), "text/plain; charset=utf-8".into())],
-            body: body.into().into_bytes(),
+            body: Body::Bytes(body.into().into_bytes()),
         }
     }
 
@@ -125,7 +220,7 @@ impl Response {
         Response {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: body.into(),
+            body: Body::Bytes(body.into()),
         }
     }
 
@@ -203,6 +298,22 @@ pub trait Stream: Read + Write + AsRawFd + Send + 'static {
     /// Transport-specific set-up of a fresh connection.
     fn tune(&self) -> io::Result<()> {
         Ok(())
+    }
+    /// Whether the client has hung up, without blocking: while a streaming
+    /// response waits for its next piece nothing else would notice. What
+    /// the client sent meanwhile is read and dropped (a streaming response
+    /// is the connection's last).
+    fn peer_closed(&self) -> bool {
+        let mut scratch = [0u8; 512];
+        for _ in 0..16 {
+            match recv(self.as_raw_fd(), &mut scratch, MsgFlags::MSG_DONTWAIT) {
+                Ok(0) => return true,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(Errno::EAGAIN) => return false,
+                Err(_) => return true,
+            }
+        }
+        false
     }
 }
 
@@ -886,8 +997,8 @@ pub(super) mod tests {
         );
         let j = Response::json(422, &serde_json::json!({"error": "x"}));
         assert_eq!(
-            (j.header("content-type"), j.body.as_slice()),
-            (Some("application/json"), &br#"{"error":"x"}"#[..])
+            (j.header("content-type"), j.body.as_bytes()),
+            (Some("application/json"), Some(&br#"{"error":"x"}"#[..]))
         );
     }
 }

@@ -563,6 +563,9 @@ pub(super) enum ConnHeader {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum BodyFraming {
     Length(u64),
+    Chunked,
+    /// The body ends when the connection closes (HTTP/1.0 has no chunks).
+    Close,
 }
 
 /// Whether a response with this status has a body at all (RFC 9110 §6.4.1:
@@ -604,10 +607,17 @@ pub(super) fn encode_head(
     // 1xx and 204 must not carry Content-Length; 304 says 0 (it has no body
     // whatever its representation's length).
     if !(status < 200 || status == 204) {
-        let BodyFraming::Length(n) = framing;
-        out.extend_from_slice(b"Content-Length: ");
-        push_decimal(out, if has_body(status) { n } else { 0 });
-        out.extend_from_slice(b"\r\n");
+        match framing {
+            BodyFraming::Length(n) => {
+                out.extend_from_slice(b"Content-Length: ");
+                push_decimal(out, if has_body(status) { n } else { 0 });
+                out.extend_from_slice(b"\r\n");
+            }
+            BodyFraming::Chunked if has_body(status) => {
+                out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+            }
+            BodyFraming::Chunked | BodyFraming::Close => {}
+        }
     }
     match connection {
         ConnHeader::None => {}
@@ -616,6 +626,32 @@ pub(super) fn encode_head(
     }
     out.extend_from_slice(b"\r\n");
 }
+
+/// Appends one chunk (size line, data, CRLF) of a chunked body; empty data
+/// would end the body, so it writes nothing.
+pub(super) fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
+    if data.is_empty() {
+        return;
+    }
+    let mut size = data.len();
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[size % 16];
+        size /= 16;
+        if size == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(b"\r\n");
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
+}
+
+/// The last chunk and an empty trailer section.
+pub(super) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Appends `n` in decimal without going through `fmt`.
 fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
