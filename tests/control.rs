@@ -580,3 +580,113 @@ fn reload_moves_the_socket_telemetry_and_logging() {
     assert_eq!(d.wait_exit(TIMEOUT), 0);
     assert!(!new_socket.exists());
 }
+
+/// A daemon with one long-running job, its control socket answering.
+fn one_job_daemon(dir: &Dir) -> Daemon {
+    let cfg = dir
+        .cfg()
+        .jobs(&format!(
+            r#"[{{ name: "app", exec: {} }}]"#,
+            dir.sh("app", "exec sleep 1000")
+        ))
+        .write();
+    let mut d = Daemon::start(&cfg, &[]);
+    d.wait_started();
+    wait_for_socket(&dir.socket(), TIMEOUT);
+    d
+}
+
+/// Slots on the control socket (`Limits::default().max_connections`) plus
+/// the threads kept waiting in accept() (`pool::MAX_IDLE_THREADS`): the most
+/// threads its server may run.
+const CONTROL_THREADS: u64 = 128 + 4;
+
+/// Opens `n` connections that never send anything.
+fn idle_connections(socket: &std::path::Path, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|i| {
+            UnixStream::connect(socket)
+                .unwrap_or_else(|e| panic!("connection {i} to {}: {e}", socket.display()))
+        })
+        .collect()
+}
+
+/// Opens `n` connections that send part of a request and stall: a request
+/// line cut short, or a head without its end.
+fn half_sent_connections(socket: &std::path::Path, n: usize) -> Vec<UnixStream> {
+    (0..n)
+        .map(|i| {
+            let mut s = UnixStream::connect(socket)
+                .unwrap_or_else(|e| panic!("connection {i} to {}: {e}", socket.display()));
+            let part: &[u8] = if i % 2 == 0 {
+                b"GET /v3/pi"
+            } else {
+                b"POST /v3/env HTTP/1.1\r\nHost: x\r\nContent-Le"
+            };
+            s.write_all(part)
+                .unwrap_or_else(|e| panic!("half request {i}: {e}"));
+            s
+        })
+        .collect()
+}
+
+/// Fuzzing found that 200 idle connections on the control socket made
+/// every `GET /v3/ping` answer 503 until they timed out (5 s): the bound on
+/// connections refused newcomers instead of closing idle ones (SPEC §4).
+#[test]
+fn regression_200_idle_connections_made_ping_answer_503() {
+    let dir = Dir::new("idle200");
+    let d = one_job_daemon(&dir);
+    let s = dir.socket();
+    raise_fd_limit(1024);
+    let idle = idle_connections(&s, 200);
+    for i in 0..18 {
+        let r = uds_request(&s, "GET", "/v3/ping", "");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "ok"),
+            "ping {i} with 200 idle connections open"
+        );
+    }
+    drop(idle);
+    drop(d);
+}
+
+/// SPEC §8: `/v3/ping` is "still answered with 500 idle or half-sent
+/// connections open", and the server's threads stay within its bound.
+#[test]
+fn ping_answers_with_500_idle_and_500_half_sent_connections_open() {
+    let dir = Dir::new("idle1000");
+    let d = one_job_daemon(&dir);
+    let s = dir.socket();
+    let pid = d.pid();
+    raise_fd_limit(2048);
+    let before = proc_status(pid, "Threads").expect("Threads in /proc/PID/status");
+    let rss_before = proc_status(pid, "VmRSS").expect("VmRSS in /proc/PID/status");
+    let idle = idle_connections(&s, 500);
+    let half = half_sent_connections(&s, 500);
+    for i in 0..10 {
+        let r = uds_request(&s, "GET", "/v3/ping", "");
+        assert_eq!(
+            (r.status, r.body.as_str()),
+            (200, "ok"),
+            "ping {i} with 500 idle and 500 half-sent connections open"
+        );
+    }
+    let threads = proc_status(pid, "Threads").expect("Threads");
+    let rss = proc_status(pid, "VmRSS").expect("VmRSS");
+    assert!(
+        threads <= before + CONTROL_THREADS,
+        "{threads} threads with 1000 connections open, {before} before; \
+         the control server may add at most {CONTROL_THREADS}"
+    );
+    // A thread per slot costs its touched stack and buffers, not the
+    // connections beyond the slots: generous, but far below what a thread
+    // or a buffer per connection would cost.
+    assert!(
+        rss <= rss_before + 8 * 1024,
+        "VmRSS {rss} kB with 1000 connections open, {rss_before} kB before"
+    );
+    drop((idle, half));
+    drop(d);
+}

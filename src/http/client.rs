@@ -6,23 +6,28 @@
 //! framing (`Content-Length`, chunked, or to end of stream), returning as
 //! soon as the body is complete: `-ping` as a whole process has 1 ms
 //! (SPEC §8), so there are no extra round trips and no waiting for close.
+//! A response that streams (`-logs NAME -follow`) is returned after its
+//! head, and its body handed over piece by piece as it arrives.
 
 use std::borrow::Cow;
 use std::error::Error;
 use std::fmt;
 use std::io::{self, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
+use std::ops::ControlFlow;
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
-use super::server::find_head_end;
+use super::wire::{self, ChunkError, ChunkRules, RecvBuf, ResponseFraming};
 
 /// Largest response head we accept.
 const MAX_HEAD: usize = 64 * 1024;
 /// Largest response body we accept: a Consul catalog can be big, but a
 /// server that sends without end must not exhaust our memory.
-const MAX_BODY: usize = 64 * 1024 * 1024;
+const MAX_BODY: u64 = 64 * 1024 * 1024;
+/// A chunk-size line is a hex number plus optional extensions.
+const MAX_CHUNK_LINE: usize = 1024;
 /// Bytes asked of each read.
 const READ_CHUNK: usize = 8192;
 
@@ -36,8 +41,9 @@ pub struct ClientResponse {
 
 impl ClientResponse {
     /// The first header called `name`, ignoring ASCII case.
+    #[allow(dead_code)] // for callers; the tests use it
     pub fn header(&self, name: &str) -> Option<&str> {
-        super::header(&self.headers, name)
+        wire::header(&self.headers, name)
     }
 
     /// The body as text, with invalid UTF-8 replaced.
@@ -152,6 +158,121 @@ pub fn unix_request(
     exchange(&mut stream, method, "localhost", url_path, &[], body).map_err(|f| f.at(&target))
 }
 
+/// A response read as far as its head: the status and headers are known,
+/// the body is still to come, piece by piece as the server sends it (SPEC
+/// §4.1 `GET /v3/jobs/NAME/logs?follow=1`).
+#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
+pub struct StreamingResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    stream: UnixStream,
+    input: RecvBuf,
+    framing: ResponseFraming,
+    target: String,
+}
+
+#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
+impl StreamingResponse {
+    /// The first header called `name`, ignoring ASCII case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        wire::header(&self.headers, name)
+    }
+
+    /// Reads the body, handing each piece to `on_piece` as it arrives (a
+    /// piece is whatever one read brought, not necessarily a whole chunk or
+    /// line), until the body ends or `on_piece` says stop. `idle` bounds
+    /// each wait for the next piece; zero waits for as long as the server
+    /// keeps the stream open. The body's size is not limited: nothing is
+    /// kept.
+    pub fn read_pieces(
+        mut self,
+        idle: Duration,
+        mut on_piece: impl FnMut(&[u8]) -> ControlFlow<()>,
+    ) -> Result<(), HttpError> {
+        let target = std::mem::take(&mut self.target);
+        if let Err(source) = self
+            .stream
+            .set_read_timeout((!idle.is_zero()).then_some(idle))
+        {
+            return Err(HttpError::Io { target, source });
+        }
+        read_body(
+            &mut self.stream,
+            &mut self.input,
+            self.framing,
+            u64::MAX,
+            &mut on_piece,
+        )
+        .map_err(|f| f.at(&target))
+    }
+
+    /// The whole response, its body at most 64 MiB: for one that turned out
+    /// not to be a stream (an error's `{"error": ...}`). Reads with the
+    /// timeout the request was made with.
+    pub fn into_response(mut self) -> Result<ClientResponse, HttpError> {
+        let mut body = Vec::new();
+        read_body(
+            &mut self.stream,
+            &mut self.input,
+            self.framing,
+            MAX_BODY,
+            &mut |data| {
+                body.extend_from_slice(data);
+                ControlFlow::Continue(())
+            },
+        )
+        .map_err(|f| f.at(&self.target))?;
+        Ok(ClientResponse {
+            status: self.status,
+            headers: self.headers,
+            body,
+        })
+    }
+}
+
+/// One request to the server on the unix socket at `path`, returning as
+/// soon as the response's head has arrived; see `StreamingResponse` for
+/// the body. `timeout` bounds each read and write until then; zero means
+/// none.
+#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
+pub fn unix_request_streaming(
+    path: &Path,
+    method: &str,
+    url_path: &str,
+    body: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<StreamingResponse, HttpError> {
+    let target = path.display().to_string();
+    let mut stream = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(source) => return Err(HttpError::Connect { target, source }),
+    };
+    let timeout = (!timeout.is_zero()).then_some(timeout);
+    let configured = stream
+        .set_read_timeout(timeout)
+        .and_then(|_| stream.set_write_timeout(timeout));
+    if let Err(source) = configured {
+        return Err(HttpError::Io { target, source });
+    }
+    let mut input = RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK));
+    let head = send_request(&mut stream, method, "localhost", url_path, &[], body)
+        .and_then(|()| read_head(&mut stream, &mut input))
+        .and_then(|(status, headers)| {
+            let framing = wire::response_framing(status, &headers, method == "HEAD")
+                .map_err(Failure::Malformed)?;
+            Ok((status, headers, framing))
+        });
+    let (status, headers, framing) = head.map_err(|f| f.at(&target))?;
+    Ok(StreamingResponse {
+        status,
+        headers,
+        stream,
+        input,
+        framing,
+        target,
+    })
+}
+
 /// One request to `addr` (`host:port`, sent as the `Host` header), trying
 /// each address it resolves to. `timeout` bounds the connect and each read
 /// and write; zero means none.
@@ -215,6 +336,19 @@ fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<ClientResponse, Failure> {
+    send_request(stream, method, host, path, headers, body)?;
+    read_response(stream, method == "HEAD")
+}
+
+/// Writes one request, in one write.
+fn send_request<S: Write>(
+    stream: &mut S,
+    method: &str,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Result<(), Failure> {
     let line_break = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
     if [method, host, path]
         .iter()
@@ -264,80 +398,28 @@ fn exchange<S: Read + Write>(
     }
     stream.write_all(&out)?;
     stream.flush()?;
-    read_response(stream, method == "HEAD")
+    Ok(())
 }
 
-/// Bytes received but not yet parsed, over a reader.
-struct Input<'a, R> {
-    reader: &'a mut R,
-    buf: Vec<u8>,
-    pos: usize,
+/// One read from `reader` into `input`; `Ok(0)` at end of stream.
+fn fill<R: Read>(reader: &mut R, input: &mut RecvBuf) -> Result<usize, Failure> {
+    Ok(input.read_from(reader, READ_CHUNK)?)
 }
 
-impl<R: Read> Input<'_, R> {
-    fn buffered(&self) -> &[u8] {
-        &self.buf[self.pos..]
-    }
-
-    /// Reads more; `Ok(0)` at end of stream.
-    fn fill(&mut self) -> Result<usize, Failure> {
-        if self.pos > 0 {
-            self.buf.drain(..self.pos);
-            self.pos = 0;
-        }
-        Ok(super::read_append(
-            &mut self.reader,
-            &mut self.buf,
-            READ_CHUNK,
-        )?)
-    }
-
-    /// Reads until at least `n` bytes are buffered.
-    fn fill_to(&mut self, n: usize, eof: &'static str) -> Result<(), Failure> {
-        while self.buffered().len() < n {
-            if self.fill()? == 0 {
-                return Err(Failure::Malformed(eof));
-            }
-        }
-        Ok(())
-    }
-
-    /// Takes the next line, without its line ending.
-    fn line(&mut self, max: usize) -> Result<Vec<u8>, Failure> {
-        loop {
-            let data = self.buffered();
-            if let Some((len, total)) = super::line_end(data) {
-                let line = data[..len].to_vec();
-                self.pos += total;
-                return Ok(line);
-            }
-            if data.len() > max {
-                return Err(Failure::Malformed("line too long in chunked body"));
-            }
-            if self.fill()? == 0 {
-                return Err(Failure::Malformed(
-                    "the connection closed in the middle of a chunked body",
-                ));
-            }
-        }
-    }
-}
-
-fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
-    let mut input = Input {
-        reader,
-        buf: Vec::with_capacity(READ_CHUNK),
-        pos: 0,
-    };
-    let (status, headers) = loop {
+/// Reads a response head, skipping interim (1xx) responses.
+fn read_head<R: Read>(
+    reader: &mut R,
+    input: &mut RecvBuf,
+) -> Result<(u16, Vec<(String, String)>), Failure> {
+    loop {
         let head_len = loop {
-            if let Some(end) = find_head_end(input.buffered()) {
+            if let Some(end) = wire::find_head_end(input.buffered()) {
                 break end;
             }
             if input.buffered().len() > MAX_HEAD {
                 return Err(Failure::Malformed("response header section too large"));
             }
-            if input.fill()? == 0 {
+            if fill(reader, input)? == 0 {
                 return Err(Failure::Malformed(if input.buffered().is_empty() {
                     "the server closed the connection without answering"
                 } else {
@@ -347,119 +429,108 @@ fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientRespo
         };
         let head = std::str::from_utf8(&input.buffered()[..head_len])
             .map_err(|_| Failure::Malformed("response header is not valid UTF-8"))?;
-        let (status, headers) = parse_head(head)?;
-        input.pos += head_len;
+        let (status, headers) = wire::parse_response_head(head).map_err(Failure::Malformed)?;
+        input.consume(head_len);
         // An interim response (100 Continue) is followed by the real one.
         if (100..200).contains(&status) && status != 101 {
             continue;
         }
-        break (status, headers);
-    };
-    let mut response = ClientResponse {
-        status,
-        headers,
-        body: Vec::new(),
-    };
-    if head_only || status < 200 || status == 204 || status == 304 {
-        return Ok(response);
+        return Ok((status, headers));
     }
+}
 
-    let chunked = response.header("transfer-encoding").is_some_and(|te| {
-        te.rsplit(',')
-            .next()
-            .is_some_and(|c| c.trim().eq_ignore_ascii_case("chunked"))
-    });
-    if chunked {
-        response.body = read_chunked(&mut input)?;
-    } else if let Some(length) = response.header("content-length") {
-        let length: usize = length
-            .trim()
-            .parse()
-            .map_err(|_| Failure::Malformed("malformed Content-Length"))?;
-        if length > MAX_BODY {
-            return Err(Failure::Malformed("response body too large"));
+/// Reads a body framed as `framing`, handing it to `sink` piece by piece as
+/// it arrives, until it ends or `sink` says stop. More than `max_body`
+/// bytes is an error.
+fn read_body<R: Read>(
+    reader: &mut R,
+    input: &mut RecvBuf,
+    framing: ResponseFraming,
+    max_body: u64,
+    sink: &mut impl FnMut(&[u8]) -> ControlFlow<()>,
+) -> Result<(), Failure> {
+    const TOO_LARGE: Failure = Failure::Malformed("response body too large");
+    match framing {
+        ResponseFraming::None => Ok(()),
+        ResponseFraming::Length(length) => {
+            if length > max_body {
+                return Err(TOO_LARGE);
+            }
+            let mut left = length;
+            while left > 0 {
+                if input.buffered().is_empty() && fill(reader, input)? == 0 {
+                    return Err(Failure::Malformed(
+                        "the connection closed before the end of the body",
+                    ));
+                }
+                let data = input.buffered();
+                let n = data.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+                let flow = sink(&data[..n]);
+                input.consume(n);
+                left -= n as u64;
+                if flow.is_break() {
+                    break;
+                }
+            }
+            Ok(())
         }
-        input.fill_to(length, "the connection closed before the end of the body")?;
-        response.body = input.buffered()[..length].to_vec();
-    } else {
-        // No framing: the body ends with the connection (RFC 9112 §6.3).
-        while input.fill()? > 0 {
-            if input.buffered().len() > MAX_BODY {
-                return Err(Failure::Malformed("response body too large"));
+        ResponseFraming::UntilClose => {
+            // No framing: the body ends with the connection (RFC 9112 §6.3).
+            let mut total = 0u64;
+            loop {
+                let data = input.buffered();
+                total += data.len() as u64;
+                if total > max_body {
+                    return Err(TOO_LARGE);
+                }
+                let flow = sink(data);
+                input.clear();
+                if flow.is_break() || fill(reader, input)? == 0 {
+                    return Ok(());
+                }
             }
         }
-        response.body = input.buffered().to_vec();
-    }
-    Ok(response)
-}
-
-fn parse_head(head: &str) -> Result<(u16, Vec<(String, String)>), Failure> {
-    let mut lines = head.split('\n').map(|l| l.strip_suffix('\r').unwrap_or(l));
-    let status_line = lines.next().unwrap_or_default();
-    let mut parts = status_line.splitn(3, ' ');
-    let version = parts.next().unwrap_or_default();
-    let code = parts.next().unwrap_or_default();
-    if !version.starts_with("HTTP/1.")
-        || code.len() != 3
-        || !code.bytes().all(|b| b.is_ascii_digit())
-    {
-        return Err(Failure::Malformed("not an HTTP/1.x status line"));
-    }
-    let status: u16 = code
-        .parse()
-        .map_err(|_| Failure::Malformed("not an HTTP/1.x status line"))?;
-    let mut headers = Vec::new();
-    for line in lines {
-        if line.is_empty() {
-            break;
+        ResponseFraming::Chunked => {
+            const CLOSED: &str = "the connection closed in the middle of a chunked body";
+            let rules = ChunkRules {
+                max_line: MAX_CHUNK_LINE,
+                max_body,
+                strict: false,
+            };
+            let mut fill_input = |input: &mut RecvBuf| fill(reader, input);
+            let flow =
+                wire::read_chunks(input, &mut fill_input, rules, sink).map_err(|e| match e {
+                    ChunkError::Fill(f) => f,
+                    ChunkError::Malformed => Failure::Malformed("malformed chunked body"),
+                    ChunkError::LineTooLong => Failure::Malformed("line too long in chunked body"),
+                    ChunkError::TooLarge => TOO_LARGE,
+                    ChunkError::Closed => Failure::Malformed(CLOSED),
+                })?;
+            // Trailer fields are read and dropped; a server that closes
+            // right after the last chunk has still sent the whole body.
+            if flow.is_continue() {
+                let _ = wire::skip_trailers(input, &mut fill_input, MAX_HEAD, usize::MAX);
+            }
+            Ok(())
         }
-        let (name, value) = line
-            .split_once(':')
-            .ok_or(Failure::Malformed("malformed response header"))?;
-        headers.push((
-            name.trim().to_owned(),
-            value.trim_matches([' ', '\t']).to_owned(),
-        ));
     }
-    Ok((status, headers))
 }
 
-fn read_chunked<R: Read>(input: &mut Input<'_, R>) -> Result<Vec<u8>, Failure> {
-    const BAD: Failure = Failure::Malformed("malformed chunked body");
+fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
+    let mut input = RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK));
+    let (status, headers) = read_head(reader, &mut input)?;
+    let framing =
+        wire::response_framing(status, &headers, head_only).map_err(Failure::Malformed)?;
     let mut body = Vec::new();
-    loop {
-        let line = input.line(1024)?;
-        let digits = line.split(|&b| b == b';').next().unwrap_or_default();
-        let digits = std::str::from_utf8(digits).map_err(|_| BAD)?.trim();
-        if digits.is_empty() || digits.len() > 16 {
-            return Err(BAD);
-        }
-        let size = u64::from_str_radix(digits, 16).map_err(|_| BAD)?;
-        if size == 0 {
-            break;
-        }
-        if size > (MAX_BODY - body.len()) as u64 {
-            return Err(Failure::Malformed("response body too large"));
-        }
-        let size = size as usize;
-        input.fill_to(
-            size,
-            "the connection closed in the middle of a chunked body",
-        )?;
-        body.extend_from_slice(&input.buffered()[..size]);
-        input.pos += size;
-        if !input.line(2)?.is_empty() {
-            return Err(BAD);
-        }
-    }
-    // Trailer fields are read and dropped; a server that closes right after
-    // the last chunk has still sent the whole body.
-    loop {
-        match input.line(MAX_HEAD) {
-            Ok(line) if !line.is_empty() => continue,
-            _ => return Ok(body),
-        }
-    }
+    read_body(reader, &mut input, framing, MAX_BODY, &mut |data| {
+        body.extend_from_slice(data);
+        ControlFlow::Continue(())
+    })?;
+    Ok(ClientResponse {
+        status,
+        headers,
+        body,
+    })
 }
 
 #[cfg(test)]
@@ -508,7 +579,7 @@ mod tests {
             let (mut s, _) = listener.accept().unwrap();
             s.set_read_timeout(Some(T)).unwrap();
             let mut request = Vec::new();
-            while find_head_end(&request).is_none() {
+            while wire::find_head_end(&request).is_none() {
                 let mut chunk = [0u8; 1024];
                 let n = s.read(&mut chunk).unwrap();
                 if n == 0 {
@@ -703,5 +774,87 @@ mod tests {
                 "{e}"
             );
         }
+    }
+
+    #[test]
+    fn streaming_request_hands_over_pieces_as_they_arrive() {
+        let (handler, feeds) = crate::http::conn::tests::streaming();
+        let u = unix_server(Limits::default(), handler);
+        let r = unix_request_streaming(&u.path, "GET", "/follow", None, T).unwrap();
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (200, Some("text/plain"))
+        );
+        let (tx, dropped) = feeds.next();
+        tx.send(Some(b"one\n".to_vec())).unwrap();
+        let mut got = Vec::new();
+        // The next piece is only produced once the first was handed over:
+        // a client that waited for the whole body would wait for ever.
+        r.read_pieces(T, |piece| {
+            got.extend_from_slice(piece);
+            match got.as_slice() {
+                b"one\n" => tx.send(Some(b"two\n".to_vec())).unwrap(),
+                b"one\ntwo\n" => tx.send(None).unwrap(),
+                _ => {}
+            }
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(got, b"one\ntwo\n");
+        crate::http::server::tests::wait_for("the server to let go of the stream", || {
+            dropped.load(std::sync::atomic::Ordering::Acquire)
+        });
+    }
+
+    #[test]
+    fn streaming_stops_when_the_callback_says_so_and_the_server_notices() {
+        let (handler, feeds) = crate::http::conn::tests::streaming();
+        let limits = Limits {
+            stream_check: Duration::from_millis(20),
+            ..Limits::default()
+        };
+        let u = unix_server(limits, handler);
+        let r = unix_request_streaming(&u.path, "GET", "/follow", None, T).unwrap();
+        let (tx, dropped) = feeds.next();
+        tx.send(Some(b"first".to_vec())).unwrap();
+        let mut pieces = 0;
+        r.read_pieces(Duration::ZERO, |_| {
+            pieces += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap();
+        assert_eq!(pieces, 1);
+        crate::http::server::tests::wait_for("the server to let go of the stream", || {
+            dropped.load(std::sync::atomic::Ordering::Acquire)
+        });
+    }
+
+    #[test]
+    fn streaming_request_reads_any_framing_and_times_out_when_idle() {
+        let u = unix_server(Limits::default(), echo());
+        let r = unix_request_streaming(&u.path, "GET", "/v3/ping", None, T).unwrap();
+        let whole = r.into_response().unwrap();
+        assert_eq!((whole.status, whole.text().as_ref()), (200, "ok"));
+
+        let raw = raw_server(vec![b"HTTP/1.0 200 OK\r\n\r\nuntil ", b"close"], true);
+        let r = unix_request_streaming(&raw.path, "GET", "/", None, T).unwrap();
+        let mut got = Vec::new();
+        r.read_pieces(T, |p| {
+            got.extend_from_slice(p);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert_eq!(got, b"until close");
+
+        let raw = raw_server(
+            vec![b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n"],
+            false,
+        );
+        let r = unix_request_streaming(&raw.path, "GET", "/", None, T).unwrap();
+        let e = r
+            .read_pieces(Duration::from_millis(100), |_| ControlFlow::Continue(()))
+            .unwrap_err();
+        assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
+        raw.release.send(()).unwrap();
     }
 }

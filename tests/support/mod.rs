@@ -371,6 +371,31 @@ pub fn stat(pid: i32) -> Option<(i32, i32, char, String)> {
     Some((pid, ppid, state, comm))
 }
 
+/// A number field of /proc/PID/status (`Threads`, `VmRSS` in kB, ...).
+pub fn proc_status(pid: i32, field: &str) -> Option<u64> {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    s.lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Raise this process's soft limit on open files to at least `n`, so a
+/// test can hold that many sockets; panics (naming the limits) if the hard
+/// limit is lower, rather than let the test fail for an unrelated reason.
+pub fn raise_fd_limit(n: u64) {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft >= n {
+        return;
+    }
+    assert!(
+        hard >= n,
+        "this test needs {n} open files; the hard limit is {hard}"
+    );
+    setrlimit(Resource::RLIMIT_NOFILE, n, hard).expect("setrlimit");
+}
+
 /// Every descendant of `root` (not `root` itself).
 pub fn descendants(root: i32) -> Vec<i32> {
     let mut children: BTreeMap<i32, Vec<i32>> = BTreeMap::new();
