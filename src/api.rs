@@ -9,24 +9,38 @@
 //! request to [`handle`].
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::{Map, Value};
 
 use crate::config;
-use crate::http::server::{Request, Response};
+use crate::http::server::{ChunkSource, Next, Request, Response};
 use crate::log;
+use crate::logbuf::Line;
 use crate::metrics::{self, RequestCounter};
-use crate::msg::{Answer, Command, Msg, Query, Refusal, RefusalKind};
+use crate::msg::{Answer, Command, JobAction, Msg, Query, Refusal, RefusalKind};
 
 /// How long a request waits for the event loop before giving up.
 const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a job `stop` or `restart` may take to be answered: the loop
+/// answers within the job's and the global stop timeouts, whatever they are
+/// (SPEC §4.1: exempt from the request timeout).
+const STOP_TIMEOUT: Duration = Duration::from_secs(3600);
+
 /// The content type of the Prometheus text exposition format 0.0.4.
 const METRICS_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// `logs?follow=1` streams open at once, at most (SPEC §3.7).
+const MAX_FOLLOWERS: usize = 16;
+
+/// Lines a follower may have queued before it counts as too slow.
+const FOLLOW_QUEUE: usize = 1024;
 
 /// Which server serves a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,9 +60,29 @@ pub struct Ctx {
     /// Answers counted by (status, route); the loop renders it on `/metrics`.
     /// Only the control plane counts (`containerpilot_control_http_requests`).
     pub requests: Option<Arc<Mutex<RequestCounter>>>,
+    /// `logs?follow=1` streams open now.
+    pub followers: Arc<AtomicUsize>,
 }
 
-type Handler = fn(&Ctx, &Request) -> Result<Answer, Refusal>;
+/// What a handler produces: the loop's answer, or something the API
+/// makes itself.
+pub enum Out {
+    Answer(Answer),
+    /// `text/plain`.
+    Text(String),
+    /// A chunked `text/plain` stream (`logs?follow=1`).
+    Stream(Box<dyn ChunkSource>),
+}
+
+impl From<Answer> for Out {
+    fn from(a: Answer) -> Out {
+        Out::Answer(a)
+    }
+}
+
+/// A handler gets the request and the `{name}` segments of its pattern,
+/// percent-decoded.
+type Handler = fn(&Ctx, &Request, &[String]) -> Result<Out, Refusal>;
 
 struct Route {
     method: &'static str,
@@ -84,6 +118,14 @@ const ROUTES: &[Route] = &[
     route("POST", "/v3/maintenance/enable", Control, maintenance_on),
     route("POST", "/v3/maintenance/disable", Control, maintenance_off),
     route("GET", "/v3/status", Control, status),
+    route("GET", "/v3/health", Control, health),
+    route("GET", "/v3/jobs", Control, jobs),
+    route("GET", "/v3/jobs/{name}", Control, jobs),
+    route("POST", "/v3/jobs/{name}/start", Control, job_start),
+    route("POST", "/v3/jobs/{name}/stop", Control, job_stop),
+    route("POST", "/v3/jobs/{name}/restart", Control, job_restart),
+    route("POST", "/v3/jobs/{name}/signal", Control, job_signal),
+    route("GET", "/v3/jobs/{name}/logs", Control, job_logs),
     route("GET", "/metrics", Telemetry, metrics_page),
     route("GET", "/status", Telemetry, status),
 ];
@@ -95,7 +137,13 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
         Telemetry => Cow::Borrowed(req.path.as_str()),
     };
     let (label, resp) = match find(ctx.plane, &req.method, &path) {
-        Ok(r) => (r.pattern, respond((r.handler)(ctx, req))),
+        Ok(r) => {
+            let resp = match params(r.pattern, &path) {
+                Ok(params) => respond((r.handler)(ctx, req, &params)),
+                Err(e) => respond(Err(e)),
+            };
+            (r.pattern, resp)
+        }
         Err((label, resp)) => (label, resp),
     };
     if let Some(requests) = &ctx.requests {
@@ -165,37 +213,80 @@ fn matches(pattern: &str, path: &str) -> bool {
     }
 }
 
+/// The `{name}` segments of `path`, percent-decoded (it matched `pattern`).
+fn params(pattern: &str, path: &str) -> Result<Vec<String>, Refusal> {
+    pattern
+        .split('/')
+        .zip(path.split('/'))
+        .filter(|(p, _)| p.starts_with('{'))
+        .map(|(_, seg)| {
+            percent_decode(seg).ok_or_else(|| {
+                Refusal::new(
+                    RefusalKind::NotFound,
+                    format!("{seg:?} is not a valid percent-encoded name"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// `%2F` and friends back to text; `None` for a bad escape or non-UTF-8.
+fn percent_decode(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
 /// The one place an answer or a refusal becomes a response.
-pub fn respond(result: Result<Answer, Refusal>) -> Response {
-    match result {
-        Ok(Answer::Done) => Response::empty(200),
-        Ok(Answer::Text(t)) => Response::text(200, t),
+pub fn respond(result: Result<Out, Refusal>) -> Response {
+    let answer = match result {
+        Ok(Out::Answer(a)) => a,
+        Ok(Out::Text(t)) => return Response::text(200, t),
+        Ok(Out::Stream(s)) => return Response::stream(200, "text/plain; charset=utf-8", s),
+        Err(r) => return Response::error(status_of(r.kind), &r.message),
+    };
+    match answer {
+        Answer::Done => Response::empty(200),
         // Pretty-printed, as in the seed document's example (`Content-Length: 21`).
-        Ok(Answer::Updated(updated)) => Response::json_bytes(
+        Answer::Updated(updated) => Response::json_bytes(
             200,
             serde_json::to_vec_pretty(&serde_json::json!({ "updated": updated }))
                 .unwrap_or_default(),
         ),
-        Ok(Answer::Status(s)) => Response::json(200, &s),
-        Ok(Answer::Metrics(text)) => Response {
+        Answer::Status(s) => Response::json(200, &s),
+        Answer::Metrics(text) => Response {
             status: 200,
             headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
-            body: text.into_bytes(),
+            body: text.into_bytes().into(),
         },
-        Ok(Answer::Environment(env)) => {
-            let map: Map<String, Value> = env
-                .into_iter()
-                .map(|(k, v)| (k, Value::String(v)))
-                .collect();
+        Answer::Environment(env) => {
+            let map: Map<String, Value> =
+                env.into_iter().map(|(k, v)| (k, Value::String(v))).collect();
             Response::json(200, &map)
         }
-        Err(r) => Response::error(status_of(r.kind), &r.message),
+        Answer::Health(h) => Response::json(if h.healthy { 200 } else { 503 }, &h),
+        Answer::Jobs(jobs) => Response::json(200, &serde_json::json!({ "jobs": jobs })),
+        // Turned into text or a stream by `job_logs`; never answered as is.
+        Answer::Logs(_) => Response::error(500, "cannot answer a log query without its options"),
     }
 }
 
 fn status_of(kind: RefusalKind) -> u16 {
     match kind {
         RefusalKind::Invalid => 400,
+        RefusalKind::NotFound => 404,
+        RefusalKind::Conflict => 409,
         RefusalKind::BadConfig => 422,
         RefusalKind::ShuttingDown | RefusalKind::Unavailable => 503,
     }
@@ -203,7 +294,7 @@ fn status_of(kind: RefusalKind) -> u16 {
 
 /// Send a request to the event loop and wait for its answer (bounded).
 fn ask(tx: &Sender<Msg>, msg: impl FnOnce(crate::msg::Reply) -> Msg) -> Result<Answer, Refusal> {
-    ask_meanwhile(tx, msg, || {})
+    ask_meanwhile(tx, msg, || {}, LOOP_TIMEOUT)
 }
 
 /// `ask`, doing `meanwhile` on this thread while the loop works.
@@ -211,6 +302,7 @@ fn ask_meanwhile(
     tx: &Sender<Msg>,
     msg: impl FnOnce(crate::msg::Reply) -> Msg,
     meanwhile: impl FnOnce(),
+    timeout: Duration,
 ) -> Result<Answer, Refusal> {
     let (reply_tx, reply_rx) = bounded(1);
     if tx.send(msg(reply_tx)).is_err() {
@@ -220,7 +312,7 @@ fn ask_meanwhile(
         ));
     }
     meanwhile();
-    reply_rx.recv_timeout(LOOP_TIMEOUT).unwrap_or_else(|_| {
+    reply_rx.recv_timeout(timeout).unwrap_or_else(|_| {
         Err(Refusal::new(
             RefusalKind::Unavailable,
             "containerpilot did not answer in time",
@@ -228,35 +320,35 @@ fn ask_meanwhile(
     })
 }
 
-fn command(ctx: &Ctx, cmd: Command) -> Result<Answer, Refusal> {
-    ask(&ctx.tx, |reply| Msg::Command(cmd, reply))
+fn command(ctx: &Ctx, cmd: Command) -> Result<Out, Refusal> {
+    ask(&ctx.tx, |reply| Msg::Command(cmd, reply)).map(Out::from)
 }
 
-fn query(ctx: &Ctx, q: Query) -> Result<Answer, Refusal> {
-    ask(&ctx.tx, |reply| Msg::Query(q, reply))
+fn query(ctx: &Ctx, q: Query) -> Result<Out, Refusal> {
+    ask(&ctx.tx, |reply| Msg::Query(q, reply)).map(Out::from)
 }
 
 // --- Handlers, in the order of the table ---------------------------------
 
-fn ping(_: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+fn ping(_: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     // Never touches the loop: a busy loop must not make the daemon look dead.
-    Ok(Answer::Text("ok".into()))
+    Ok(Out::Text("ok".into()))
 }
 
-fn put_env(ctx: &Ctx, req: &Request) -> Result<Answer, Refusal> {
+fn put_env(ctx: &Ctx, req: &Request, _: &[String]) -> Result<Out, Refusal> {
     let pairs = parse_env(&req.body).map_err(Refusal::invalid)?;
     command(ctx, Command::PutEnv(pairs))
 }
 
-fn put_metric(ctx: &Ctx, req: &Request) -> Result<Answer, Refusal> {
+fn put_metric(ctx: &Ctx, req: &Request, _: &[String]) -> Result<Out, Refusal> {
     let pairs = parse_metrics(&req.body).map_err(Refusal::invalid)?;
     command(ctx, Command::PutMetric(pairs))
 }
 
 /// The new config is read and validated here, off the event loop, with the
 /// environment a child would get now; the loop only applies it.
-fn reload(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
-    let env = match query(ctx, Query::Environment)? {
+fn reload(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
+    let env = match ask(&ctx.tx, |reply| Msg::Query(Query::Environment, reply))? {
         Answer::Environment(env) => env.into_iter().collect(),
         _ => config::environment(),
     };
@@ -276,33 +368,218 @@ fn reload(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
     }
 }
 
-fn maintenance_on(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+fn maintenance_on(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     command(ctx, Command::Maintenance(true))
 }
 
-fn maintenance_off(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+fn maintenance_off(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     command(ctx, Command::Maintenance(false))
 }
 
-fn status(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+fn status(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     query(ctx, Query::Status)
+}
+
+fn health(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
+    query(ctx, Query::Health)
+}
+
+fn jobs(ctx: &Ctx, _: &Request, name: &[String]) -> Result<Out, Refusal> {
+    query(ctx, Query::Jobs(name.first().cloned()))
+}
+
+fn job(ctx: &Ctx, name: &[String], action: JobAction, timeout: Duration) -> Result<Out, Refusal> {
+    let name = name.first().cloned().unwrap_or_default();
+    let cmd = Command::Job { name, action };
+    ask_meanwhile(&ctx.tx, |reply| Msg::Command(cmd, reply), || {}, timeout).map(Out::from)
+}
+
+fn job_start(ctx: &Ctx, _: &Request, name: &[String]) -> Result<Out, Refusal> {
+    job(ctx, name, JobAction::Start, LOOP_TIMEOUT)
+}
+
+fn job_stop(ctx: &Ctx, _: &Request, name: &[String]) -> Result<Out, Refusal> {
+    job(ctx, name, JobAction::Stop, STOP_TIMEOUT)
+}
+
+fn job_restart(ctx: &Ctx, _: &Request, name: &[String]) -> Result<Out, Refusal> {
+    job(ctx, name, JobAction::Restart, STOP_TIMEOUT)
+}
+
+fn job_signal(ctx: &Ctx, req: &Request, name: &[String]) -> Result<Out, Refusal> {
+    let sig = parse_signal_body(&req.body).map_err(Refusal::invalid)?;
+    job(ctx, name, JobAction::Signal(sig), LOOP_TIMEOUT)
+}
+
+/// `GET /v3/jobs/NAME/logs?n=N[&follow=1]`: the last N kept lines of every
+/// job of that name, merged in time order, each `TIME STREAM LINE`; with
+/// `follow`, then every new line until the jobs are gone.
+fn job_logs(ctx: &Ctx, req: &Request, name: &[String]) -> Result<Out, Refusal> {
+    let (n, follow) = parse_logs_query(&req.query).map_err(Refusal::invalid)?;
+    let name = name.first().cloned().unwrap_or_default();
+    let buffers = match ask(&ctx.tx, |reply| Msg::Query(Query::Logs(name), reply))? {
+        Answer::Logs(b) => b,
+        other => return Ok(Out::Answer(other)),
+    };
+    if !follow {
+        let lines = merge(buffers.iter().map(|b| b.last(n)).collect(), n);
+        return Ok(Out::Text(lines.iter().map(|l| format_line(l)).collect()));
+    }
+    let Some(slot) = FollowSlot::take(&ctx.followers) else {
+        return Err(Refusal::new(
+            RefusalKind::Unavailable,
+            format!("too many log followers (at most {MAX_FOLLOWERS} at once)"),
+        ));
+    };
+    let (tx, rx) = bounded(FOLLOW_QUEUE);
+    let past = buffers.iter().map(|b| b.follow(n, tx.clone()).0).collect();
+    // Only the buffers hold senders now: when every one lets go (its job
+    // is gone, or we read too slowly), the stream ends.
+    drop(tx);
+    let pending = merge(past, n).iter().map(|l| format_line(l)).collect();
+    Ok(Out::Stream(Box::new(LogStream {
+        pending,
+        rx,
+        _slot: slot,
+    })))
+}
+
+/// The newest `n` of several time-ordered lists, in time order.
+fn merge(lists: Vec<Vec<Arc<Line>>>, n: usize) -> Vec<Arc<Line>> {
+    let mut all: Vec<Arc<Line>> = lists.into_iter().flatten().collect();
+    all.sort_by_key(|l| l.at);
+    let skip = all.len().saturating_sub(n);
+    all.split_off(skip)
+}
+
+/// `TIME STREAM LINE`, TIME as the `default` log format writes it.
+fn format_line(l: &Line) -> String {
+    format!("{} {} {}\n", log::rfc3339(l.at), l.stream.name(), l.text)
+}
+
+/// `n` (default 100; an integer ≥ 1) and `follow` (`1` or `true`).
+fn parse_logs_query(query: &str) -> Result<(usize, bool), String> {
+    let mut n = 100;
+    let mut follow = false;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        match key {
+            "n" => {
+                n = value
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n >= 1)
+                    .ok_or_else(|| format!("n must be an integer >= 1, got {value:?}"))?
+            }
+            "follow" => {
+                follow = match value {
+                    "1" | "true" => true,
+                    "0" | "false" | "" => false,
+                    _ => return Err(format!("follow must be 1 or true, got {value:?}")),
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((n, follow))
+}
+
+/// One of the `MAX_FOLLOWERS` places; given back when the stream ends.
+struct FollowSlot(Arc<AtomicUsize>);
+
+impl FollowSlot {
+    fn take(count: &Arc<AtomicUsize>) -> Option<FollowSlot> {
+        count
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                (n < MAX_FOLLOWERS).then_some(n + 1)
+            })
+            .ok()?;
+        Some(FollowSlot(count.clone()))
+    }
+}
+
+impl Drop for FollowSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The lines kept so far, then each new one as it is written.
+struct LogStream {
+    pending: VecDeque<String>,
+    rx: Receiver<Arc<Line>>,
+    _slot: FollowSlot,
+}
+
+impl ChunkSource for LogStream {
+    fn next(&mut self, wait: Duration) -> Next {
+        if !self.pending.is_empty() {
+            let chunk: String = self.pending.drain(..).collect();
+            return Next::Chunk(chunk.into_bytes());
+        }
+        match self.rx.recv_timeout(wait) {
+            Ok(line) => {
+                let mut chunk = format_line(&line);
+                // Whatever else is queued goes in the same chunk.
+                for more in self.rx.try_iter().take(255) {
+                    chunk.push_str(&format_line(&more));
+                }
+                Next::Chunk(chunk.into_bytes())
+            }
+            Err(RecvTimeoutError::Timeout) => Next::Idle,
+            Err(RecvTimeoutError::Disconnected) => Next::End,
+        }
+    }
+}
+
+/// `{"signal": "HUP" | "SIGHUP" | 1}`.
+fn parse_signal_body(body: &[u8]) -> Result<i32, String> {
+    let obj = parse_object(body)?;
+    match obj.get("signal") {
+        Some(Value::String(s)) => signal_number(s).ok_or_else(|| format!("unknown signal {s:?}")),
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .and_then(|n| i32::try_from(n).ok())
+            .filter(|n| nix::sys::signal::Signal::try_from(*n).is_ok())
+            .ok_or_else(|| format!("unknown signal {n}")),
+        Some(other) => Err(format!("signal must be a name or a number, got {other}")),
+        None => Err("the body must name a signal: {\"signal\": \"HUP\"}".into()),
+    }
+}
+
+/// `HUP`, `SIGHUP`, `hup` or `15` to a signal number.
+fn signal_number(s: &str) -> Option<i32> {
+    let s = s.trim();
+    if let Ok(n) = s.parse::<i32>() {
+        return nix::sys::signal::Signal::try_from(n).ok().map(|sig| sig as i32);
+    }
+    let upper = s.to_ascii_uppercase();
+    let full = if upper.starts_with("SIG") {
+        upper
+    } else {
+        format!("SIG{upper}")
+    };
+    full.parse::<nix::sys::signal::Signal>()
+        .ok()
+        .map(|sig| sig as i32)
 }
 
 /// The `process_*` families need nothing from the loop: they are read here
 /// while the loop renders the rest.
-fn metrics_page(ctx: &Ctx, _: &Request) -> Result<Answer, Refusal> {
+fn metrics_page(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     let mut process = String::with_capacity(1024);
     let answer = ask_meanwhile(
         &ctx.tx,
         |reply| Msg::Query(Query::Metrics, reply),
         || metrics::render_process(&mut process),
+        LOOP_TIMEOUT,
     )?;
     match answer {
         Answer::Metrics(mut text) => {
             text.push_str(&process);
-            Ok(Answer::Metrics(text))
+            Ok(Out::Answer(Answer::Metrics(text)))
         }
-        other => Ok(other),
+        other => Ok(Out::Answer(other)),
     }
 }
 
@@ -347,6 +624,12 @@ pub fn parse_env(body: &[u8]) -> Result<Vec<(String, Option<String>)>, String> {
         let value = match v {
             Value::Null => None,
             Value::String(s) if s.is_empty() => None,
+            // No process could be given it: every later spawn would fail.
+            Value::String(s) if s.contains('\0') => {
+                return Err(format!(
+                    "the value of {k:?} contains a NUL byte, which no environment can hold"
+                ))
+            }
             Value::String(s) => Some(s),
             Value::Bool(b) => Some(b.to_string()),
             Value::Number(n) => Some(number_text(&n)),

@@ -62,6 +62,7 @@ impl Control {
             tx,
             config_path: config_path.to_path_buf(),
             requests: Some(requests),
+            followers: Arc::default(),
         };
         let handler = Arc::new(move |req: &Request| api::handle(&ctx, req));
         let handle = server::serve(listener, handler, Limits::default())

@@ -328,7 +328,7 @@ pub fn http_probe(p: &HttpProbe, timeout: Duration) -> (bool, String) {
     let headers = [("User-Agent", "containerpilot"), ("Connection", "close")];
     match http::tcp_request(&addr, "GET", &p.path, &headers, None, timeout) {
         Ok(r) => {
-            let line = format!("HTTP/1.1 {} {}", r.status, http::server::reason(r.status));
+            let line = format!("HTTP/1.1 {} {}", r.status, http::reason(r.status));
             ((200..400).contains(&r.status), line)
         }
         Err(e) => (false, cut(&format!("GET {}: {e}", p.url), MAX_OUTPUT).to_string()),

@@ -156,8 +156,6 @@ pub type Reply = Sender<Result<Answer, Refusal>>;
 pub enum Answer {
     /// Applied; nothing to say.
     Done,
-    /// A short plain-text answer (`ok`).
-    Text(String),
     /// Applied if it changed anything (idempotent requests).
     Updated(bool),
     Status(StatusReport),

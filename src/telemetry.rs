@@ -25,6 +25,7 @@ impl Telemetry {
             tx,
             config_path: PathBuf::new(),
             requests: None,
+            followers: Default::default(),
         };
         let handler = Arc::new(move |req: &Request| api::handle(&ctx, req));
         let handle = server::serve(listener, handler, Limits::default())

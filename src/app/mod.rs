@@ -186,7 +186,8 @@ impl App {
             pending: Vec::new(),
         };
         app.start_discovery()?;
-        app.check_env.set(app.child_env());
+        let env = app.child_env();
+        app.check_env.set(env);
         for jc in app.cfg.jobs.clone() {
             let entry = app.new_entry(jc)?;
             app.entries.push(entry);

@@ -96,6 +96,12 @@ impl App {
                     let dependants =
                         super::stopping_dependants(&self.cfg, &self.cfg.jobs[new].name);
                     e.job.update_context(dependants, self.cfg.stop_timeout);
+                    // Pollables restart: its checks run an interval from
+                    // now, its status untouched.
+                    if let (true, Some(c)) = (e.checking, &e.checker) {
+                        c.send(CheckCmd::Pause);
+                        c.send(CheckCmd::Resume);
+                    }
                     order.push(e);
                 }
                 Step::Replace { old, new } => {

@@ -22,6 +22,8 @@ mod pool;
 pub mod server;
 mod wire;
 
+pub use wire::reason;
+
 pub use client::{tcp_request, ClientResponse, HttpError};
 
 /// Whether a read or write failed because its socket timeout ran out.

@@ -242,7 +242,10 @@ pub fn render_events(events: &BTreeMap<(String, String), u64>, out: &mut String)
 /// One job's numbers for [`render_jobs`], filled by the caller.
 pub struct JobSample<'a> {
     pub name: &'a str,
+    /// Starts the restart policy made after an exit (a crash loop shows here).
     pub restarts: u64,
+    /// Every start of the job's process, whatever started it.
+    pub runs: u64,
     pub exits_success: u64,
     pub exits_failed: u64,
     /// `None`: no health check, or no result yet; the sample is omitted.
@@ -261,11 +264,21 @@ pub fn render_jobs(jobs: &[JobSample], out: &mut String) {
     header(
         out,
         RESTARTS,
-        "Number of times ContainerPilot restarted the job's process.",
+        "Number of times the restart policy started the job's process again after it exited.",
         "counter",
     );
     for j in jobs {
         sample(out, RESTARTS, "", &[("job", j.name)], j.restarts as f64);
+    }
+    const RUNS: &str = "containerpilot_job_runs_total";
+    header(
+        out,
+        RUNS,
+        "Number of times the job's process was started, by any trigger, tick, restart or the API.",
+        "counter",
+    );
+    for j in jobs {
+        sample(out, RUNS, "", &[("job", j.name)], j.runs as f64);
     }
     const EXITS: &str = "containerpilot_job_exits_total";
     header(
@@ -426,6 +439,7 @@ mod tests {
             JobSample {
                 name: "app",
                 restarts: 2,
+                runs: 3,
                 exits_success: 1,
                 exits_failed: 3,
                 healthy: Some(true),
@@ -434,6 +448,7 @@ mod tests {
             JobSample {
                 name: "setup",
                 restarts: 0,
+                runs: 1,
                 exits_success: 1,
                 exits_failed: 0,
                 healthy: None,
@@ -483,6 +498,7 @@ mod tests {
             &[JobSample {
                 name: "app",
                 restarts: 0,
+                runs: 1,
                 exits_success: 0,
                 exits_failed: 0,
                 healthy: Some(false),
