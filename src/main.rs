@@ -21,6 +21,7 @@ mod log;
 mod logbuf;
 mod metrics;
 mod msg;
+mod notify;
 mod output;
 mod process;
 mod reaper;
