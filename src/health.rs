@@ -61,8 +61,12 @@ pub struct CheckerSpec {
 }
 
 pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCmd>, String> {
-    let (inbox, mailbox) = inbox::pair()
-        .map_err(|e| format!("cannot create the health-check inbox of job[{}]: {e}", spec.name))?;
+    let (inbox, mailbox) = inbox::pair().map_err(|e| {
+        format!(
+            "cannot create the health-check inbox of job[{}]: {e}",
+            spec.name
+        )
+    })?;
     let name = spec.name.clone();
     let own = inbox.clone();
     thread::Builder::new()
@@ -113,7 +117,11 @@ impl Checker {
             let ready = {
                 let mut fds = vec![PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
                 if let Some(r) = &self.running {
-                    for p in [&r.out, &r.err].into_iter().flatten().filter(|p| p.is_open()) {
+                    for p in [&r.out, &r.err]
+                        .into_iter()
+                        .flatten()
+                        .filter(|p| p.is_open())
+                    {
                         fds.push(PollFd::new(p.fd(), PollFlags::POLLIN));
                     }
                 }
@@ -121,7 +129,9 @@ impl Checker {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => log::error(&format!("{}: poll failed: {e}", self.label)),
                 }
-                fds.iter().map(|f| f.any().unwrap_or(false)).collect::<Vec<_>>()
+                fds.iter()
+                    .map(|f| f.any().unwrap_or(false))
+                    .collect::<Vec<_>>()
             };
             if ready.first() == Some(&true) {
                 let (cmds, gone) = mailbox.take();
@@ -331,7 +341,10 @@ pub fn http_probe(p: &HttpProbe, timeout: Duration) -> (bool, String) {
             let line = format!("HTTP/1.1 {} {}", r.status, http::reason(r.status));
             ((200..400).contains(&r.status), line)
         }
-        Err(e) => (false, cut(&format!("GET {}: {e}", p.url), MAX_OUTPUT).to_string()),
+        Err(e) => (
+            false,
+            cut(&format!("GET {}: {e}", p.url), MAX_OUTPUT).to_string(),
+        ),
     }
 }
 
@@ -349,7 +362,10 @@ pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> (bool, String) {
             Err(e) => last = Some(format!("cannot connect to {target} ({addr}): {e}")),
         }
     }
-    (false, last.unwrap_or_else(|| format!("{target} resolves to no address")))
+    (
+        false,
+        last.unwrap_or_else(|| format!("{target} resolves to no address")),
+    )
 }
 
 /// `host:port`, with an IPv6 address in brackets.

@@ -60,7 +60,12 @@ pub struct LogBuffer {
 impl std::fmt::Debug for LogBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let inner = self.lock();
-        write!(f, "LogBuffer({} of {} lines)", inner.lines.len(), inner.keep)
+        write!(
+            f,
+            "LogBuffer({} of {} lines)",
+            inner.lines.len(),
+            inner.keep
+        )
     }
 }
 
@@ -91,12 +96,10 @@ impl LogBuffer {
         });
         // A follower whose queue is full reads too slowly: drop it, which
         // ends its stream, rather than wait for it.
-        inner
-            .followers
-            .retain(|f| match f.try_send(line.clone()) {
-                Ok(()) => true,
-                Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
-            });
+        inner.followers.retain(|f| match f.try_send(line.clone()) {
+            Ok(()) => true,
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => false,
+        });
         if inner.keep == 0 {
             return;
         }

@@ -80,10 +80,24 @@ pub enum Msg {
         survivors: Vec<u32>,
     },
     /// Daemons re-parented to us shortly after the job's process exited.
-    SurvivorsFound { job: JobId, pids: Vec<u32> },
+    SurvivorsFound {
+        job: JobId,
+        pids: Vec<u32>,
+    },
     /// The reaper reaped processes nobody had registered (orphans, the
     /// survivors of daemonizing jobs among them).
     OrphansReaped,
+    /// The job's process `pid` said something on its sd_notify socket.
+    Notified {
+        job: JobId,
+        pid: u32,
+        ready: bool,
+        /// `WATCHDOG=1`.
+        watchdog: bool,
+        /// `WATCHDOG=trigger`: treat as a missed watchdog (as systemd does).
+        trigger: bool,
+        status: Option<String>,
+    },
     /// A health check finished.
     HealthChecked {
         job: JobId,
@@ -116,7 +130,10 @@ pub enum Command {
     Reload(Box<Config>),
     Maintenance(bool),
     /// The job API (SPEC §4.1), for every job of that name.
-    Job { name: String, action: JobAction },
+    Job {
+        name: String,
+        action: JobAction,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -64,7 +64,10 @@ impl Pipe {
                 Err(Errno::EAGAIN) => return,
                 Err(e) => {
                     // EIO and the like: treat as the end, keep what we have.
-                    crate::log::debug(&format!("cannot read process output: {}", io::Error::from(e)));
+                    crate::log::debug(&format!(
+                        "cannot read process output: {}",
+                        io::Error::from(e)
+                    ));
                     self.open = false;
                     self.flush(line);
                 }

@@ -8,7 +8,8 @@
 //! exit status from the reaper, see `inbox`), and the process's pipes.
 
 use std::fs;
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -23,6 +24,7 @@ use crate::inbox::{self, Inbox, Mailbox};
 use crate::log;
 use crate::logbuf::{LogBuffer, Stream};
 use crate::msg::{JobId, Msg};
+use crate::notify::{self, NotifySocket, Verdict};
 use crate::output::Pipe;
 use crate::reaper;
 use crate::spawn::{self, Spec};
@@ -59,22 +61,36 @@ pub struct RunnerSpec {
     /// Inherit our stdout/stderr instead of logging line by line.
     pub raw: bool,
     pub log: Arc<LogBuffer>,
+    /// `notify`: the job gets an sd_notify socket, created in `dir` (or
+    /// where `notify::NotifySocket::bind` falls back to).
+    pub notify: Option<NotifySpec>,
+}
+
+pub struct NotifySpec {
+    pub dir: PathBuf,
+    pub watchdog: Option<Duration>,
 }
 
 /// Start the runner thread; the loop keeps the inbox.
 pub fn start_runner(spec: RunnerSpec, tx: Sender<Msg>) -> Result<Inbox<RunnerCmd>, String> {
-    let (inbox, mailbox) = inbox::pair()
-        .map_err(|e| format!("cannot create the inbox of job[{}]: {e}", spec.name))?;
+    let (inbox, mailbox) =
+        inbox::pair().map_err(|e| format!("cannot create the inbox of job[{}]: {e}", spec.name))?;
     let name = spec.name.clone();
     let own = inbox.clone();
     thread::Builder::new()
         .name(format!("job-{name}"))
         .stack_size(THREAD_STACK)
         .spawn(move || {
+            let notify = spec.notify.as_ref().and_then(|n| {
+                NotifySocket::bind(&n.dir, spec.job.0)
+                    .map_err(|e| log::error(&format!("job[{}]: {e}", spec.name)))
+                    .ok()
+            });
             Runner {
                 spec,
                 tx,
                 inbox: own,
+                notify,
                 current: None,
                 survivors: Vec::new(),
                 recheck: None,
@@ -103,6 +119,8 @@ struct Runner {
     tx: Sender<Msg>,
     /// Our own inbox, for the reaper to deliver exits to.
     inbox: Inbox<RunnerCmd>,
+    /// The job's sd_notify socket, kept across its processes.
+    notify: Option<NotifySocket>,
     current: Option<Proc>,
     /// Processes the last process left behind (signalled with the group).
     survivors: Vec<u32>,
@@ -119,13 +137,18 @@ impl Runner {
             let timeout = self.timeout();
             let ready = {
                 let mut fds = vec![PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
+                if let Some(n) = &self.notify {
+                    fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
+                }
                 let pipes = self.pipe_fds();
                 fds.extend(pipes.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
                 match poll(&mut fds, timeout) {
                     Ok(_) | Err(Errno::EINTR) => {}
                     Err(e) => log::error(&format!("job[{}]: poll failed: {e}", self.spec.name)),
                 }
-                fds.iter().map(|f| f.any().unwrap_or(false)).collect::<Vec<_>>()
+                fds.iter()
+                    .map(|f| f.any().unwrap_or(false))
+                    .collect::<Vec<_>>()
             };
             if ready.first() == Some(&true) {
                 let (cmds, gone) = mailbox.take();
@@ -136,7 +159,15 @@ impl Runner {
                     return;
                 }
             }
-            if ready.iter().skip(1).any(|r| *r) {
+            let skip = if self.notify.is_some() {
+                if ready.get(1) == Some(&true) {
+                    self.read_notify();
+                }
+                2
+            } else {
+                1
+            };
+            if ready.iter().skip(skip).any(|r| *r) {
                 self.read_output();
             }
             self.finish_exit();
@@ -194,6 +225,14 @@ impl Runner {
             ));
             return;
         }
+        let with_notify;
+        let env = match (&self.notify, &self.spec.notify) {
+            (Some(sock), Some(n)) => {
+                with_notify = [env, &notify::env(sock, n.watchdog)[..]].concat();
+                &with_notify[..]
+            }
+            _ => env,
+        };
         let spec = Spec {
             argv: &self.spec.argv,
             env,
@@ -243,6 +282,43 @@ impl Runner {
         } else {
             log::error(&msg);
             self.last_error = Some((msg, now));
+        }
+    }
+
+    /// What the job's processes said on its notify socket. Only its own
+    /// processes count (SPEC §3.7): a live sender outside the job is
+    /// ignored; one already gone could only have learnt the address from
+    /// the job, so it is believed.
+    fn read_notify(&mut self) {
+        let Some(sock) = &self.notify else {
+            return;
+        };
+        for d in sock.drain() {
+            let Some(p) = self.current.as_ref().filter(|p| p.exited.is_none()) else {
+                continue;
+            };
+            if let Some(sender) = d.sender {
+                if notify::verify(sender, p.pid) == Verdict::Foreign {
+                    log::debug(&format!(
+                        "job[{}]: ignored a notify message from process {sender}, which is not the job's",
+                        self.spec.name
+                    ));
+                    continue;
+                }
+            }
+            let Some(n) = notify::parse(&d.payload) else {
+                continue;
+            };
+            if n.ready || n.watchdog || n.watchdog_trigger || n.status.is_some() {
+                let _ = self.tx.send(Msg::Notified {
+                    job: self.spec.job,
+                    pid: p.pid,
+                    ready: n.ready,
+                    watchdog: n.watchdog,
+                    trigger: n.watchdog_trigger,
+                    status: n.status,
+                });
+            }
         }
     }
 
@@ -401,14 +477,19 @@ fn reparented() -> Vec<u32> {
     let me = std::process::id();
     let listed = fs::read_to_string(format!("/proc/{me}/task/{me}/children"));
     let pids: Vec<u32> = match listed {
-        Ok(text) => text.split_whitespace().filter_map(|p| p.parse().ok()).collect(),
+        Ok(text) => text
+            .split_whitespace()
+            .filter_map(|p| p.parse().ok())
+            .collect(),
         // Kernels without CONFIG_PROC_CHILDREN: the long way round.
         Err(_) => proc_stats()
             .filter(|s| s.ppid == me && s.state != 'Z')
             .map(|s| s.pid)
             .collect(),
     };
-    pids.into_iter().filter(|p| !reaper::is_registered(*p)).collect()
+    pids.into_iter()
+        .filter(|p| !reaper::is_registered(*p))
+        .collect()
 }
 
 struct Stat {

@@ -180,7 +180,11 @@ enum Interp {
 /// what is missing (the kernel reports ENOENT for the program then).
 fn missing_interpreter(path: &Path) -> Option<Interp> {
     let mut head = Vec::with_capacity(4096);
-    File::open(path).ok()?.take(4096).read_to_end(&mut head).ok()?;
+    File::open(path)
+        .ok()?
+        .take(4096)
+        .read_to_end(&mut head)
+        .ok()?;
     if let Some(line) = head.strip_prefix(b"#!") {
         let line = line.split(|b| *b == b'\n').next()?;
         let text = String::from_utf8_lossy(line);
@@ -259,7 +263,10 @@ mod tests {
         assert_eq!(resolve("./x", &env(&path)).unwrap(), PathBuf::from("./x"));
         let e = resolve("nope", &env(&path)).unwrap_err();
         assert_eq!(e.code, 127);
-        assert_eq!(e.reason, r#"exec "nope": executable file not found in $PATH"#);
+        assert_eq!(
+            e.reason,
+            r#"exec "nope": executable file not found in $PATH"#
+        );
     }
 
     #[test]
@@ -308,7 +315,10 @@ mod tests {
         };
         let e = spawn(&spec, Box::new(|_, _| {})).err().expect("fails");
         assert_eq!(e.code, 127);
-        assert_eq!(e.reason, r#"exec "/no/such/program": no such file or directory"#);
+        assert_eq!(
+            e.reason,
+            r#"exec "/no/such/program": no such file or directory"#
+        );
         let empty: Vec<String> = vec![];
         let spec = Spec {
             argv: &empty,

@@ -504,7 +504,7 @@ fn status_document_shape() {
     let once = service(&st, "once");
     assert_eq!(
         (once["state"].as_str(), once["pid"].as_i64()),
-        (Some("stopped"), None)
+        (Some("completed"), None)
     );
     assert_eq!(once["last_exit_code"], 0);
 }

@@ -675,7 +675,7 @@ fn a_job_that_stops_for_good_is_deregistered() {
     // Still running: only the job went, not containerpilot.
     check!(d, &fake, !d.has_exited(), "containerpilot exited");
     let st = service_status(&dir, "once");
-    assert_eq!(st["state"], "stopped", "{st}");
+    assert_eq!(st["state"], "completed", "{st}");
     terminate(&mut d);
 }
 

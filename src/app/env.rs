@@ -12,10 +12,6 @@ use crate::msg::Env;
 
 use super::App;
 
-/// Variables of the sd_notify protocol that we may have inherited (run
-/// under systemd): no job may see them but through its own `notify`.
-const NOTIFY_VARS: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
-
 impl App {
     pub(super) fn child_env(&mut self) -> Arc<Env> {
         if let Some(env) = &self.env_cache {
@@ -73,7 +69,9 @@ impl App {
 /// The environment we were started with, as children inherit it.
 pub(super) fn base_env() -> BTreeMap<String, String> {
     let mut env: BTreeMap<String, String> = crate::config::environment().into_iter().collect();
-    for var in NOTIFY_VARS {
+    // Inherited sd_notify variables (run under systemd or podman): no job
+    // may see them but through its own `notify`.
+    for var in crate::notify::INHERITED_ENV {
         env.remove(var);
     }
     env

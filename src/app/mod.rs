@@ -43,7 +43,7 @@ use crate::log::{self, Level};
 use crate::logbuf::LogBuffer;
 use crate::metrics::{Histogram, Registry, RequestCounter};
 use crate::msg::{Answer, Command, Env, JobId, Msg, Published, Query, Refusal, RefusalKind, Reply};
-use crate::process::{RunnerCmd, RunnerSpec};
+use crate::process::{NotifySpec, RunnerCmd, RunnerSpec};
 use crate::signals;
 
 use shutdown::{Bounds, Shutdown, Step};
@@ -56,7 +56,9 @@ enum Retiring {
     /// Removed by a reload: stops as in shutdown, events and all.
     Removed,
     /// Replaced by a reload: stops quietly, then its successor starts.
-    Replaced { by: JobId },
+    Replaced {
+        by: JobId,
+    },
 }
 
 /// One job and what the loop keeps beside it.
@@ -186,12 +188,13 @@ impl App {
             pending: Vec::new(),
         };
         app.start_discovery()?;
-        let env = app.child_env();
-        app.check_env.set(env);
         for jc in app.cfg.jobs.clone() {
             let entry = app.new_entry(jc)?;
             app.entries.push(entry);
         }
+        let env = app.child_env();
+        app.check_env.set(env);
+        app.check_env_stale = false;
         Ok(app)
     }
 
@@ -202,12 +205,23 @@ impl App {
         let log = LogBuffer::new(keep);
         let runner = match &jc.exec {
             Some(argv) => {
+                let notify = jc.notify.as_ref().map(|n| NotifySpec {
+                    dir: self
+                        .cfg
+                        .control
+                        .socket
+                        .parent()
+                        .map(Path::to_path_buf)
+                        .unwrap_or_default(),
+                    watchdog: n.watchdog,
+                });
                 let spec = RunnerSpec {
                     job: id,
                     name: jc.name.clone(),
                     argv: argv.clone(),
                     raw: jc.raw_logging,
                     log: log.clone(),
+                    notify,
                 };
                 Some(self.workers.runner(spec, &self.tx)?)
             }
@@ -511,9 +525,10 @@ impl App {
         for e in &mut self.entries {
             e.survivors.retain(|pid| alive(*pid));
         }
-        let idle = self.entries.iter().all(|e| {
-            !e.job.is_running() && !e.job.is_stopping() && e.survivors.is_empty()
-        });
+        let idle = self
+            .entries
+            .iter()
+            .all(|e| !e.job.is_running() && !e.job.is_stopping() && e.survivors.is_empty());
         s.finished(idle)
     }
 
@@ -559,7 +574,10 @@ impl App {
                 survivors,
             } => {
                 let Some(i) = self.index(job) else { return };
-                let stats = self.stats.entry(self.entries[i].job.name().to_string()).or_default();
+                let stats = self
+                    .stats
+                    .entry(self.entries[i].job.name().to_string())
+                    .or_default();
                 if code == 0 {
                     stats.exits_success += 1;
                 } else {
@@ -568,6 +586,27 @@ impl App {
                 self.entries[i].survivors.extend(survivors);
                 let actions = self.entries[i].job.on_exit(code, spawn_failed, now);
                 self.env_changed();
+                self.apply(i, actions);
+            }
+            Msg::Notified {
+                job,
+                pid,
+                ready,
+                watchdog,
+                trigger,
+                status,
+            } => {
+                let Some(i) = self.index(job) else { return };
+                if self.entries[i].job.pid != Some(pid) {
+                    return; // from a process that has exited since
+                }
+                let actions = self.entries[i].job.on_notified(
+                    ready,
+                    watchdog,
+                    trigger,
+                    status.as_deref(),
+                    now,
+                );
                 self.apply(i, actions);
             }
             Msg::SurvivorsFound { job, pids } => {
@@ -617,9 +656,11 @@ impl App {
 
     /// `None` when the answer comes later (a job stop in progress).
     fn command(&mut self, cmd: Command, reply: &Reply) -> Option<Result<Answer, Refusal>> {
-        if self.shutdown.is_some() && !matches!(cmd, Command::PutEnv(_) | Command::PutMetric(_))
-        {
-            return Some(Err(Refusal::new(RefusalKind::ShuttingDown, "shutting down")));
+        if self.shutdown.is_some() && !matches!(cmd, Command::PutEnv(_) | Command::PutMetric(_)) {
+            return Some(Err(Refusal::new(
+                RefusalKind::ShuttingDown,
+                "shutting down",
+            )));
         }
         Some(match cmd {
             Command::PutEnv(pairs) => {
@@ -972,10 +1013,13 @@ impl App {
     /// The heartbeat of a job without a check to run: a pass.
     fn heartbeat(&mut self, i: usize) {
         let now = Instant::now();
-        let actions =
-            self.entries[i]
-                .job
-                .on_checked(true, "", Duration::ZERO, std::time::SystemTime::now(), now);
+        let actions = self.entries[i].job.on_checked(
+            true,
+            "",
+            Duration::ZERO,
+            std::time::SystemTime::now(),
+            now,
+        );
         self.apply(i, actions);
     }
 
@@ -1043,8 +1087,11 @@ fn alive(pid: u32) -> bool {
     use nix::sys::signal::kill;
     use nix::unistd::Pid;
     kill(Pid::from_raw(pid as i32), None).is_ok()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
 }
 
 fn user_metrics(cfg: &Config) -> &[crate::config::MetricConfig] {

@@ -149,9 +149,7 @@ impl App {
         self.entries = order;
         for i in first_leaving..self.entries.len() {
             let quiet = matches!(self.entries[i].retiring, Retiring::Replaced { .. });
-            if !self.entries[i].job.is_stopped()
-                && !self.entries[i].job.is_stopping()
-            {
+            if !self.entries[i].job.is_stopped() && !self.entries[i].job.is_stopping() {
                 let actions = self.entries[i].job.retire(now, quiet);
                 self.apply(i, actions);
             }

@@ -150,7 +150,9 @@ impl Shutdown {
             }
             Stage::Killing { since } if now >= since + KILL_SLACK => {
                 self.stage = Stage::Abandoned;
-                vec![Step::Warn("processes survived SIGKILL: exiting without them")]
+                vec![Step::Warn(
+                    "processes survived SIGKILL: exiting without them",
+                )]
             }
             _ => vec![],
         }

@@ -7,13 +7,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use crossbeam_channel::{bounded, unbounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver, Sender};
 use nix::sys::signal::Signal;
 
 use super::*;
 use crate::config::{self, ConsulConfig};
 use crate::discovery::watch::PollCmd;
-use crate::msg::StatusReport;
+use crate::health::{CheckCmd, CheckerSpec};
+use crate::inbox::Inbox;
+use crate::msg::{JobAction, StatusReport};
+use crate::process::RunnerSpec;
 
 /// Parse a JSON5 config the way start-up does (no interfaces needed).
 pub(crate) fn config(json5: &str) -> Config {
@@ -40,7 +43,7 @@ type Handed<T> = Arc<Mutex<Vec<(JobId, String, Receiver<T>)>>>;
 #[derive(Default, Clone)]
 struct Seen {
     runners: Handed<RunnerCmd>,
-    checkers: Handed<CheckRun>,
+    checkers: Handed<CheckCmd>,
     agent: Arc<Mutex<Option<Receiver<DiscoveryCmd>>>>,
     polls: Arc<Mutex<Option<Receiver<PollCmd>>>>,
 }
@@ -48,25 +51,23 @@ struct Seen {
 struct Recorder(Seen);
 
 impl Workers for Recorder {
-    fn runner(
-        &mut self,
-        job: JobId,
-        name: &str,
-        _: &Sender<Msg>,
-    ) -> Result<Sender<RunnerCmd>, String> {
-        let (tx, rx) = unbounded();
-        self.0.runners.lock().unwrap().push((job, name.into(), rx));
+    fn runner(&mut self, spec: RunnerSpec, _: &Sender<Msg>) -> Result<Inbox<RunnerCmd>, String> {
+        let (tx, rx) = Inbox::detached();
+        self.0
+            .runners
+            .lock()
+            .unwrap()
+            .push((spec.job, spec.name, rx));
         Ok(tx)
     }
 
-    fn checker(
-        &mut self,
-        job: JobId,
-        name: &str,
-        _: &Sender<Msg>,
-    ) -> Result<Sender<CheckRun>, String> {
-        let (tx, rx) = unbounded();
-        self.0.checkers.lock().unwrap().push((job, name.into(), rx));
+    fn checker(&mut self, spec: CheckerSpec, _: &Sender<Msg>) -> Result<Inbox<CheckCmd>, String> {
+        let (tx, rx) = Inbox::detached();
+        self.0
+            .checkers
+            .lock()
+            .unwrap()
+            .push((spec.job, spec.name, rx));
         Ok(tx)
     }
 
@@ -120,15 +121,18 @@ impl Harness {
     fn started(json5: &str) -> Harness {
         let mut h = Harness::new(json5);
         h.app.begin();
+        h.app.end_turn();
         h
     }
 
     /// One turn of the loop with `msg`, as `supervise` takes it.
     fn send(&mut self, msg: Msg) {
         self.app.handle(msg);
+        self.app.drain();
         self.app.fire_timers(Instant::now());
         self.app.drain();
         self.app.sweep();
+        self.app.end_turn();
     }
 
     fn id(&self, name: &str) -> JobId {
@@ -143,7 +147,12 @@ impl Harness {
 
     fn exited(&mut self, name: &str, code: i32) {
         let job = self.id(name);
-        self.send(Msg::ProcessExited { job, code });
+        self.send(Msg::ProcessExited {
+            job,
+            code,
+            spawn_failed: false,
+            survivors: vec![],
+        });
     }
 
     fn running(&mut self, name: &str, pid: u32) {
@@ -159,6 +168,7 @@ impl Harness {
                 self.log.push(match cmd {
                     RunnerCmd::Start(_) => format!("{name} start"),
                     RunnerCmd::Signal(sig) => format!("{name} {sig}"),
+                    RunnerCmd::Exited { .. } => continue,
                 });
             }
         }
@@ -184,6 +194,13 @@ impl Harness {
         let (tx, rx) = bounded(1);
         self.send(Msg::Command(cmd, tx));
         rx.try_recv().expect("the loop answers at once")
+    }
+
+    /// A command whose answer may come later: the channel to read it on.
+    fn command_later(&mut self, cmd: Command) -> Receiver<Result<Answer, Refusal>> {
+        let (tx, rx) = bounded(1);
+        self.send(Msg::Command(cmd, tx));
+        rx
     }
 
     fn status(&mut self) -> StatusReport {
@@ -337,6 +354,8 @@ fn reload_keeps_unchanged_replaces_changed_removes_and_adds() {
     h.send(Msg::ProcessExited {
         job: old_changed,
         code: 143,
+        spawn_failed: false,
+        survivors: vec![],
     });
     assert_eq!(h.sent(), ["changed start"]);
     // A replaced job's old process goes quietly; a removed one says so.
@@ -424,4 +443,161 @@ fn children_see_env_changes_and_running_jobs_pids() {
     h.command(Command::PutEnv(vec![("COLOR".into(), None)]))
         .unwrap();
     assert_eq!(h.app.child_env().iter().find(|(n, _)| n == "COLOR"), None);
+}
+
+#[test]
+fn pre_stop_hooks_on_shutdown_run_before_anything_is_stopped() {
+    let mut h = Harness::started(
+        r#"{jobs: [
+            {name: "redis", exec: "redis-server"},
+            {name: "save", exec: "redis-cli save", when: {once: "shutdown"}},
+        ]}"#,
+    );
+    h.running("redis", 10);
+    h.sent();
+    h.send(Msg::Signalled(SIGTERM));
+    // The hook starts; redis is left running meanwhile.
+    assert_eq!(h.sent(), ["save start"]);
+    assert!(!h.app.finished());
+    h.running("save", 11);
+    h.exited("save", 0);
+    // Only now does redis get SIGTERM.
+    assert_eq!(h.sent(), [sig("redis", Signal::SIGTERM)]);
+    h.exited("redis", 0);
+    assert!(h.app.finished());
+}
+
+#[test]
+fn a_hook_alone_does_not_keep_the_container_running() {
+    let mut h = Harness::started(
+        r#"{jobs: [
+            {name: "once", exec: "true"},
+            {name: "bye", exec: "true", when: {once: "shutdown"}},
+        ]}"#,
+    );
+    h.running("once", 10);
+    h.exited("once", 0);
+    // Every job but the hook completed: shutdown begins and runs the hook.
+    assert_eq!(h.events("shutdown", "global"), 1);
+    assert_eq!(h.sent(), ["once start", "bye start"]);
+}
+
+#[test]
+fn shutdown_on_ends_the_run_with_the_process_status() {
+    let mut h = Harness::started(
+        r#"{jobs: [
+            {name: "app", exec: "app", shutdownOn: "exitFailed"},
+            {name: "sensor", exec: "sensor", when: {interval: "10s"}},
+        ]}"#,
+    );
+    h.running("app", 10);
+    h.running("sensor", 11);
+    h.exited("app", 3);
+    assert_eq!(h.events("shutdown", "global"), 1);
+    let report = h.app.health_report(Instant::now());
+    assert!(!report.healthy, "a fired shutdownOn makes the container unhealthy");
+    h.exited("sensor", 143);
+    assert!(h.app.finished());
+    assert_eq!(h.app.exit_code, Some(3));
+}
+
+#[test]
+fn job_stop_answers_once_the_process_is_gone_and_start_resumes_it() {
+    let mut h = Harness::started(r#"{jobs: [{name: "web", exec: "nginx"}, {name: "other", exec: "x"}]}"#);
+    h.running("web", 10);
+    h.running("other", 11);
+    h.sent();
+    let stop = |name: &str| Command::Job {
+        name: name.into(),
+        action: JobAction::Stop,
+    };
+    let rx = h.command_later(stop("web"));
+    assert_eq!(h.sent(), [sig("web", Signal::SIGTERM)]);
+    assert!(rx.try_recv().is_err(), "not before the process is gone");
+    h.exited("web", 143);
+    assert!(matches!(rx.try_recv(), Ok(Ok(Answer::Updated(true)))));
+    assert_eq!(h.events("stopping", "web"), 1);
+    assert_eq!(h.events("stopped", "web"), 1);
+    // Stopped, not restarted, and counted as completed while it stays so:
+    // with `other` still running nothing ends.
+    assert!(h.sent().is_empty());
+    assert!(!h.app.finished());
+    assert!(matches!(h.command(stop("web")), Ok(Answer::Updated(false))));
+    let start = Command::Job {
+        name: "web".into(),
+        action: JobAction::Start,
+    };
+    assert!(matches!(h.command(start), Ok(Answer::Updated(true))));
+    assert_eq!(h.sent(), ["web start"]);
+    let unknown = h.command(stop("nope")).expect_err("404");
+    assert_eq!(unknown.kind, RefusalKind::NotFound);
+}
+
+#[test]
+fn job_signal_needs_a_process_and_a_real_signal() {
+    let mut h = Harness::started(
+        r#"{jobs: [{name: "web", exec: "nginx"}, {name: "later", exec: "x", when: {source: "web", once: "healthy"}}]}"#,
+    );
+    h.running("web", 10);
+    h.sent();
+    let signal = |name: &str, n: i32| Command::Job {
+        name: name.into(),
+        action: JobAction::Signal(n),
+    };
+    assert!(matches!(h.command(signal("web", 1)), Ok(Answer::Updated(true))));
+    assert_eq!(h.sent(), [sig("web", Signal::SIGHUP)]);
+    let idle = h.command(signal("later", 1)).expect_err("409");
+    assert_eq!(idle.kind, RefusalKind::Conflict);
+    let bad = h.command(signal("web", 999)).expect_err("400");
+    assert_eq!(bad.kind, RefusalKind::Invalid);
+}
+
+#[test]
+fn job_posts_are_refused_during_shutdown_but_env_is_not() {
+    let mut h = Harness::started(r#"{jobs: [{name: "web", exec: "nginx"}]}"#);
+    h.running("web", 10);
+    h.send(Msg::Signalled(SIGTERM));
+    let r = h
+        .command(Command::Job {
+            name: "web".into(),
+            action: JobAction::Start,
+        })
+        .expect_err("503");
+    assert_eq!((r.kind, r.message.as_str()), (RefusalKind::ShuttingDown, "shutting down"));
+}
+
+#[test]
+fn duplicate_names_both_run_and_share_their_name_in_events() {
+    let mut h = Harness::started(
+        r#"{jobs: [{name: "twin", exec: "a"}, {name: "twin", exec: "b"}]}"#,
+    );
+    assert_eq!(h.sent(), ["twin start", "twin start"]);
+    let names: Vec<String> = h.status().services.into_iter().map(|s| s.name).collect();
+    assert_eq!(names, ["twin", "twin"]);
+    h.exited("twin", 0);
+    assert_eq!(h.events("exitSuccess", "twin"), 1);
+}
+
+#[test]
+fn health_counts_checked_jobs_only_and_maintenance_is_unhealthy() {
+    let mut h = Harness::started(
+        r#"{jobs: [
+            {name: "web", exec: "nginx", health: {exec: "check", interval: 1}},
+            {name: "plain", exec: "sleep"},
+        ]}"#,
+    );
+    h.running("web", 10);
+    let now = Instant::now();
+    assert_eq!(h.app.health_report(now).unhealthy, ["web"], "unknown is not healthy");
+    let job = h.id("web");
+    h.send(Msg::HealthChecked {
+        job,
+        passed: true,
+        output: "ok".into(),
+        duration: Duration::from_millis(2),
+        at: std::time::SystemTime::now(),
+    });
+    assert!(h.app.health_report(now).healthy);
+    h.command(Command::Maintenance(true)).unwrap();
+    assert!(!h.app.health_report(now).healthy);
 }

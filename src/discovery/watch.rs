@@ -45,7 +45,11 @@ impl WatchState {
         let Some(now) = polled else {
             return vec![];
         };
-        let prev = if self.rearmed { None } else { self.last.as_ref() };
+        let prev = if self.rearmed {
+            None
+        } else {
+            self.last.as_ref()
+        };
         let events = watch_events(prev, &now);
         self.last = Some(now);
         self.rearmed = false;

@@ -107,7 +107,13 @@ impl Health {
 
     /// A check result. Below `threshold`, and inside the start period, a
     /// failure changes nothing at all: no event, no Consul update.
-    pub fn on_checked(&mut self, cfg: &JobConfig, passed: bool, output: String, now: Instant) -> Vec<Action> {
+    pub fn on_checked(
+        &mut self,
+        cfg: &JobConfig,
+        passed: bool,
+        output: String,
+        now: Instant,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         if passed {
             self.pass(&mut out);
@@ -138,7 +144,12 @@ impl Health {
     }
 
     /// `READY=1`: healthy as a passing check makes it; the watchdog clock starts.
-    pub fn on_ready(&mut self, watchdog: Option<Duration>, maintenance: bool, now: Instant) -> Vec<Action> {
+    pub fn on_ready(
+        &mut self,
+        watchdog: Option<Duration>,
+        maintenance: bool,
+        now: Instant,
+    ) -> Vec<Action> {
         let mut out = Vec::new();
         self.ready = true;
         if maintenance {
@@ -192,7 +203,10 @@ impl Health {
     /// Failures would not count now (the process is still young, and no
     /// check has passed since it started).
     pub fn in_start_period(&self, cfg: &JobConfig, now: Instant) -> bool {
-        let period = cfg.health.as_ref().map_or(Duration::ZERO, |h| h.start_period);
+        let period = cfg
+            .health
+            .as_ref()
+            .map_or(Duration::ZERO, |h| h.start_period);
         self.period_from
             .is_some_and(|from| now.saturating_duration_since(from) < period)
     }

@@ -225,7 +225,10 @@ impl Job {
     }
 
     fn heartbeat_only(&self) -> bool {
-        matches!(self.cfg.health.as_ref().map(|h| &h.probe), Some(Probe::Heartbeat))
+        matches!(
+            self.cfg.health.as_ref().map(|h| &h.probe),
+            Some(Probe::Heartbeat)
+        )
     }
 
     /// The earliest deadline this job is waiting for.
@@ -328,7 +331,7 @@ impl Job {
             When::Startup => *ev == Event::global(EventCode::Startup),
             When::Interval(_) | When::Never => false,
             When::Event { sources, code, .. } => {
-                ev.code == *code && sources.iter().any(|s| *s == ev.source)
+                ev.code == *code && sources.contains(&ev.source)
             }
         }
     }
@@ -636,21 +639,7 @@ impl Job {
             }
         }
         if !self.maintenance && due(self.health.watchdog_at) {
-            let watchdog = self
-                .cfg
-                .notify
-                .as_ref()
-                .and_then(|n| n.watchdog)
-                .unwrap_or_default();
-            out.extend(self.health.on_watchdog_missed(watchdog));
-            if self.has_process {
-                out.push(Action::Log(format!(
-                    "no WATCHDOG=1 within {watchdog:?}: aborting the process"
-                )));
-                out.push(Action::Abort);
-                // One that ignores SIGABRT is killed (as systemd).
-                self.kill_at = Some(now + self.global_stop_timeout);
-            }
+            self.watchdog_missed(now, &mut out);
         }
         out
     }
@@ -707,6 +696,7 @@ impl Job {
         &mut self,
         ready: bool,
         watchdog_ping: bool,
+        trigger: bool,
         status: Option<&str>,
         now: Instant,
     ) -> Vec<Action> {
@@ -727,7 +717,29 @@ impl Job {
         if watchdog_ping {
             self.health.on_watchdog_ping(watchdog, now);
         }
+        if trigger && !self.maintenance {
+            self.watchdog_missed(now, &mut out);
+        }
         out
+    }
+
+    /// The watchdog ran out (or the process asked for it): unhealthy, and
+    /// SIGABRT to the group, SIGKILL if it ignores that.
+    fn watchdog_missed(&mut self, now: Instant, out: &mut Vec<Action>) {
+        let watchdog = self
+            .cfg
+            .notify
+            .as_ref()
+            .and_then(|n| n.watchdog)
+            .unwrap_or_default();
+        out.extend(self.health.on_watchdog_missed(watchdog));
+        if self.has_process {
+            out.push(Action::Log(format!(
+                "no WATCHDOG=1 within {watchdog:?}: aborting the process"
+            )));
+            out.push(Action::Abort);
+            self.kill_at = Some(now + self.global_stop_timeout);
+        }
     }
 
     pub fn set_maintenance(&mut self, on: bool, now: Instant) -> Vec<Action> {
@@ -783,9 +795,9 @@ impl Job {
 
     fn waits_for_a_job(&self) -> bool {
         match &self.cfg.when {
-            When::Event { sources, code, .. } => sources.iter().any(|s| {
-                *code != EventCode::Signal && s != GLOBAL && !s.starts_with("watch.")
-            }),
+            When::Event { sources, code, .. } => sources
+                .iter()
+                .any(|s| *code != EventCode::Signal && s != GLOBAL && !s.starts_with("watch.")),
             _ => false,
         }
     }
@@ -978,6 +990,8 @@ fn budget(cfg: &JobConfig) -> Option<u32> {
 
 /// `base × 2^(k-1)`, capped.
 fn doubled(base: Duration, k: u32, cap: Duration) -> Duration {
-    let factor = 1u32.checked_shl(k.saturating_sub(1).min(31)).unwrap_or(u32::MAX);
+    let factor = 1u32
+        .checked_shl(k.saturating_sub(1).min(31))
+        .unwrap_or(u32::MAX);
     base.checked_mul(factor).unwrap_or(cap).min(cap)
 }

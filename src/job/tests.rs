@@ -117,7 +117,10 @@ fn exit_failed_on_nonzero_and_signal() {
     let t = Instant::now();
     let mut j = job(cfg("a", When::Startup, Restarts::Never));
     j.on_event(&startup(), t);
-    assert_eq!(publishes(&j.on_exit(137, false, t))[0], EventCode::ExitFailed);
+    assert_eq!(
+        publishes(&j.on_exit(137, false, t))[0],
+        EventCode::ExitFailed
+    );
 }
 
 #[test]
@@ -487,7 +490,8 @@ fn retire_quietly_skips_dependants() {
 }
 
 #[test]
-fn stale_deadlines_are_none_when_idle() {    let j = job(cfg("a", When::Startup, Restarts::Never));
+fn stale_deadlines_are_none_when_idle() {
+    let j = job(cfg("a", When::Startup, Restarts::Never));
     assert_eq!(j.next_deadline(), None);
 }
 
@@ -608,7 +612,10 @@ fn shutdown_on_fires_when_the_exit_is_not_restarted() {
     c.shutdown_on = Some(ShutdownOn::ExitFailed);
     let mut j = job(c);
     j.on_event(&startup(), t);
-    assert!(!j.on_exit(0, false, t).iter().any(|x| matches!(x, Action::ShutDown(_))));
+    assert!(!j
+        .on_exit(0, false, t)
+        .iter()
+        .any(|x| matches!(x, Action::ShutDown(_))));
     // Killed by a signal: 128+N.
     let mut c = cfg("c", When::Startup, Restarts::Never);
     c.shutdown_on = Some(ShutdownOn::Exit);
@@ -647,7 +654,10 @@ fn shutdown_on_ignores_exits_containerpilot_caused() {
     j.on_event(&startup(), t);
     j.on_started(4, t);
     j.api_stop(t);
-    assert!(!j.on_exit(143, false, t).iter().any(|x| matches!(x, Action::ShutDown(_))));
+    assert!(!j
+        .on_exit(143, false, t)
+        .iter()
+        .any(|x| matches!(x, Action::ShutDown(_))));
     // Its own timeout kill counts.
     let mut c = cfg("slow", When::Startup, Restarts::Never);
     c.shutdown_on = Some(ShutdownOn::ExitFailed);
@@ -677,9 +687,15 @@ fn any_fires_on_the_first_listed_source() {
         many(false, EventCode::Changed, &["watch.a", "watch.b"], false),
         Restarts::Never,
     ));
-    assert_eq!(starts(&j.on_event(&Event::new(EventCode::Changed, "watch.b"), t)), 1);
+    assert_eq!(
+        starts(&j.on_event(&Event::new(EventCode::Changed, "watch.b"), t)),
+        1
+    );
     j.on_exit(0, false, t);
-    assert_eq!(starts(&j.on_event(&Event::new(EventCode::Changed, "watch.a"), t)), 1);
+    assert_eq!(
+        starts(&j.on_event(&Event::new(EventCode::Changed, "watch.a"), t)),
+        1
+    );
     assert_eq!(j.depends_on(), ["watch.a", "watch.b"]);
 }
 
@@ -712,7 +728,10 @@ fn all_is_seeded_with_sources_already_in_the_awaited_state() {
         Restarts::Never,
     ));
     j.on_subscribed(t, ["a".to_string()].into_iter().collect());
-    assert_eq!(starts(&j.on_event(&Event::new(EventCode::Healthy, "b"), t)), 1);
+    assert_eq!(
+        starts(&j.on_event(&Event::new(EventCode::Healthy, "b"), t)),
+        1
+    );
 }
 
 #[test]
@@ -822,9 +841,11 @@ fn notify_job(watchdog: Option<Duration>, t: Instant) -> Job {
 fn ready_makes_a_notify_job_healthy_and_status_is_kept() {
     let t = Instant::now();
     let mut j = notify_job(None, t);
-    assert!(j.on_notified(false, false, Some("warming up"), t).is_empty());
+    assert!(j
+        .on_notified(false, false, false, Some("warming up"), t)
+        .is_empty());
     assert_eq!(j.health.notify_status.as_deref(), Some("warming up"));
-    let a = j.on_notified(true, false, None, t);
+    let a = j.on_notified(true, false, false, None, t);
     assert_eq!(publishes(&a), vec![EventCode::Healthy]);
     assert!(has(&a, &Action::Pass));
     // A restart makes it unknown until the new process is ready.
@@ -832,7 +853,7 @@ fn ready_makes_a_notify_job_healthy_and_status_is_kept() {
     assert_eq!(j.health.status, Status::Unknown);
     let long = "x".repeat(1000);
     j.on_started(13, t);
-    j.on_notified(false, false, Some(&long), t);
+    j.on_notified(false, false, false, Some(&long), t);
     assert_eq!(j.health.notify_status.as_ref().map(|s| s.len()), Some(256));
 }
 
@@ -843,9 +864,9 @@ fn a_missed_watchdog_aborts_then_kills() {
     let mut j = notify_job(Some(wd), t);
     // The clock starts at READY=1 only.
     assert_eq!(j.next_deadline(), None);
-    j.on_notified(true, false, None, t);
+    j.on_notified(true, false, false, None, t);
     assert_eq!(j.next_deadline(), Some(t + wd));
-    j.on_notified(false, true, None, t + Duration::from_secs(1));
+    j.on_notified(false, true, false, None, t + Duration::from_secs(1));
     assert_eq!(j.next_deadline(), Some(t + Duration::from_secs(3)));
     let a = j.on_timer(t + Duration::from_secs(3));
     assert!(has(&a, &Action::Abort));
@@ -853,7 +874,10 @@ fn a_missed_watchdog_aborts_then_kills() {
     let a = j.on_timer(t + Duration::from_secs(8));
     assert!(has(&a, &Action::Kill), "it ignored SIGABRT: {a:?}");
     // Then the restart policy applies.
-    assert_eq!(starts(&j.on_exit(134, false, t + Duration::from_secs(8))), 1);
+    assert_eq!(
+        starts(&j.on_exit(134, false, t + Duration::from_secs(8))),
+        1
+    );
 }
 
 #[test]
@@ -861,7 +885,7 @@ fn the_watchdog_stops_in_maintenance_and_a_ready_job_is_healthy_after() {
     let t = Instant::now();
     let wd = Duration::from_secs(2);
     let mut j = notify_job(Some(wd), t);
-    j.on_notified(true, false, None, t);
+    j.on_notified(true, false, false, None, t);
     j.set_maintenance(true, t);
     assert!(j.on_timer(t + Duration::from_secs(60)).is_empty());
     let later = t + Duration::from_secs(61);
@@ -882,7 +906,10 @@ fn api_stop_holds_the_job_until_start() {
     assert!(has(&a, &Action::Terminate));
     assert!(j.api_busy());
     let a = j.on_exit(143, false, t);
-    assert_eq!(publishes(&a), vec![EventCode::ExitFailed, EventCode::Stopped]);
+    assert_eq!(
+        publishes(&a),
+        vec![EventCode::ExitFailed, EventCode::Stopped]
+    );
     assert_eq!(starts(&a), 0, "not restarted");
     assert!(!j.api_busy());
     assert_eq!(j.state(), "stopped");
@@ -898,7 +925,11 @@ fn api_stop_holds_the_job_until_start() {
 #[test]
 fn a_stopped_job_ignores_its_triggers() {
     let t = Instant::now();
-    let mut j = job(cfg("b", each(EventCode::Changed, "watch.w"), Restarts::Never));
+    let mut j = job(cfg(
+        "b",
+        each(EventCode::Changed, "watch.w"),
+        Restarts::Never,
+    ));
     j.api_stop(t);
     assert_eq!(j.state(), "stopped");
     let ev = Event::new(EventCode::Changed, "watch.w");
