@@ -24,3 +24,5 @@ mod scratch;
 // agent test double: registration, heartbeats, tokens, agent restarts and
 // outages, deregistration, the telemetry service, watches.
 mod discovery;
+// SPEC §4.1: the per-job API (list, start, stop, restart, signal, logs and follow).
+mod jobs;

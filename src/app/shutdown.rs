@@ -135,9 +135,12 @@ impl Shutdown {
                 out
             }
             Stage::Hooks { until } if now >= until => {
-                let mut out = vec![Step::Warn(
-                    "the jobs run on shutdown did not finish in time: stopping everything",
-                )];
+                let mut out = Vec::new();
+                if !self.bounds.hooks.is_zero() {
+                    out.push(Step::Warn(
+                        "the jobs run on shutdown did not finish in time: stopping everything",
+                    ));
+                }
                 out.extend(self.hooks_done(now));
                 out
             }
