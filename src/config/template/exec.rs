@@ -1,0 +1,466 @@
+//! Stage 3: walks the tree with the environment as data. It owns variable
+//! scopes, `range`/`break`/`continue`, lazy `and`/`or`, and the step and output
+//! caps.
+
+use std::collections::HashMap;
+use std::rc::Rc;
+
+use super::funcs::FUNCS;
+use super::parse::{Cmd, Control, Expr, Node, Pipeline};
+use super::{fail, shorten, TemplateError, Value, MAX_OUTPUT, MAX_STEPS};
+
+#[derive(Debug, PartialEq)]
+enum Flow {
+    Normal,
+    Break,
+    Continue,
+}
+
+pub(super) struct Exec<'a> {
+    env: &'a HashMap<String, String>,
+    /// Innermost last; blocks truncate back to their mark when they end.
+    vars: Vec<(String, Value)>,
+    out: String,
+    steps: u64,
+}
+
+impl Exec<'_> {
+    pub(super) fn run(
+        env: &HashMap<String, String>,
+        nodes: &[Node],
+    ) -> Result<String, TemplateError> {
+        let root = Value::Map(Rc::new(
+            env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        ));
+        let mut ex = Exec {
+            env,
+            vars: vec![("$".to_string(), root.clone())],
+            out: String::new(),
+            steps: 0,
+        };
+        ex.walk(nodes, &root)?;
+        Ok(ex.out)
+    }
+
+    fn tick(&mut self, line: usize) -> Result<(), TemplateError> {
+        self.steps += 1;
+        if self.steps > MAX_STEPS {
+            return fail(
+                line,
+                format!(
+                    "template does too much work (over {MAX_STEPS} steps); is a loop too long?"
+                ),
+            );
+        }
+        Ok(())
+    }
+
+    fn write(&mut self, s: &str, line: usize) -> Result<(), TemplateError> {
+        if self.out.len() + s.len() > MAX_OUTPUT {
+            return fail(
+                line,
+                format!("output is larger than {} MiB", MAX_OUTPUT >> 20),
+            );
+        }
+        self.out.push_str(s);
+        Ok(())
+    }
+
+    fn walk(&mut self, nodes: &[Node], dot: &Value) -> Result<Flow, TemplateError> {
+        for node in nodes {
+            let flow = match node {
+                Node::Text { text, line } => {
+                    self.write(text, *line)?;
+                    Flow::Normal
+                }
+                Node::Action(p) => {
+                    let v = self.pipeline(p, dot)?;
+                    if p.decl.is_empty() {
+                        self.write(&v.to_string(), p.line)?;
+                    }
+                    Flow::Normal
+                }
+                Node::If(c) => self.if_with(c, dot, false)?,
+                Node::With(c) => self.if_with(c, dot, true)?,
+                Node::Range(c) => self.range(c, dot)?,
+                Node::Break => Flow::Break,
+                Node::Continue => Flow::Continue,
+            };
+            if flow != Flow::Normal {
+                return Ok(flow);
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    fn if_with(&mut self, c: &Control, dot: &Value, with: bool) -> Result<Flow, TemplateError> {
+        let mark = self.vars.len();
+        let v = self.pipeline(&c.pipe, dot)?;
+        let flow = match (v.truthy(), with) {
+            (true, true) => self.walk(&c.body, &v)?,
+            (true, false) => self.walk(&c.body, dot)?,
+            (false, _) => self.walk(&c.alt, dot)?,
+        };
+        self.vars.truncate(mark);
+        Ok(flow)
+    }
+
+    fn range(&mut self, c: &Control, dot: &Value) -> Result<Flow, TemplateError> {
+        let mark = self.vars.len();
+        // Like Go, the variables first hold the whole value (seen by {{else}}),
+        // then each key and element in turn.
+        let v = self.pipeline(&c.pipe, dot)?;
+        let len = match &v {
+            Value::List(items) => items.len(),
+            Value::Map(m) => m.len(),
+            Value::Nil => 0,
+            Value::Str(s) => {
+                return fail(
+                    c.line,
+                    format!(
+                        "range can't iterate over string {:?}; split it first: split \",\" ...",
+                        shorten(s)
+                    ),
+                )
+            }
+            other => {
+                return fail(
+                    c.line,
+                    format!("range can't iterate over {}", other.describe()),
+                )
+            }
+        };
+        if len == 0 {
+            let flow = self.walk(&c.alt, dot)?;
+            self.vars.truncate(mark);
+            return Ok(flow);
+        }
+        let pairs: Box<dyn Iterator<Item = (Value, Value)>> = match &v {
+            Value::List(items) => Box::new(
+                items
+                    .iter()
+                    .enumerate()
+                    .map(|(i, e)| (Value::Int(i as i64), e.clone())),
+            ),
+            Value::Map(m) => Box::new(
+                m.iter()
+                    .map(|(k, v)| (Value::Str(k.clone()), Value::Str(v.clone()))),
+            ),
+            _ => Box::new(std::iter::empty()),
+        };
+        let inner = self.vars.len();
+        for (key, elem) in pairs {
+            self.tick(c.line)?;
+            match c.pipe.decl.len() {
+                1 => self.vars[mark].1 = elem.clone(),
+                2 => {
+                    self.vars[mark].1 = key;
+                    self.vars[mark + 1].1 = elem.clone();
+                }
+                _ => {}
+            }
+            let flow = self.walk(&c.body, &elem)?;
+            self.vars.truncate(inner);
+            if flow == Flow::Break {
+                break;
+            }
+        }
+        self.vars.truncate(mark);
+        Ok(Flow::Normal)
+    }
+
+    fn pipeline(&mut self, p: &Pipeline, dot: &Value) -> Result<Value, TemplateError> {
+        let mut val = None;
+        for cmd in &p.cmds {
+            val = Some(self.command(cmd, dot, val.take())?);
+        }
+        let val = val.unwrap_or(Value::Nil);
+        for name in &p.decl {
+            if p.assign {
+                match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
+                    Some(slot) => slot.1 = val.clone(),
+                    None => return fail(p.line, format!("undefined variable {name}")),
+                }
+            } else {
+                self.vars.push((name.clone(), val.clone()));
+            }
+        }
+        Ok(val)
+    }
+
+    fn command(
+        &mut self,
+        cmd: &Cmd,
+        dot: &Value,
+        piped: Option<Value>,
+    ) -> Result<Value, TemplateError> {
+        self.tick(cmd.line)?;
+        match &cmd.head {
+            Expr::Func(name) => self.call(name, &cmd.args, dot, piped, cmd.line),
+            head => self.operand(head, dot, cmd.line),
+        }
+    }
+
+    fn operand(&mut self, e: &Expr, dot: &Value, line: usize) -> Result<Value, TemplateError> {
+        Ok(match e {
+            Expr::Lit(v) => v.clone(),
+            Expr::Dot => dot.clone(),
+            Expr::Var(name) => match self.vars.iter().rev().find(|(n, _)| n == name) {
+                Some((_, v)) => v.clone(),
+                None => return fail(line, format!("undefined variable {name}")),
+            },
+            Expr::Func(name) => self.call(name, &[], dot, None, line)?,
+            Expr::Paren(p) => self.pipeline(p, dot)?,
+            Expr::Field(base, names) => {
+                let mut v = self.operand(base, dot, line)?;
+                for name in names {
+                    v = field(&v, name).or_else(|m| fail(line, m))?;
+                }
+                v
+            }
+        })
+    }
+
+    /// The piped value, if any, is the last argument (Go's rule).
+    fn call(
+        &mut self,
+        name: &str,
+        args: &[Expr],
+        dot: &Value,
+        piped: Option<Value>,
+        line: usize,
+    ) -> Result<Value, TemplateError> {
+        if name == "and" || name == "or" {
+            return self.and_or(name, args, dot, piped, line);
+        }
+        let Some(&(_, min, max, run)) = FUNCS.iter().find(|f| f.0 == name) else {
+            return fail(line, format!("unknown function {name:?}"));
+        };
+        let mut vals = Vec::with_capacity(args.len() + 1);
+        for a in args {
+            vals.push(self.operand(a, dot, line)?);
+        }
+        vals.extend(piped);
+        if vals.len() < min || vals.len() > max {
+            let want = match (min, max) {
+                (a, b) if a == b => a.to_string(),
+                (a, usize::MAX) => format!("at least {a}"),
+                (a, b) => format!("{a} or {b}"),
+            };
+            return fail(
+                line,
+                format!(
+                    "{name}: wrong number of arguments: want {want}, got {}",
+                    vals.len()
+                ),
+            );
+        }
+        let v = run(self.env, vals).or_else(|m| fail(line, format!("{name}: {m}")))?;
+        if matches!(&v, Value::Str(s) if s.len() > MAX_OUTPUT) {
+            return fail(
+                line,
+                format!("{name}: result is larger than {} MiB", MAX_OUTPUT >> 20),
+            );
+        }
+        Ok(v)
+    }
+
+    /// `and`/`or` stop at the first operand that decides and return it, so
+    /// `or .X "fallback"` works and `and .X (index ...)` is safe (Go 1.18+).
+    fn and_or(
+        &mut self,
+        name: &str,
+        args: &[Expr],
+        dot: &Value,
+        piped: Option<Value>,
+        line: usize,
+    ) -> Result<Value, TemplateError> {
+        if args.is_empty() && piped.is_none() {
+            return fail(
+                line,
+                format!("{name}: wrong number of arguments: want at least 1, got 0"),
+            );
+        }
+        let stop_on = name == "or";
+        let mut last = Value::Nil;
+        for a in args {
+            let v = self.operand(a, dot, line)?;
+            if v.truthy() == stop_on {
+                return Ok(v);
+            }
+            last = v;
+        }
+        Ok(piped.unwrap_or(last))
+    }
+}
+
+fn field(v: &Value, name: &str) -> Result<Value, String> {
+    match v {
+        Value::Map(m) => Ok(Value::Str(m.get(name).cloned().unwrap_or_default())),
+        other => Err(format!(
+            "can't read field .{name} of {}: only the environment has fields (inside range or with, use $.{name})",
+            other.describe()
+        )),
+    }
+}
+#[cfg(test)]
+mod tests {
+    use crate::config::template::render;
+    use crate::config::template::tests::{err_at, ok};
+    use std::collections::HashMap;
+
+    #[test]
+    fn environment_values() {
+        assert_eq!(ok("[{{ .UNSET }}]"), "[]");
+        assert_eq!(ok("{{ .EQ }}"), "test3=w/equals==");
+        assert_eq!(ok("{{ $.NAME }}"), "Template");
+        assert_eq!(ok("{{ $e := . }}{{ $e.USER }}"), "pilot");
+        assert_eq!(ok("{{ (.).USER }}"), "pilot");
+        assert_eq!(ok("plain text, no actions\n"), "plain text, no actions\n");
+        assert_eq!(ok(""), "");
+        let mut small = HashMap::new();
+        small.insert("B".to_string(), "2".to_string());
+        small.insert("A".to_string(), "1".to_string());
+        assert_eq!(render("{{ . }}", &small).unwrap(), "map[A:1 B:2]");
+    }
+
+    #[test]
+    fn pipelines_pass_the_value_last() {
+        assert_eq!(ok(r#"{{ "a" | printf "%s-%s" "b" }}"#), "b-a");
+        assert_eq!(ok(r#"{{ .PARTS | split ":" | len }}"#), "3");
+        assert_eq!(ok(r#"{{ "x" | print }}"#), "x");
+        err_at(r#"{{ "a" | "b" }}"#, 1, "pipe");
+        err_at("{{ .NAME | }}", 1, "missing command");
+    }
+
+    #[test]
+    fn truthiness() {
+        for falsy in [
+            "\"\"",
+            "0",
+            "0.0",
+            "false",
+            "(and nil 1)",
+            "(split \",\" \"\")",
+            ".UNSET",
+            ".EMPTY",
+        ] {
+            assert_eq!(
+                ok(&format!(
+                    "{{{{ if {falsy} }}}}T{{{{ else }}}}F{{{{ end }}}}"
+                )),
+                "F",
+                "{falsy}"
+            );
+        }
+        for truthy in ["\"0\"", "1", "-1", "0.5", "true", "(loop 1)", ".USER", "."] {
+            assert_eq!(
+                ok(&format!(
+                    "{{{{ if {truthy} }}}}T{{{{ else }}}}F{{{{ end }}}}"
+                )),
+                "T",
+                "{truthy}"
+            );
+        }
+    }
+
+    #[test]
+    fn range_forms() {
+        assert_eq!(
+            ok(r#"{{ range split "," "a,b,c" }}<{{ . }}>{{ end }}"#),
+            "<a><b><c>"
+        );
+        assert_eq!(
+            ok(r#"{{ range $v := split "," "a,b" }}{{ $v }}{{ . }}{{ end }}"#),
+            "aabb"
+        );
+        assert_eq!(
+            ok(r#"{{ range $i, $v := split "," "a,b" }}{{ $i }}={{ $v }};{{ end }}"#),
+            "0=a;1=b;"
+        );
+        assert_eq!(
+            ok(r#"{{ range split "," "" }}x{{ else }}empty{{ end }}"#),
+            "empty"
+        );
+        assert_eq!(
+            ok("{{ range .UNSET | split \",\" }}x{{ else }}none{{ end }}"),
+            "none"
+        );
+        assert_eq!(ok("{{ range and nil 1 }}x{{ else }}nil{{ end }}"), "nil");
+        let mut small = HashMap::new();
+        small.insert("Z".to_string(), "26".to_string());
+        small.insert("A".to_string(), "1".to_string());
+        assert_eq!(
+            render("{{ range $k, $v := . }}{{ $k }}={{ $v }},{{ end }}", &small).unwrap(),
+            "A=1,Z=26,"
+        );
+        assert_eq!(
+            render("{{ range . }}{{ . }},{{ end }}", &small).unwrap(),
+            "1,26,"
+        );
+        // Nested ranges, with the outer element reached through a variable.
+        let src = r#"{{ range $a := split "," "x,y" }}{{ range loop 2 }}{{ $a }}{{ . }} {{ end }}{{ end }}"#;
+        assert_eq!(ok(src), "x0 x1 y0 y1 ");
+        assert_eq!(
+            ok("{{ range loop 10 }}{{ if eq . 3 }}{{ break }}{{ end }}{{ . }}{{ end }}"),
+            "012"
+        );
+        assert_eq!(
+            ok("{{ range loop 5 }}{{ if eq . 1 3 }}{{ continue }}{{ end }}{{ . }}{{ end }}"),
+            "024"
+        );
+        err_at("{{ break }}", 1, "outside {{range}}");
+        err_at(
+            "{{ range loop 2 }}{{ else }}{{ continue }}{{ end }}",
+            1,
+            "outside {{range}}",
+        );
+        err_at("\n{{ range .USER }}{{ end }}", 2, "split");
+        err_at("{{ range 3 }}{{ end }}", 1, "can't iterate");
+        err_at("{{ range $a, $b = loop 2 }}{{ end }}", 1, ":=");
+        err_at("{{ $a, $b := loop 2 }}", 1, "only range");
+    }
+
+    #[test]
+    fn with_forms() {
+        assert_eq!(ok("{{ with .USER }}<{{ . }}>{{ end }}"), "<pilot>");
+        assert_eq!(
+            ok("{{ with .UNSET }}<{{ . }}>{{ else }}none{{ end }}"),
+            "none"
+        );
+        assert_eq!(
+            ok("{{ with .UNSET }}a{{ else with .USER }}{{ . }}{{ end }}"),
+            "pilot"
+        );
+        assert_eq!(
+            ok("{{ with .UNSET }}a{{ else with .EMPTY }}b{{ else }}c{{ end }}"),
+            "c"
+        );
+        err_at("{{ with .USER }}{{ .NAME }}{{ end }}", 1, "$.NAME");
+    }
+
+    #[test]
+    fn logic() {
+        assert_eq!(
+            ok("{{ and 1 0 2 }} {{ and 1 2 }} {{ or 0 \"\" \"x\" \"y\" }} [{{ or 0 \"\" }}]"),
+            "0 2 x []"
+        );
+        assert_eq!(
+            ok(r#"{{ or .UNSET "fallback" }} {{ .UNSET | or "piped" }}"#),
+            "fallback piped"
+        );
+        // Short-circuit: the failing index is never evaluated.
+        assert_eq!(
+            ok(
+                r#"{{ and false (index (split "," "a") 5) }} {{ or true (index (split "," "a") 5) }}"#
+            ),
+            "false true"
+        );
+        assert_eq!(
+            ok(r#"{{ not "" }} {{ not 1 }} {{ not .USER }}"#),
+            "true false false"
+        );
+        err_at("{{ and }}", 1, "and: wrong number of arguments");
+        err_at("{{ not 1 2 }}", 1, "want 1, got 2");
+    }
+}
