@@ -76,7 +76,12 @@ impl Exec<'_> {
                 Node::Action(p) => {
                     let v = self.pipeline(p, dot)?;
                     if p.decl.is_empty() {
-                        self.write(&v.to_string(), p.line)?;
+                        // Only `and`/`or` handing back a literal nil yield
+                        // Nil here: Go's invalid value, which it prints so.
+                        match v {
+                            Value::Nil => self.write("<no value>", p.line)?,
+                            v => self.write(&v.to_string(), p.line)?,
+                        }
                     }
                     Flow::Normal
                 }
@@ -95,11 +100,17 @@ impl Exec<'_> {
 
     fn if_with(&mut self, c: &Control, dot: &Value, with: bool) -> Result<Flow, TemplateError> {
         let mark = self.vars.len();
-        let v = self.pipeline(&c.pipe, dot)?;
-        let flow = match (v.truthy(), with) {
-            (true, true) => self.walk(&c.body, &v)?,
-            (true, false) => self.walk(&c.body, dot)?,
-            (false, _) => self.walk(&c.alt, dot)?,
+        let mut taken = None;
+        for arm in &c.arms {
+            let v = self.pipeline(&arm.pipe, dot)?;
+            if v.truthy() {
+                taken = Some(self.walk(&arm.body, if with { &v } else { dot })?);
+                break;
+            }
+        }
+        let flow = match taken {
+            Some(flow) => flow,
+            None => self.walk(&c.alt, dot)?,
         };
         self.vars.truncate(mark);
         Ok(flow)
@@ -109,9 +120,12 @@ impl Exec<'_> {
         let mark = self.vars.len();
         // Like Go, the variables first hold the whole value (seen by {{else}}),
         // then each key and element in turn.
-        let v = self.pipeline(&c.pipe, dot)?;
+        let Some(arm) = c.arms.first() else {
+            return Ok(Flow::Normal);
+        };
+        let v = self.pipeline(&arm.pipe, dot)?;
         let len = match &v {
-            Value::List(items) => items.len(),
+            Value::List(_, items) => items.len(),
             Value::Map(m) => m.len(),
             Value::Nil => 0,
             Value::Str(s) => {
@@ -133,10 +147,17 @@ impl Exec<'_> {
         if len == 0 {
             let flow = self.walk(&c.alt, dot)?;
             self.vars.truncate(mark);
-            return Ok(flow);
+            // Go ends the whole range statement, its {{else}} included, at a
+            // {{break}}, so one there stops only the rest of this {{else}};
+            // a {{continue}} goes on to the enclosing range.
+            return Ok(if flow == Flow::Break {
+                Flow::Normal
+            } else {
+                flow
+            });
         }
         let pairs: Box<dyn Iterator<Item = (Value, Value)>> = match &v {
-            Value::List(items) => Box::new(
+            Value::List(_, items) => Box::new(
                 items
                     .iter()
                     .enumerate()
@@ -151,7 +172,7 @@ impl Exec<'_> {
         let inner = self.vars.len();
         for (key, elem) in pairs {
             self.tick(c.line)?;
-            match c.pipe.decl.len() {
+            match arm.pipe.decl.len() {
                 1 => self.vars[mark].1 = elem.clone(),
                 2 => {
                     self.vars[mark].1 = key;
@@ -159,7 +180,7 @@ impl Exec<'_> {
                 }
                 _ => {}
             }
-            let flow = self.walk(&c.body, &elem)?;
+            let flow = self.walk(&arm.body, &elem)?;
             self.vars.truncate(inner);
             if flow == Flow::Break {
                 break;
@@ -297,6 +318,8 @@ impl Exec<'_> {
 fn field(v: &Value, name: &str) -> Result<Value, String> {
     match v {
         Value::Map(m) => Ok(Value::Str(m.get(name).cloned().unwrap_or_default())),
+        // Go's missingkey=zero: a field of no value is no value.
+        Value::Nil => Ok(Value::Nil),
         other => Err(format!(
             "can't read field .{name} of {}: only the environment has fields (inside range or with, use $.{name})",
             other.describe()
@@ -306,7 +329,7 @@ fn field(v: &Value, name: &str) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use crate::config::template::render;
-    use crate::config::template::tests::{err_at, ok};
+    use crate::config::template::tests::{err_at, ok, same_as_go};
     use std::collections::HashMap;
 
     #[test]
@@ -330,7 +353,10 @@ mod tests {
         assert_eq!(ok(r#"{{ .PARTS | split ":" | len }}"#), "3");
         assert_eq!(ok(r#"{{ "x" | print }}"#), "x");
         err_at(r#"{{ "a" | "b" }}"#, 1, "pipe");
-        err_at("{{ .NAME | }}", 1, "missing command");
+        // Go ignores a trailing "|".
+        assert_eq!(ok("{{ .NAME | }}"), "Template");
+        err_at("{{ | .NAME }}", 1, "missing value");
+        err_at("{{ print | | print }}", 1, "missing command");
     }
 
     #[test]
@@ -428,13 +454,11 @@ mod tests {
             ok("{{ with .UNSET }}<{{ . }}>{{ else }}none{{ end }}"),
             "none"
         );
-        assert_eq!(
-            ok("{{ with .UNSET }}a{{ else with .USER }}{{ . }}{{ end }}"),
-            "pilot"
-        );
-        assert_eq!(
-            ok("{{ with .UNSET }}a{{ else with .EMPTY }}b{{ else }}c{{ end }}"),
-            "c"
+        // `else with` is Go 1.23; Go 1.19 refuses it, and so do we.
+        err_at(
+            "{{ with .UNSET }}a{{ else with .USER }}{{ . }}{{ end }}",
+            1,
+            "after else",
         );
         err_at("{{ with .USER }}{{ .NAME }}{{ end }}", 1, "$.NAME");
     }
@@ -462,5 +486,73 @@ mod tests {
         );
         err_at("{{ and }}", 1, "and: wrong number of arguments");
         err_at("{{ not 1 2 }}", 1, "want 1, got 2");
+    }
+
+    /// Outputs checked against Go 1.19 (issue #12: `{{break}}` in a range's
+    /// `{{else}}` ends only that range; Go's `<no value>`; variables
+    /// declared in parentheses; long `else if` chains).
+    #[test]
+    fn go_parity() {
+        same_as_go(&[
+            (
+                r#"{{ range loop 2 }}a{{ range split "," "" }}x{{ else }}{{ break }}y{{ end }}b{{ end }}"#,
+                "abab",
+            ),
+            (
+                r#"{{ range loop 3 }}{{ . }}{{ range loop 0 }}{{ else }}{{ if eq . 1 }}{{ break }}{{ end }}{{ end }}!{{ end }}"#,
+                "0!1!2!",
+            ),
+            (
+                r#"{{ range loop 2 }}{{ range loop 0 }}{{ else }}{{ range loop 0 }}{{ else }}{{ break }}{{ end }}z{{ end }}b{{ end }}"#,
+                "zbzb",
+            ),
+            (
+                r#"{{ range loop 2 }}a{{ range loop 0 }}x{{ else }}{{ continue }}y{{ end }}b{{ end }}"#,
+                "aa",
+            ),
+            (
+                r#"{{ range $i := loop 4 }}{{ range loop 0 }}{{ else }}{{ if eq $i 2 }}{{ continue }}{{ end }}{{ end }}{{ $i }}{{ end }}"#,
+                "013",
+            ),
+            (
+                r#"{{ and nil }}|{{ or 0 nil }}|{{ and 1 nil }}|{{ print (and nil) }}|{{ printf "%v" (or nil) }}"#,
+                "<no value>|<no value>|<no value>|<nil>|<nil>",
+            ),
+            (
+                r#"{{ $x := and nil }}[{{ $x }}]{{ (and nil).NAME }}{{ if and nil }}t{{ else }}f{{ end }}"#,
+                "[<no value>]<no value>f",
+            ),
+            (
+                r#"{{ html (and nil) }}|{{ urlquery nil }}|{{ eq (and nil) nil }}"#,
+                "&lt;no value&gt;|%3Cno+value%3E|true",
+            ),
+            (r#"{{ ($x := 1) }}{{ $x }}{{ ($x = 2) }}{{ $x }}"#, "1122"),
+            (r#"{{ (print ($y := 3)) }}{{ $y }}"#, "33"),
+            (
+                r#"{{ if 0 }}a{{ else if $x := 0 }}b{{ else if $y := 2 }}{{ $x }}{{ $y }}{{ else }}c{{ end }}"#,
+                "02",
+            ),
+            (
+                r#"{{ if 0 }}{{ else if 0 }}a{{ else if 1 }}b{{ else }}c{{ end }}"#,
+                "b",
+            ),
+            (r#"{{ print 1 | }}|{{ (1 |) }}|{{ .USER | }}"#, "1|1|pilot"),
+        ]);
+        // go: template: :1:3: executing "" at <index nil>: error calling index: index of untyped nil
+        err_at(r#"{{ index nil }}"#, 1, "index: index of untyped nil");
+        // go: template: :1: undefined variable "$x"
+        err_at(
+            r#"{{ if ($x := 1) }}{{ $x }}{{ end }}{{ $x }}"#,
+            1,
+            "undefined variable $x",
+        );
+        let chain = (0..150)
+            .map(|i| format!("{{{{ else if eq .COUNT \"{i}\" }}}}{i}"))
+            .collect::<String>();
+        let src = format!("{{{{ if eq .COUNT \"x\" }}}}x{chain}{{{{ else }}}}none{{{{ end }}}}");
+        assert_eq!(ok(&src), "3", "150 else-ifs are one level of nesting");
+        let long =
+            "{{ if 0 }}".to_string() + &"{{ else if 0 }}".repeat(100_000) + "{{ else }}y{{ end }}";
+        assert_eq!(ok(&long), "y");
     }
 }

@@ -7,8 +7,9 @@ use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
-use super::printf::f_printf;
-use super::{Value, MAX_LIST, MAX_OUTPUT};
+use super::isprint::is_print;
+use super::printf::{self, f_printf};
+use super::{ListOf, Value, MAX_LIST, MAX_OUTPUT};
 
 pub(super) type Env = HashMap<String, String>;
 type Builtin = fn(&Env, Vec<Value>) -> Result<Value, String>;
@@ -35,6 +36,11 @@ pub(super) const FUNCS: &[(&str, usize, usize, Builtin)] = &[
     ("gt", 2, 2, f_gt),
     ("ge", 2, 2, f_ge),
     ("not", 1, 1, f_not),
+    ("html", 0, usize::MAX, f_html),
+    ("js", 0, usize::MAX, f_js),
+    ("urlquery", 0, usize::MAX, f_urlquery),
+    ("slice", 1, usize::MAX, f_slice),
+    ("call", 1, usize::MAX, f_call),
 ];
 
 pub(super) fn is_function(name: &str) -> bool {
@@ -92,7 +98,7 @@ fn f_split(_: &Env, args: Vec<Value>) -> Result<Value, String> {
     let [sep, s] = exactly(args)?;
     let (sep, s) = (want_str(&sep, 1)?, want_str(&s, 2)?.trim());
     if s.is_empty() {
-        return Ok(Value::List(Rc::new(Vec::new())));
+        return Ok(Value::List(ListOf::Strings, Rc::new(Vec::new())));
     }
     let parts: Vec<Value> = if sep.is_empty() {
         s.chars()
@@ -107,7 +113,7 @@ fn f_split(_: &Env, args: Vec<Value>) -> Result<Value, String> {
     if parts.len() > MAX_LIST {
         return Err(format!("more than {MAX_LIST} items"));
     }
-    Ok(Value::List(Rc::new(parts)))
+    Ok(Value::List(ListOf::Strings, Rc::new(parts)))
 }
 
 /// `join SEP LIST`.
@@ -115,7 +121,7 @@ fn f_join(_: &Env, args: Vec<Value>) -> Result<Value, String> {
     let [sep, list] = exactly(args)?;
     let sep = want_str(&sep, 1)?;
     let items = match &list {
-        Value::List(items) => items,
+        Value::List(_, items) => items,
         Value::Nil => return Ok(Value::Str(String::new())),
         other => {
             return Err(format!(
@@ -202,11 +208,15 @@ fn f_loop(_: &Env, args: Vec<Value>) -> Result<Value, String> {
     } else {
         (stop + 1..=start).rev().map(Value::Int).collect()
     };
-    Ok(Value::List(Rc::new(items)))
+    Ok(Value::List(ListOf::Ints, Rc::new(items)))
 }
 
 /// Go's `fmt.Sprint`: a space between operands when neither is a string.
 fn f_print(_: &Env, args: Vec<Value>) -> Result<Value, String> {
+    Ok(Value::Str(sprint(&args)))
+}
+
+fn sprint(args: &[Value]) -> String {
     let mut out = String::new();
     let mut prev_str = false;
     for (i, v) in args.iter().enumerate() {
@@ -214,10 +224,152 @@ fn f_print(_: &Env, args: Vec<Value>) -> Result<Value, String> {
         if i > 0 && !is_str && !prev_str {
             out.push(' ');
         }
-        write!(out, "{v}").map_err(|e| e.to_string())?;
+        out.push_str(&v.to_string());
         prev_str = is_str;
     }
+    out
+}
+
+/// The text `html`, `js` and `urlquery` escape: their arguments as `print`
+/// shows them, except that a nil is `<no value>` (Go's `evalArgs`).
+fn escaper_text(args: Vec<Value>) -> String {
+    match &args[..] {
+        [Value::Str(s)] => s.clone(),
+        _ => {
+            let args: Vec<Value> = args
+                .into_iter()
+                .map(|v| match v {
+                    Value::Nil => Value::Str("<no value>".into()),
+                    v => v,
+                })
+                .collect();
+            sprint(&args)
+        }
+    }
+}
+
+/// Go's `html`: escapes `<>&'"` and NUL.
+fn f_html(_: &Env, args: Vec<Value>) -> Result<Value, String> {
+    let s = escaper_text(args);
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\0' => out.push('\u{FFFD}'),
+            '"' => out.push_str("&#34;"),
+            '\'' => out.push_str("&#39;"),
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
     Ok(Value::Str(out))
+}
+
+/// Go's `js`: backslash escapes for quotes and `\`, `\uXXXX` for `<>&=`,
+/// control characters and non-printable non-ASCII.
+fn f_js(_: &Env, args: Vec<Value>) -> Result<Value, String> {
+    let s = escaper_text(args);
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\'' => out.push_str("\\'"),
+            '"' => out.push_str("\\\""),
+            '<' | '>' | '&' | '=' => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c if c < ' ' => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+            c if c.is_ascii() || is_print(c) => out.push(c),
+            c => {
+                let _ = write!(out, "\\u{:04X}", u32::from(c));
+            }
+        }
+    }
+    Ok(Value::Str(out))
+}
+
+/// Go's `urlquery` (`url.QueryEscape`): space is `+`, and every byte but
+/// letters, digits and `-_.~` is `%XX`.
+fn f_urlquery(_: &Env, args: Vec<Value>) -> Result<Value, String> {
+    let s = escaper_text(args);
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(char::from(b))
+            }
+            b' ' => out.push('+'),
+            b => {
+                let _ = write!(out, "%{b:02X}");
+            }
+        }
+    }
+    Ok(Value::Str(out))
+}
+
+/// Go's `slice X I J K`: `X[I:J]` of a string (bytes) or list. Indexes
+/// must be ints, as in Go.
+fn f_slice(_: &Env, args: Vec<Value>) -> Result<Value, String> {
+    let mut args = args.into_iter();
+    let item = args.next().unwrap_or(Value::Nil);
+    let indexes: Vec<Value> = args.collect();
+    if indexes.len() > 3 {
+        return Err(format!("too many slice indexes: {}", indexes.len()));
+    }
+    let len = match &item {
+        Value::Nil => return Err("slice of untyped nil".into()),
+        Value::Str(_) if indexes.len() == 3 => return Err("cannot 3-index slice a string".into()),
+        Value::Str(s) => s.len(),
+        Value::List(_, items) => items.len(),
+        other => {
+            return Err(format!(
+                "can't slice item of type {}",
+                printf::go_type(other)
+            ))
+        }
+    };
+    let mut idx = [0, len, len];
+    for (i, index) in indexes.iter().enumerate() {
+        let n = match index {
+            Value::Int(n) => *n,
+            Value::Nil => return Err("cannot index slice/array with nil".into()),
+            other => {
+                return Err(format!(
+                    "cannot index slice/array with type {}",
+                    printf::go_type(other)
+                ))
+            }
+        };
+        idx[i] = usize::try_from(n)
+            .ok()
+            .filter(|&n| n <= len)
+            .ok_or_else(|| format!("index out of range: {n}"))?;
+    }
+    if idx[0] > idx[1] {
+        return Err(format!("invalid slice index: {} > {}", idx[0], idx[1]));
+    }
+    if indexes.len() == 3 && idx[1] > idx[2] {
+        return Err(format!("invalid slice index: {} > {}", idx[1], idx[2]));
+    }
+    Ok(match item {
+        Value::Str(s) => {
+            Value::Str(String::from_utf8_lossy(&s.as_bytes()[idx[0]..idx[1]]).into_owned())
+        }
+        Value::List(of, items) => Value::List(of, Rc::new(items[idx[0]..idx[1]].to_vec())),
+        other => other,
+    })
+}
+
+/// Go's `call`: no value here is a function, so it always fails, at run
+/// time like Go.
+fn f_call(_: &Env, args: Vec<Value>) -> Result<Value, String> {
+    match args.first() {
+        None | Some(Value::Nil) => Err("call of nil".into()),
+        Some(other) => Err(format!("non-function of type {}", printf::go_type(other))),
+    }
 }
 
 /// Go's `fmt.Sprintln`: always spaces, then a newline.
@@ -230,7 +382,7 @@ fn f_len(_: &Env, args: Vec<Value>) -> Result<Value, String> {
     let [v] = exactly(args)?;
     let n = match &v {
         Value::Str(s) => s.len(),
-        Value::List(l) => l.len(),
+        Value::List(_, l) => l.len(),
         Value::Map(m) => m.len(),
         other => return Err(format!("len of {} is not defined", other.describe())),
     };
@@ -243,9 +395,12 @@ fn f_index(_: &Env, args: Vec<Value>) -> Result<Value, String> {
     let Some((_, mut v)) = args.next() else {
         return Err("wrong number of arguments: want at least 1, got 0".into());
     };
+    if v == Value::Nil {
+        return Err("index of untyped nil".into());
+    }
     for (i, key) in args {
         v = match &v {
-            Value::List(items) => {
+            Value::List(_, items) => {
                 let n = want_int(&key, i + 1)?;
                 let got = usize::try_from(n).ok().and_then(|n| items.get(n));
                 got.cloned().ok_or_else(|| {
@@ -312,7 +467,7 @@ fn equal(a: &Value, b: &Value) -> Result<bool, String> {
         (Value::Bool(x), Value::Bool(y)) => Ok(x == y),
         (Value::Nil, Value::Nil) => Ok(true),
         (Value::Nil, _) | (_, Value::Nil) => Ok(false),
-        (Value::List(_) | Value::Map(_), _) | (_, Value::List(_) | Value::Map(_)) => {
+        (Value::List(..) | Value::Map(_), _) | (_, Value::List(..) | Value::Map(_)) => {
             Err(incompatible(a, b))
         }
         _ if is_num(a) || is_num(b) => match (as_num(a), as_num(b)) {
@@ -379,7 +534,7 @@ fn f_not(_: &Env, args: Vec<Value>) -> Result<Value, String> {
 }
 #[cfg(test)]
 mod tests {
-    use crate::config::template::tests::{err_at, ok};
+    use crate::config::template::tests::{err_at, ok, same_as_go};
 
     #[test]
     fn default_and_env() {
@@ -495,5 +650,67 @@ mod tests {
         err_at("{{ eq true 1 }}", 1, "cannot compare");
         err_at("{{ lt true false }}", 1, "cannot compare");
         err_at("{{ eq 1 }}", 1, "want at least 2");
+    }
+
+    /// Go's `html`, `js`, `urlquery`, `slice` and `call`, checked against Go 1.19.
+    #[test]
+    fn go_builtins() {
+        same_as_go(&[
+            (
+                r#"{{ html "<a href='x'>&\"</a>" }}|{{ html "a\x00b" }}|{{ html 1 2 "a" "b" 3 }}|{{ html }}"#,
+                "&lt;a href=&#39;x&#39;&gt;&amp;&#34;&lt;/a&gt;|a�b|1 2ab3|",
+            ),
+            (
+                r#"{{ js "a'b\"c<>&=\\ é \u00a0 \u2028 \t\x7f" }}|{{ js 1 "x" }}"#,
+                "a\\'b\\\"c\\u003C\\u003E\\u0026\\u003D\\\\ é \\u00A0 \\u2028 \\u0009\u{7f}|1x",
+            ),
+            (
+                r#"{{ urlquery "a b&c=d/é~-_.+" }}|{{ urlquery }}|{{ urlquery 1 nil 2 }}"#,
+                "a+b%26c%3Dd%2F%C3%A9~-_.%2B||1%3Cno+value%3E2",
+            ),
+            (
+                r#"{{ slice "abcdef" 1 3 }}|{{ slice "abcdef" 1 }}|{{ slice "abcdef" }}|{{ slice (split "," "a,b,c") 1 }}|{{ slice (split "," "a,b,c") 1 2 3 }}|{{ printf "%T" (slice (loop 3) 1) }}"#,
+                "bc|bcdef|abcdef|[b c]|[b]|[]int",
+            ),
+            (r#"{{ if false }}{{ call 1 }}{{ end }}ok"#, "ok"),
+            (
+                r#"{{ index 5 }}|{{ index . "USER" }}|{{ index "abc" 1 }}"#,
+                "5|pilot|98",
+            ),
+        ]);
+        // go: template: :1:3: executing "" at <slice "abc" 0 1 2>: error calling slice: cannot 3-index slice a string
+        err_at(
+            r#"{{ slice "abc" 0 1 2 }}"#,
+            1,
+            "slice: cannot 3-index slice a string",
+        );
+        // go: template: :1:3: executing "" at <slice "abc" 2 1>: error calling slice: invalid slice index: 2 > 1
+        err_at(
+            r#"{{ slice "abc" 2 1 }}"#,
+            1,
+            "slice: invalid slice index: 2 > 1",
+        );
+        // go: template: :1:3: executing "" at <slice "abc" 4>: error calling slice: index out of range: 4
+        err_at(r#"{{ slice "abc" 4 }}"#, 1, "slice: index out of range: 4");
+        // go: template: :1:3: executing "" at <slice "abc" "1">: error calling slice: cannot index slice/array with type string
+        err_at(
+            r#"{{ slice "abc" "1" }}"#,
+            1,
+            "slice: cannot index slice/array with typ",
+        );
+        // go: template: :1:3: executing "" at <slice nil>: error calling slice: slice of untyped nil
+        err_at(r#"{{ slice nil }}"#, 1, "slice: slice of untyped nil");
+        // go: template: :1:3: executing "" at <slice 1>: error calling slice: can't slice item of type int
+        err_at(r#"{{ slice 1 }}"#, 1, "slice: can't slice item of type int");
+        // go: template: :1:3: executing "" at <slice "abc" 1 2 3 4>: error calling slice: too many slice indexes: 4
+        err_at(
+            r#"{{ slice "abc" 1 2 3 4 }}"#,
+            1,
+            "slice: too many slice indexes: 4",
+        );
+        // go: template: :1:3: executing "" at <call 1>: error calling call: non-function of type int
+        err_at(r#"{{ call 1 }}"#, 1, "call: non-function of type int");
+        // go: template: :1:3: executing "" at <call nil>: error calling call: call of nil
+        err_at(r#"{{ call nil }}"#, 1, "call: call of nil");
     }
 }

@@ -293,38 +293,62 @@ impl<'s> Lexer<'s> {
         Ok(Tok::Lit(Value::Str(s)))
     }
 
+    /// Go's `scanNumber`: the prefix picks the digits; only decimal numbers
+    /// take an `e` exponent and only hex ones a `p` exponent.
     fn number(&mut self) -> Result<Tok, TemplateError> {
         let rest = self.rest();
         let b = rest.as_bytes();
         let mut i = usize::from(matches!(b[0], b'+' | b'-'));
-        let prefixed = b.get(i) == Some(&b'0')
-            && matches!(b.get(i + 1), Some(b'x' | b'X' | b'o' | b'O' | b'b' | b'B'));
-        if prefixed {
-            i += 2;
+        let mut radix = 10;
+        if b.get(i) == Some(&b'0') {
+            match b.get(i + 1).map(u8::to_ascii_lowercase) {
+                Some(b'x') => radix = 16,
+                Some(b'o') => radix = 8,
+                Some(b'b') => radix = 2,
+                _ => {}
+            }
+            if radix != 10 {
+                i += 2;
+            }
+        }
+        let run = |mut i: usize| {
             while b
                 .get(i)
-                .is_some_and(|c| c.is_ascii_hexdigit() || *c == b'_')
+                .is_some_and(|&c| c == b'_' || char::from(c).is_digit(radix))
             {
                 i += 1;
             }
-        } else {
-            i = skip_digits(b, i);
-            if b.get(i) == Some(&b'.') {
-                i = skip_digits(b, i + 1);
-            }
-            if matches!(b.get(i), Some(b'e' | b'E')) {
-                i += 1;
-                if matches!(b.get(i), Some(b'+' | b'-')) {
-                    i += 1;
-                }
-                i = skip_digits(b, i);
-            }
+            i
+        };
+        i = run(i);
+        if b.get(i) == Some(&b'.') {
+            i = run(i + 1);
         }
-        if b.get(i).is_some_and(|&c| is_ident_byte(c) || c == b'.') {
-            let bad: String = rest[i..].chars().next().into_iter().collect();
+        let exponent: &[u8] = match radix {
+            10 => b"eE",
+            16 => b"pP",
+            _ => b"",
+        };
+        if b.get(i).is_some_and(|c| exponent.contains(c)) {
+            i += 1;
+            if matches!(b.get(i), Some(b'+' | b'-')) {
+                i += 1;
+            }
+            i = skip_digits(b, i);
+        }
+        let imaginary = b.get(i) == Some(&b'i');
+        let end = i + usize::from(imaginary);
+        if b.get(end).is_some_and(|&c| is_ident_byte(c) || c == b'.') {
+            let bad: String = rest[end..].chars().next().into_iter().collect();
             return fail(
                 self.line,
-                format!("bad number syntax: {:?}", format!("{}{bad}", &rest[..i])),
+                format!("bad number syntax: {:?}", format!("{}{bad}", &rest[..end])),
+            );
+        }
+        if imaginary {
+            return fail(
+                self.line,
+                format!("complex numbers are not supported: {:?}", &rest[..end]),
             );
         }
         let value = parse_number(&rest[..i]).or_else(|m| fail(self.line, m))?;
@@ -340,14 +364,20 @@ fn skip_digits(b: &[u8], mut i: usize) -> usize {
     i
 }
 
-/// Go's number literals: `0x1f`, `0o17`, `017` (octal), `0b101`, `1_000`,
-/// `1.5`, `1e3`. Integers stay integers; anything with `.` or `e` is a float.
+/// Go's number literals (`strconv` with base 0, as Go's template parser
+/// reads them): `0x1f`, `0o17`, `017` (octal), `0b101`, `1_000`, `1.5`,
+/// `1e3`, `0x1p-2`. What reads as an integer stays one; otherwise it must
+/// have `.`, an exponent or both to be a float.
 fn parse_number(text: &str) -> Result<Value, String> {
+    let illegal = || format!("illegal number syntax: {text:?}");
+    if !underscores_ok(text) {
+        return Err(illegal());
+    }
     let clean = text.replace('_', "");
-    let (sign, unsigned) = match clean.as_bytes().first() {
-        Some(b'-') => ("-", &clean[1..]),
-        Some(b'+') => ("", &clean[1..]),
-        _ => ("", &clean[..]),
+    let (negative, unsigned) = match clean.as_bytes().first() {
+        Some(b'-') => (true, &clean[1..]),
+        Some(b'+') => (false, &clean[1..]),
+        _ => (false, &clean[..]),
     };
     let lower = unsigned.to_ascii_lowercase();
     let (radix, digits) = if let Some(d) = lower.strip_prefix("0x") {
@@ -356,19 +386,90 @@ fn parse_number(text: &str) -> Result<Value, String> {
         (8, d)
     } else if let Some(d) = lower.strip_prefix("0b") {
         (2, d)
-    } else if lower.contains(['.', 'e']) {
-        return match clean.parse::<f64>() {
-            Ok(f) if f.is_finite() => Ok(Value::Float(f)),
-            _ => Err(format!("invalid number {text:?}")),
-        };
     } else if lower.len() > 1 && lower.starts_with('0') {
         (8, &lower[1..])
     } else {
         (10, &lower[..])
     };
-    i64::from_str_radix(&format!("{sign}{digits}"), radix)
-        .map(Value::Int)
-        .map_err(|_| format!("invalid or too large integer {text:?}"))
+    let sign = if negative { "-" } else { "" };
+    if !digits.is_empty() && digits.chars().all(|c| c.is_digit(radix)) {
+        if let Ok(i) = i64::from_str_radix(&format!("{sign}{digits}"), radix) {
+            return Ok(Value::Int(i));
+        }
+    }
+    let float = match radix {
+        16 => parse_hex_float(digits).map(|f| if negative { -f } else { f }),
+        2 => None,
+        8 if lower.starts_with("0o") => None,
+        _ => clean.parse::<f64>().ok(),
+    };
+    match float {
+        Some(f) if f.is_finite() && lower.contains(['.', 'e', 'p']) => Ok(Value::Float(f)),
+        Some(f) if f.is_finite() => Err(format!("integer overflow: {text:?}")),
+        _ => Err(illegal()),
+    }
+}
+
+/// Go's `underscoreOK`: `_` only between digits, or after a base prefix.
+fn underscores_ok(s: &str) -> bool {
+    let b = s.as_bytes();
+    let b = match b.first() {
+        Some(b'+' | b'-') => &b[1..],
+        _ => b,
+    };
+    let mut saw = b'^';
+    let mut i = 0;
+    let mut hex = false;
+    if b.len() >= 2 && b[0] == b'0' && matches!(b[1].to_ascii_lowercase(), b'b' | b'o' | b'x') {
+        i = 2;
+        saw = b'0';
+        hex = b[1].eq_ignore_ascii_case(&b'x');
+    }
+    for &c in &b[i..] {
+        if c.is_ascii_digit() || hex && c.is_ascii_hexdigit() {
+            saw = b'0';
+        } else if c == b'_' {
+            if saw != b'0' {
+                return false;
+            }
+            saw = b'_';
+        } else {
+            if saw == b'_' {
+                return false;
+            }
+            saw = b'!';
+        }
+    }
+    saw != b'_'
+}
+
+/// The part of a hex float after `0x`: `1.8p1` is 3. Go requires the `p`.
+fn parse_hex_float(s: &str) -> Option<f64> {
+    let (mantissa, exp) = s.split_once('p')?;
+    let mut exp: i64 = exp.parse().ok()?;
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    // Keep 60 bits of mantissa and a sticky bit for the rest, enough to
+    // round correctly to 53.
+    let (mut m, mut sticky) = (0u64, false);
+    for (n, c) in int.chars().chain(frac.chars()).enumerate() {
+        let d = u64::from(c.to_digit(16)?);
+        let in_frac = n >= int.len();
+        if m >> 56 == 0 {
+            m = m * 16 + d;
+            exp -= if in_frac { 4 } else { 0 };
+        } else {
+            sticky |= d != 0;
+            exp += if in_frac { 0 } else { 4 };
+        }
+    }
+    let m = (m | u64::from(sticky)) as f64;
+    let exp = i32::try_from(exp.clamp(-2000, 2000)).ok()?;
+    // Two steps, so 2^exp itself neither overflows nor underflows early.
+    let half = exp / 2;
+    Some(m * 2f64.powi(half) * 2f64.powi(exp - half))
 }
 
 /// Go's escapes in `"..."` and `'...'`. `\x` and octal escapes are bytes, so
@@ -435,7 +536,7 @@ fn lossy(bytes: Vec<u8>) -> String {
 }
 #[cfg(test)]
 mod tests {
-    use crate::config::template::tests::{err_at, ok};
+    use crate::config::template::tests::{err_at, ok, same_as_go};
 
     #[test]
     fn trim_markers() {
@@ -486,8 +587,43 @@ mod tests {
         err_at("{{ `abc }}", 1, "unterminated raw string");
         err_at(r#"{{ "\q" }}"#, 1, "invalid escape");
         err_at("{{ 12ab }}", 1, "bad number");
-        err_at("{{ 99999999999999999999 }}", 1, "too large");
+        err_at("{{ 99999999999999999999 }}", 1, "integer overflow");
         err_at("{{ nil }}", 1, "nil is not a command");
         err_at("{{ '' }}", 1, "character constant");
+    }
+
+    /// Go's number syntax, checked against Go 1.19: hex floats, `_` only
+    /// between digits. Complex numbers are not supported.
+    #[test]
+    fn number_literals() {
+        same_as_go(&[
+            (
+                r#"{{ 0x1p4 }} {{ 0x1.8p1 }} {{ 0X1P-2 }} {{ printf "%T %T %T" 0x1p4 0x1F 1e3 }}"#,
+                "16 3 0.25 float64 int float64",
+            ),
+            (
+                r#"{{ 1_000 }} {{ 0_1 }} {{ 0x_1f }} {{ 0b1_0 }} {{ 1_000.5 }}"#,
+                "1000 1 31 2 1000.5",
+            ),
+            (
+                r#"{{ -0 }} {{ -0.0 }} {{ +5 }} {{ 017 }} {{ 0o17 }} {{ 1E3 }} {{ .5 }} {{ 5. }}"#,
+                "0 -0 5 15 15 1000 0.5 5",
+            ),
+        ]);
+        // go: template: :1: illegal number syntax: "1__0"
+        err_at(r#"{{ 1__0 }}"#, 1, "illegal number syntax: \"1__0\"");
+        // go: template: :1: illegal number syntax: "1_"
+        err_at(r#"{{ 1_ }}"#, 1, "illegal number syntax: \"1_\"");
+        // go: template: :1: illegal number syntax: "0x1.8"
+        err_at(r#"{{ 0x1.8 }}"#, 1, "illegal number syntax: \"0x1.8\"");
+        // go: template: :1: integer overflow: "08"
+        err_at(r#"{{ 08 }}"#, 1, "integer overflow: \"08\"");
+        // go: template: :1: integer overflow: "99999999999999999999"
+        err_at(
+            r#"{{ 99999999999999999999 }}"#,
+            1,
+            "integer overflow: \"99999999999999999999\"",
+        );
+        err_at("{{ 1i }}", 1, "complex numbers are not supported");
     }
 }

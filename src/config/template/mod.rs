@@ -12,17 +12,32 @@
 //! unset variables, lacked `$x =` and Go's `printf` flags, overflowed the stack
 //! on deep nesting, and pulled in anyhow/thiserror (details in the git log).
 //!
-//! Where we differ from Go on purpose (each one has a test):
+//! The reference is Go 1.19's `text/template` running ContainerPilot 3's
+//! functions; differential testing against it found the differences below,
+//! and every one has a test. On purpose:
 //! - an unset variable is `""` (ContainerPilot's `missingkey=zero`), and a
 //!   value containing `=` is kept whole (3.x cut it at the first `=`);
 //! - comparisons accept a numeric string against a number (`gt .COUNT 2`),
-//!   comparing numerically; Go refuses mixed types. Two strings still compare
-//!   as strings, as in Go. Ints and floats compare with each other;
-//! - `default` returns a non-string value when it is truthy (Go returned the
+//!   comparing numerically, and ints against floats; Go refuses mixed types.
+//!   Two strings still compare as strings, as in Go;
+//! - `default` returns a non-string value when it is truthy (3.x returned the
 //!   default for every non-string value);
-//! - `index`, `loop` accept numeric strings as integers; `join` accepts any list;
-//! - `define`/`template`/`block`, `slice`, `call`, `html`, `js`, `urlquery`,
-//!   `%[n]` and `*` in printf are not supported.
+//! - `index` and `loop` accept numeric strings and whole floats as integers
+//!   (`loop` trims spaces first); `join` accepts any list, not only strings.
+//!
+//! Not supported, or limited:
+//! - `define`/`template`/`block`, complex numbers, and `%p` (Go prints an
+//!   address; we print `%!p(...)`);
+//! - `regexReplaceAll` uses `regex-lite`: no `\pL`/`\p{..}` classes or
+//!   `\Q..\E`, `(?i)` folds ASCII only, and its limits are not RE2's;
+//! - strings are UTF-8: a `\x`/octal escape or a `slice` that splits a
+//!   character yields U+FFFD where Go keeps the raw byte;
+//! - `index` of a string gives an `int` (Go: `uint8`, visible only to `%T`,
+//!   `%#v` and the `%!` markers); `slice` cannot reach past a list's end into
+//!   spare capacity as Go can with a `loop` result;
+//! - some mistakes Go reports only when the action runs are found while
+//!   parsing, so they fail even in a branch not taken: arguments to a
+//!   non-function (`{{ .A 1 }}`) and integers too large for an `int`.
 //!
 //! Every error names the 1-based line it was found on. A typo must give an
 //! error, never a panic or a hang, so nesting, list length, output size and
@@ -30,6 +45,7 @@
 
 mod exec;
 mod funcs;
+mod isprint;
 mod lex;
 mod parse;
 mod printf;
@@ -48,8 +64,6 @@ const MAX_LIST: usize = 1_000_000;
 const MAX_OUTPUT: usize = 16 << 20;
 /// Commands evaluated plus range iterations, so nested ranges cannot spin for hours.
 const MAX_STEPS: u64 = 20_000_000;
-/// Largest printf width or precision.
-const MAX_WIDTH: usize = 100_000;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
@@ -94,8 +108,17 @@ enum Value {
     Int(i64),
     Float(f64),
     Str(String),
-    List(Rc<Vec<Value>>),
+    List(ListOf, Rc<Vec<Value>>),
     Map(Rc<BTreeMap<String, String>>),
+}
+
+/// The Go type of a list's elements: `split` makes `[]string`, `loop`
+/// `[]int`. Kept so that even an empty list prints its Go type (`%T`,
+/// `%!(EXTRA []int=[])`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum ListOf {
+    Strings,
+    Ints,
 }
 
 impl Value {
@@ -107,7 +130,7 @@ impl Value {
             Value::Int(i) => *i != 0,
             Value::Float(f) => *f != 0.0,
             Value::Str(s) => !s.is_empty(),
-            Value::List(l) => !l.is_empty(),
+            Value::List(_, l) => !l.is_empty(),
             Value::Map(m) => !m.is_empty(),
         }
     }
@@ -119,7 +142,7 @@ impl Value {
             Value::Int(_) => "int",
             Value::Float(_) => "float",
             Value::Str(_) => "string",
-            Value::List(_) => "list",
+            Value::List(..) => "list",
             Value::Map(_) => "map",
         }
     }
@@ -129,7 +152,7 @@ impl Value {
         match self {
             Value::Nil => "nil".into(),
             Value::Str(s) => format!("string {:?}", shorten(s)),
-            Value::List(l) => format!("list of {} items", l.len()),
+            Value::List(_, l) => format!("list of {} items", l.len()),
             Value::Map(_) => "the environment map".into(),
             other => format!("{} {other}", other.kind()),
         }
@@ -147,31 +170,8 @@ fn shorten(s: &str) -> String {
 impl fmt::Display for Value {
     fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
         match self {
-            Value::Nil => f.write_str("<nil>"),
-            Value::Bool(b) => write!(f, "{b}"),
-            Value::Int(i) => write!(f, "{i}"),
-            Value::Float(x) => f.write_str(&printf::float_v(*x)),
             Value::Str(s) => f.write_str(s),
-            Value::List(items) => {
-                f.write_str("[")?;
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{item}")?;
-                }
-                f.write_str("]")
-            }
-            Value::Map(m) => {
-                f.write_str("map[")?;
-                for (i, (k, v)) in m.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(" ")?;
-                    }
-                    write!(f, "{k}:{v}")?;
-                }
-                f.write_str("]")
-            }
+            other => f.write_str(&printf::sprint(other)),
         }
     }
 }

@@ -24,11 +24,21 @@ pub(super) enum Node {
 
 #[derive(Debug)]
 pub(super) struct Control {
-    pub(super) pipe: Pipeline,
-    pub(super) body: Vec<Node>,
-    /// The `{{else}}` branch; `{{else if}}` is a nested `If` here, as in Go.
+    /// One for `with` and `range`; an `if` has one more per `{{else if}}`,
+    /// and the first whose pipeline is true runs. Go nests each `else if`
+    /// inside the previous `else`; a flat list behaves the same (the arms'
+    /// variables stay in scope for the later arms) without a level of
+    /// nesting per arm.
+    pub(super) arms: Vec<Arm>,
+    /// The `{{else}}` branch.
     pub(super) alt: Vec<Node>,
     pub(super) line: usize,
+}
+
+#[derive(Debug)]
+pub(super) struct Arm {
+    pub(super) pipe: Pipeline,
+    pub(super) body: Vec<Node>,
 }
 
 #[derive(Debug)]
@@ -263,55 +273,52 @@ impl Parser {
     fn control(&mut self, mut c: Cursor, ctx: Ctx, line: usize) -> Result<Control, TemplateError> {
         self.enter(line)?;
         let outer = self.vars.len();
-        let pipe = self.pipeline(&mut c, ctx)?;
-        let inner = self.vars.len();
-        self.ranges += usize::from(ctx == Ctx::Range);
-        let body = self.list();
-        self.ranges -= usize::from(ctx == Ctx::Range);
-        let (body, stop) = body?;
-        self.vars.truncate(inner);
-        let alt = match stop {
-            Stop::End(_) => Vec::new(),
-            Stop::Eof => {
-                return fail(
-                    line,
-                    format!("{} has no matching {{{{end}}}}", braces(ctx.name())),
-                )
+        let mut arms = Vec::new();
+        let alt = loop {
+            let pipe = self.pipeline(&mut c, ctx)?;
+            let inner = self.vars.len();
+            self.ranges += usize::from(ctx == Ctx::Range);
+            let body = self.list();
+            self.ranges -= usize::from(ctx == Ctx::Range);
+            let (body, stop) = body?;
+            self.vars.truncate(inner);
+            arms.push(Arm { pipe, body });
+            match stop {
+                Stop::End(_) => break Vec::new(),
+                Stop::Eof => {
+                    return fail(
+                        line,
+                        format!("{} has no matching {{{{end}}}}", braces(ctx.name())),
+                    )
+                }
+                // Go 1.19 allows `else if` after `if` only (`else with` came later).
+                Stop::Else { mut rest, .. }
+                    if ctx == Ctx::If
+                        && matches!(rest.peek(), Some(Tok::Ident(k)) if k == "if") =>
+                {
+                    rest.next();
+                    c = rest;
+                }
+                Stop::Else {
+                    line: else_line,
+                    rest,
+                } => break self.else_branch(rest, ctx, else_line, line)?,
             }
-            Stop::Else {
-                line: else_line,
-                rest,
-            } => self.else_branch(rest, ctx, else_line, line)?,
         };
         self.vars.truncate(outer);
         self.depth -= 1;
-        Ok(Control {
-            pipe,
-            body,
-            alt,
-            line,
-        })
+        Ok(Control { arms, alt, line })
     }
 
     fn else_branch(
         &mut self,
-        mut c: Cursor,
+        c: Cursor,
         ctx: Ctx,
         line: usize,
         open: usize,
     ) -> Result<Vec<Node>, TemplateError> {
         match c.peek() {
             None => {}
-            // `{{else if x}}` is `{{else}}{{if x}}...{{end}}` sharing our `{{end}}`.
-            Some(Tok::Ident(k)) if k == ctx.name() && matches!(ctx, Ctx::If | Ctx::With) => {
-                c.next();
-                let nested = Box::new(self.control(c, ctx, line)?);
-                return Ok(vec![if ctx == Ctx::If {
-                    Node::If(nested)
-                } else {
-                    Node::With(nested)
-                }]);
-            }
             Some(t) => {
                 return fail(
                     line,
@@ -347,6 +354,10 @@ impl Parser {
                 break;
             }
             c.next();
+            // Go accepts a trailing `|`: `{{ .A | }}` is `{{ .A }}`.
+            if matches!(c.peek(), None | Some(Tok::RParen)) {
+                break;
+            }
         }
         match (ctx, c.peek()) {
             (Ctx::Paren, Some(Tok::RParen))
@@ -391,9 +402,6 @@ impl Parser {
         };
         let assign = c.peek_at(op) == Some(&Tok::Assign);
         c.pos += op + 1;
-        if ctx == Ctx::Paren {
-            return fail(line, "cannot declare a variable inside parentheses");
-        }
         if names.len() == 2 && ctx != Ctx::Range {
             return fail(
                 line,
@@ -505,7 +513,7 @@ impl Parser {
                 names.extend(fields);
                 Ok(Expr::Field(base, names))
             }
-            Expr::Var(_) | Expr::Paren(_) | Expr::Dot => Ok(Expr::Field(Box::new(term), fields)),
+            Expr::Var(_) | Expr::Paren(_) => Ok(Expr::Field(Box::new(term), fields)),
             other => fail(
                 line,
                 format!(
@@ -519,7 +527,7 @@ impl Parser {
 }
 #[cfg(test)]
 mod tests {
-    use crate::config::template::tests::{err_at, ok};
+    use crate::config::template::tests::{err_at, ok, same_as_go};
 
     #[test]
     fn variables_and_scoping() {
@@ -608,6 +616,37 @@ mod tests {
         err_at("{{ .USER.X }}", 1, "field .X");
         err_at("{{ 1 2 }}", 1, "not a function");
         err_at("{{ (print $x := 1) }}", 1, "undefined variable $x");
-        err_at("{{ ($x := 1) }}", 1, "parentheses");
+        // Go declares a variable in parentheses in the enclosing scope.
+        assert_eq!(ok("{{ ($x := 1) }}{{ $x }}"), "11");
+    }
+
+    /// Checked against Go 1.19: no `else with` (Go 1.23), no field straight
+    /// after `.`.
+    #[test]
+    fn go_parity() {
+        same_as_go(&[(
+            r#"{{ (.).USER }}{{ $.USER }}{{ $e := . }}{{ $e.USER }}"#,
+            "pilotpilotpilot",
+        )]);
+        // go: template: :1: unexpected . after term "."
+        err_at(r#"{{ ..NAME }}"#, 1, "unexpected field .NAME after \".\"");
+        // go: template: :1: unexpected <with> in else
+        err_at(
+            r#"{{ with 0 }}{{ else with 2 }}{{ . }}{{ end }}"#,
+            1,
+            "unexpected \"with\" after else in {{with}}",
+        );
+        // go: template: :1: unexpected <if> in input
+        err_at(
+            r#"{{ range loop 2 }}{{ . }}{{ else if true }}e{{ end }}{{ end }}"#,
+            1,
+            "unexpected \"if\" after else in {{range}}",
+        );
+        // go: template: :1: unexpected <if> in input
+        err_at(
+            r#"{{ with 0 }}{{ else if 1 }}x{{ end }}{{ end }}"#,
+            1,
+            "unexpected \"if\" after else in {{with}}",
+        );
     }
 }

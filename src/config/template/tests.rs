@@ -321,6 +321,10 @@ fn corpus_dir() -> Option<PathBuf> {
 #[test]
 fn corpus_renders() {
     let Some(dir) = corpus_dir() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "corpus not found under CI (set CONTAINERPILOT_CORPUS to the shared/corpus directory)"
+        );
         eprintln!(
             "SKIP: corpus not found (set CONTAINERPILOT_CORPUS to the shared/corpus directory)"
         );
@@ -383,4 +387,72 @@ fn corpus_renders() {
     let out = render(&read(name), &HashMap::new()).expect("renders");
     assert!(out.contains("consul"), "default applies when unset: {out}");
     assert!(!out.contains("{{"), "{out}");
+}
+
+/// Each template renders exactly as Go 1.19's `text/template` with
+/// ContainerPilot 3's functions renders it (the expected outputs were
+/// produced by Go).
+#[track_caller]
+pub(super) fn same_as_go(cases: &[(&str, &str)]) {
+    for (src, want) in cases {
+        assert_eq!(ok(src), *want, "{src}");
+    }
+}
+
+/// Every difference from Go 1.19 that we keep (module docs), pinned: each
+/// line says what Go does instead.
+#[test]
+fn documented_differences() {
+    // Go: index of a string is a uint8 ("uint8 98").
+    assert_eq!(
+        ok(r#"{{ printf "%T %v" (index "abc" 1) (index "abc" 1) }}"#),
+        "int 98"
+    );
+    // Go: "[0 1 2 0]", reading the spare capacity of loop's slice.
+    err_at("{{ slice (loop 3) 0 4 }}", 1, "index out of range: 4");
+    // Go: "ok"; it reports these only when the action runs.
+    err_at(
+        "{{ if false }}{{ .NAME 1 }}{{ end }}ok",
+        1,
+        "not a function",
+    );
+    err_at(
+        "{{ if false }}{{ 9223372036854775808 }}{{ end }}ok",
+        1,
+        "integer overflow",
+    );
+    // Go: an error for each (no trimming, no floats, no string positions).
+    assert_eq!(
+        ok(
+            r#"{{ loop " 2" }} {{ loop 2.0 }} {{ index (split "," "a,b") "1" }} {{ index (loop 3) 2.0 }}"#
+        ),
+        "[0 1] [0 1] b 2"
+    );
+    // Go: "incompatible types for comparison" for each.
+    assert_eq!(
+        ok("{{ lt 1 1.5 }} {{ eq 2 2.0 }} {{ gt .COUNT 2 }} {{ eq .USER 1 }}"),
+        "true true true false"
+    );
+    // Go: "wrong type for value; expected []string; got []int".
+    assert_eq!(ok(r#"{{ join "," (loop 3) }}"#), "0,1,2");
+    // Go (3.x's default): "d d d".
+    assert_eq!(
+        ok(r#"{{ default "d" 7 }} {{ default "d" true }} {{ 0 | default "d" }}"#),
+        "7 true d"
+    );
+    // Go: "x" for both (RE2 has Unicode classes and folds all of Unicode).
+    err_at(
+        r#"{{ regexReplaceAll "\\pL" "x" "a" }}"#,
+        1,
+        "invalid regular expression",
+    );
+    assert_eq!(ok(r#"{{ regexReplaceAll "(?i)é" "x" "É" }}"#), "É");
+    // Go: "\"\\xff\"" (the raw byte 0xff).
+    assert_eq!(ok(r#"{{ printf "%q" "\xff" }}"#), "\"\u{FFFD}\"");
+    // Go: an address such as 0xc0000a48e0.
+    assert_eq!(ok(r#"{{ printf "%p" (loop 1) }}"#), "%!p([]int=[0])");
+    // Go: "(0+1i)".
+    err_at("{{ 1i }}", 1, "complex numbers are not supported");
+    // Go: renders "".
+    err_at(r#"{{ define "x" }}{{ end }}"#, 1, "not supported");
 }
