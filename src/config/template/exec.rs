@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::funcs::FUNCS;
-use super::parse::{Cmd, Control, Expr, Node, Pipeline};
+use super::parse::{expr_desc, Cmd, Control, Expr, Node, Pipeline};
 use super::{fail, shorten, TemplateError, Value, MAX_OUTPUT, MAX_STEPS};
 
 #[derive(Debug, PartialEq)]
@@ -218,6 +218,14 @@ impl Exec<'_> {
         self.tick(cmd.line)?;
         match &cmd.head {
             Expr::Func(name) => self.call(name, &cmd.args, dot, piped, cmd.line),
+            head if !cmd.args.is_empty() || piped.is_some() => fail(
+                cmd.line,
+                format!(
+                    "{} is not a function and cannot take arguments",
+                    expr_desc(head)
+                ),
+            ),
+            Expr::Lit(Value::Nil) => fail(cmd.line, "nil is not a command"),
             head => self.operand(head, dot, cmd.line),
         }
     }
@@ -554,5 +562,25 @@ mod tests {
         let long =
             "{{ if 0 }}".to_string() + &"{{ else if 0 }}".repeat(100_000) + "{{ else }}y{{ end }}";
         assert_eq!(ok(&long), "y");
+    }
+
+    /// Go finds these misuses only when the action runs, so a branch not
+    /// taken may hold them; a constant or `.` after `|` is a parse error.
+    #[test]
+    fn misuse_fails_when_run() {
+        same_as_go(&[(
+            r#"{{ if false }}{{ nil 1 }}{{ nil }}{{ $x := nil }}{{ .NAME 1 }}{{ (1) 2 }}{{ $ 2 }}{{ . 1 }}{{ .USER | .NAME }}{{ print (nil) }}{{ end }}ok"#,
+            "ok",
+        )]);
+        err_at("{{ nil 1 }}", 1, "nil is not a function");
+        err_at("{{ .NAME 1 }}", 1, "field .NAME is not a function");
+        err_at("{{ 1 | .NAME }}", 1, "field .NAME is not a function");
+        err_at("{{ print (nil) }}", 1, "nil is not a command");
+        err_at(
+            r#"{{ if false }}{{ "a" | "b" }}{{ end }}"#,
+            1,
+            "cannot pipe into",
+        );
+        err_at("{{ if false }}{{ 1 | . }}{{ end }}", 1, "cannot pipe into");
     }
 }

@@ -182,9 +182,9 @@ impl<'s> Lexer<'s> {
             self.advance_to(self.pos + 2);
             return Ok(());
         }
-        let ws = rest.bytes().take_while(|&b| is_space(b)).count();
-        if ws > 0 && rest[ws..].starts_with("-}}") {
-            self.advance_to(self.pos + ws + 3);
+        // Go allows exactly one space before a trim marker here.
+        if rest.as_bytes().first().is_some_and(|&b| is_space(b)) && rest[1..].starts_with("-}}") {
+            self.advance_to(self.pos + 4);
             self.trim_next = true;
             return Ok(());
         }
@@ -567,6 +567,9 @@ mod tests {
         err_at("{{/* a\nb */}}\n{{ nofn }}", 3, "nofn");
         err_at("x\n{{/* never closed", 2, "unclosed comment");
         err_at("{{/* a */ x }}", 1, "comment");
+        // Go: "comment ends before closing delimiter".
+        err_at("{{/* a */  -}}  x", 1, "comment");
+        assert_eq!(ok("a {{- /* a */\n-}} b"), "ab");
     }
 
     #[test]

@@ -35,9 +35,8 @@
 //! - `index` of a string gives an `int` (Go: `uint8`, visible only to `%T`,
 //!   `%#v` and the `%!` markers); `slice` cannot reach past a list's end into
 //!   spare capacity as Go can with a `loop` result;
-//! - some mistakes Go reports only when the action runs are found while
-//!   parsing, so they fail even in a branch not taken: arguments to a
-//!   non-function (`{{ .A 1 }}`) and integers too large for an `int`.
+//! - an integer literal too large for an `int` fails while parsing, even in
+//!   a branch not taken (Go reports it only when the action runs).
 //!
 //! Every error names the 1-based line it was found on. A typo must give an
 //! error, never a panic or a hang, so nesting, list length, output size and
