@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use std::rc::Rc;
 
 use super::funcs::FUNCS;
-use super::parse::{expr_desc, Cmd, Control, Expr, Node, Pipeline};
-use super::{fail, shorten, TemplateError, Value, MAX_OUTPUT, MAX_STEPS};
+use super::parse::{expr_desc, Cmd, Control, Expr, Node, Pipeline, Templates};
+use super::{fail, shorten, TemplateError, Value, MAX_DEPTH, MAX_OUTPUT, MAX_STEPS};
 
 #[derive(Debug, PartialEq)]
 enum Flow {
@@ -22,12 +22,17 @@ pub(super) struct Exec<'a> {
     vars: Vec<(String, Value)>,
     out: String,
     steps: u64,
+    templates: &'a Templates,
+    /// Blocks, parentheses and template calls being run, one inside the
+    /// other. The parser bounds this in one template; calls could stack
+    /// templates without end.
+    depth: usize,
 }
 
 impl Exec<'_> {
     pub(super) fn run(
         env: &HashMap<String, String>,
-        nodes: &[Node],
+        templates: &Templates,
     ) -> Result<String, TemplateError> {
         let root = Value::Map(Rc::new(
             env.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
@@ -37,8 +42,12 @@ impl Exec<'_> {
             vars: vec![("$".to_string(), root.clone())],
             out: String::new(),
             steps: 0,
+            templates,
+            depth: 0,
         };
-        ex.walk(nodes, &root)?;
+        if let Some(main) = templates.get("") {
+            ex.walk(main, &root)?;
+        }
         Ok(ex.out)
     }
 
@@ -85,17 +94,62 @@ impl Exec<'_> {
                     }
                     Flow::Normal
                 }
-                Node::If(c) => self.if_with(c, dot, false)?,
-                Node::With(c) => self.if_with(c, dot, true)?,
-                Node::Range(c) => self.range(c, dot)?,
+                Node::If(c) => self.nested(c.line, |ex| ex.if_with(c, dot, false))?,
+                Node::With(c) => self.nested(c.line, |ex| ex.if_with(c, dot, true))?,
+                Node::Range(c) => self.nested(c.line, |ex| ex.range(c, dot))?,
                 Node::Break => Flow::Break,
                 Node::Continue => Flow::Continue,
+                Node::Template { name, pipe, line } => {
+                    self.template(name, pipe.as_ref(), dot, *line)?;
+                    Flow::Normal
+                }
             };
             if flow != Flow::Normal {
                 return Ok(flow);
             }
         }
         Ok(Flow::Normal)
+    }
+
+    /// `{{template}}`: the named template runs with the pipeline's value as
+    /// both `.` and `$`, and sees none of the caller's variables (Go's rules).
+    fn template(
+        &mut self,
+        name: &str,
+        pipe: Option<&Pipeline>,
+        dot: &Value,
+        line: usize,
+    ) -> Result<(), TemplateError> {
+        let templates = self.templates;
+        let Some(body) = templates.get(name) else {
+            return fail(line, format!("template {name:?} not defined"));
+        };
+        let dot = match pipe {
+            Some(p) => self.pipeline(p, dot)?,
+            None => Value::Nil,
+        };
+        let vars = std::mem::replace(&mut self.vars, vec![("$".to_string(), dot.clone())]);
+        let walked = self.nested(line, |ex| ex.walk(body, &dot));
+        self.vars = vars;
+        walked.map(|_| ())
+    }
+
+    /// Runs `f` one level deeper, failing past the nesting limit.
+    fn nested<T>(
+        &mut self,
+        line: usize,
+        f: impl FnOnce(&mut Self) -> Result<T, TemplateError>,
+    ) -> Result<T, TemplateError> {
+        if self.depth >= MAX_DEPTH {
+            return fail(
+                line,
+                format!("blocks, parentheses and template calls nested more than {MAX_DEPTH} deep"),
+            );
+        }
+        self.depth += 1;
+        let result = f(self);
+        self.depth -= 1;
+        result
     }
 
     fn if_with(&mut self, c: &Control, dot: &Value, with: bool) -> Result<Flow, TemplateError> {
@@ -239,7 +293,7 @@ impl Exec<'_> {
                 None => return fail(line, format!("undefined variable {name}")),
             },
             Expr::Func(name) => self.call(name, &[], dot, None, line)?,
-            Expr::Paren(p) => self.pipeline(p, dot)?,
+            Expr::Paren(p) => self.nested(line, |ex| ex.pipeline(p, dot))?,
             Expr::Field(base, names) => {
                 let mut v = self.operand(base, dot, line)?;
                 for name in names {

@@ -26,8 +26,7 @@
 //!   (`loop` trims spaces first); `join` accepts any list, not only strings.
 //!
 //! Not supported, or limited:
-//! - `define`/`template`/`block`, complex numbers, and `%p` (Go prints an
-//!   address; we print `%!p(...)`);
+//! - complex numbers, and `%p` (Go prints an address; we print `%!p(...)`);
 //! - `regexReplaceAll` uses `regex-lite`: no `\pL`/`\p{..}` classes or
 //!   `\Q..\E`, `(?i)` folds ASCII only, and its limits are not RE2's;
 //! - strings are UTF-8: a `\x`/octal escape or a `slice` that splits a
@@ -55,7 +54,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::rc::Rc;
 
-/// Parentheses plus block nesting; deeper input is an error, not a stack overflow.
+/// Blocks, parentheses and template calls one inside the other; deeper is an
+/// error, not a stack overflow.
 const MAX_DEPTH: usize = 100;
 /// Longest list `loop` or `split` may build.
 const MAX_LIST: usize = 1_000_000;
@@ -80,8 +80,8 @@ impl fmt::Display for TemplateError {
 /// Render `src` with the environment as data (`{{ .NAME }}`, `env "NAME"`).
 pub fn render(src: &str, env: &HashMap<String, String>) -> Result<String, TemplateError> {
     let items = lex::lex(src)?;
-    let nodes = parse::Parser::new(items).parse()?;
-    exec::Exec::run(env, &nodes)
+    let templates = parse::Parser::new(items).parse()?;
+    exec::Exec::run(env, &templates)
 }
 
 fn fail<T>(line: usize, message: impl Into<String>) -> Result<T, TemplateError> {

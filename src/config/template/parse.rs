@@ -3,6 +3,8 @@
 //! anything runs, and it caps nesting so deep input is an error, not a stack
 //! overflow.
 
+use std::collections::HashMap;
+
 use super::funcs::is_function;
 use super::lex::{Item, Tok, Token};
 use super::{braces, fail, TemplateError, Value, MAX_DEPTH};
@@ -20,7 +22,18 @@ pub(super) enum Node {
     Range(Box<Control>),
     Break,
     Continue,
+    /// `{{template "name" pipeline}}`, and where a `{{block}}` stands.
+    Template {
+        name: String,
+        pipe: Option<Pipeline>,
+        line: usize,
+    },
 }
+
+/// The templates of one file by name: the file itself is `""` (as
+/// ContainerPilot names it), the others come from `{{define}}` and
+/// `{{block}}`.
+pub(super) type Templates = HashMap<String, Vec<Node>>;
 
 #[derive(Debug)]
 pub(super) struct Control {
@@ -76,6 +89,7 @@ enum Ctx {
     With,
     Range,
     Paren,
+    Template,
 }
 
 impl Ctx {
@@ -86,6 +100,7 @@ impl Ctx {
             Ctx::With => "with",
             Ctx::Range => "range",
             Ctx::Paren => "parentheses",
+            Ctx::Template => "template",
         }
     }
 }
@@ -146,6 +161,30 @@ impl Cursor {
     }
 }
 
+/// The quoted name after `define`, `template` or `block`.
+fn template_name(c: &mut Cursor, keyword: &str) -> Result<String, TemplateError> {
+    let line = c.line();
+    match c.next().map(|t| t.tok) {
+        Some(Tok::Lit(Value::Str(name))) => Ok(name),
+        Some(t) => fail(
+            line,
+            format!(
+                "unexpected {} in {} clause: want a quoted name",
+                tok_desc(&t),
+                keyword
+            ),
+        ),
+        None => fail(line, format!("missing name in {} clause", keyword)),
+    }
+}
+
+/// Go's `IsEmptyTree`: nothing but blank text (comments are already gone).
+fn is_empty(nodes: &[Node]) -> bool {
+    nodes
+        .iter()
+        .all(|n| matches!(n, Node::Text { text, .. } if text.trim().is_empty()))
+}
+
 fn tok_desc(t: &Tok) -> String {
     match t {
         Tok::Ident(n) => format!("{n:?}"),
@@ -179,6 +218,10 @@ pub(super) struct Parser {
     vars: Vec<String>,
     depth: usize,
     ranges: usize,
+    /// Inside a `{{define}}` or `{{block}}` body, where Go allows no
+    /// `{{define}}`.
+    defining: bool,
+    templates: Templates,
 }
 
 impl Parser {
@@ -188,13 +231,18 @@ impl Parser {
             vars: vec!["$".to_string()],
             depth: 0,
             ranges: 0,
+            defining: false,
+            templates: Templates::new(),
         }
     }
 
-    pub(super) fn parse(mut self) -> Result<Vec<Node>, TemplateError> {
+    pub(super) fn parse(mut self) -> Result<Templates, TemplateError> {
         let (nodes, stop) = self.list()?;
         match stop {
-            Stop::Eof => Ok(nodes),
+            Stop::Eof => {
+                self.add(String::new(), nodes, 1)?;
+                Ok(self.templates)
+            }
             Stop::End(line) => fail(
                 line,
                 "{{end}} without a matching {{if}}, {{range}} or {{with}}",
@@ -254,19 +302,85 @@ impl Parser {
                         Node::Continue
                     }
                 }
+                "define" => {
+                    if self.depth > 0 || self.defining {
+                        return fail(
+                            line,
+                            "{{define}} must be at the top level, outside other actions",
+                        );
+                    }
+                    let name = template_name(&mut c, "define")?;
+                    c.expect_end("define")?;
+                    self.definition(name, line)?;
+                    continue;
+                }
+                "template" => {
+                    let name = template_name(&mut c, "template")?;
+                    let pipe = match c.peek() {
+                        None => None,
+                        Some(_) => Some(self.pipeline(&mut c, Ctx::Template)?),
+                    };
+                    Node::Template { name, pipe, line }
+                }
+                // `{{block "name" pipeline}}body{{end}}` defines "name" and
+                // runs it here.
                 _ => {
-                    return fail(
+                    let name = template_name(&mut c, "block")?;
+                    let pipe = self.pipeline(&mut c, Ctx::Template)?;
+                    self.definition(name.clone(), line)?;
+                    Node::Template {
+                        name,
+                        pipe: Some(pipe),
                         line,
-                        format!(
-                            "{} is not supported (one template per config file)",
-                            braces(&keyword)
-                        ),
-                    )
+                    }
                 }
             };
             nodes.push(node);
         }
         Ok((nodes, Stop::Eof))
+    }
+
+    /// A `{{define}}` or `{{block}}` body up to its `{{end}}`: a template of
+    /// its own, which sees no variables but `$`.
+    fn definition(&mut self, name: String, line: usize) -> Result<(), TemplateError> {
+        let vars = std::mem::replace(&mut self.vars, vec!["$".to_string()]);
+        let ranges = std::mem::take(&mut self.ranges);
+        let defining = std::mem::replace(&mut self.defining, true);
+        let body = self.list();
+        self.vars = vars;
+        self.ranges = ranges;
+        self.defining = defining;
+        match body? {
+            (body, Stop::End(_)) => self.add(name, body, line),
+            (_, Stop::Else { line, .. }) => {
+                fail(line, "{{else}} outside {{if}}, {{range}} or {{with}}")
+            }
+            (_, Stop::Eof) => fail(
+                line,
+                format!("{{{{define}}}} of {name:?} has no matching {{{{end}}}}"),
+            ),
+        }
+    }
+
+    /// Go's rule for a name defined twice: an empty body gives way to the
+    /// other one; two non-empty bodies are an error.
+    fn add(&mut self, name: String, body: Vec<Node>, line: usize) -> Result<(), TemplateError> {
+        match self.templates.get(&name) {
+            Some(old) if !is_empty(old) => {
+                if is_empty(&body) {
+                    Ok(())
+                } else {
+                    fail(
+                        line,
+                        format!("template: multiple definition of template {name:?}"),
+                    )
+                }
+            }
+            _ => {
+                self.templates.insert(name, body);
+                Ok(())
+            }
+        }
     }
 
     /// `if`, `with` or `range` up to and including its `{{end}}`.
@@ -361,7 +475,7 @@ impl Parser {
         }
         match (ctx, c.peek()) {
             (Ctx::Paren, Some(Tok::RParen))
-            | (Ctx::Action | Ctx::If | Ctx::With | Ctx::Range, None) => {}
+            | (Ctx::Action | Ctx::If | Ctx::With | Ctx::Range | Ctx::Template, None) => {}
             (Ctx::Paren, _) => return fail(c.line(), "unclosed \"(\": missing \")\""),
             (_, Some(t)) => {
                 return fail(
@@ -635,6 +749,82 @@ mod tests {
             r#"{{ with 0 }}{{ else if 1 }}x{{ end }}{{ end }}"#,
             1,
             "unexpected \"if\" after else in {{with}}",
+        );
+    }
+
+    /// `{{define}}`, `{{template}}` and `{{block}}`, checked against Go 1.19
+    /// (Go stops runaway recursion at 100000 calls; we at the nesting limit).
+    #[test]
+    fn define_template_block() {
+        same_as_go(&[
+            (
+                r#"{{ define "x" }}X{{ . }}{{ end }}a{{ template "x" }}b{{ template "x" .USER }}c"#,
+                "aX<no value>bXpilotc",
+            ),
+            (
+                r#"{{ template "x" }}{{ define "x" }}later{{ end }}"#,
+                "later",
+            ),
+            (
+                r#"{{ define "x" }}  {{ end }}{{ define "x" }}b{{ end }}{{ template "x" }}"#,
+                "b",
+            ),
+            (r#"{{ block "b" .USER }}[{{ . }}]{{ end }}"#, "[pilot]"),
+            (
+                r#"{{ template "x" $a := 5 }}{{ $a }}{{ define "x" }}{{ . }}{{ end }}"#,
+                "55",
+            ),
+            (
+                r#"{{ define "t" }}{{ if . }}{{ len . }}{{ template "t" (slice . 1) }}{{ end }}{{ end }}{{ template "t" (loop 5) }}"#,
+                "54321",
+            ),
+            (r#"{{ define "" }}main{{ end }}  "#, "main"),
+            (
+                r#"{{ range loop 2 }}{{ template "x" . }}{{ end }}{{ define "x" }}<{{ . }}>{{ end }}"#,
+                "<0><1>",
+            ),
+        ]);
+        // go: template: :1:12: executing "" at <{{template "nope"}}>: template "nope" not defined
+        err_at(
+            r#"{{ template "nope" }}"#,
+            1,
+            "template \"nope\" not defined",
+        );
+        // go: template: :1: template: multiple definition of template "b"
+        err_at(
+            r#"{{ block "b" . }}[{{ .USER }}]{{ end }}{{ define "b" }}over{{ end }}"#,
+            1,
+            "template: multiple definition of templat",
+        );
+        // go: template: :1: undefined variable "$v"
+        err_at(
+            r#"{{ $v := 1 }}{{ define "x" }}{{ $v }}{{ end }}"#,
+            1,
+            "undefined variable $v",
+        );
+        // go: template: :1: unexpected <define> in command
+        err_at(
+            r#"{{ if true }}{{ define "x" }}{{ end }}{{ end }}"#,
+            1,
+            "{{define}} must be at the top level, out",
+        );
+        // go: template: :1: {{break}} outside {{range}}
+        err_at(
+            r#"{{ define "x" }}{{ break }}{{ end }}"#,
+            1,
+            "{{break}} outside {{range}}",
+        );
+        // go: template: :1:28: executing "x" at <{{template "x"}}>: exceeded maximum template depth (100000)
+        err_at(
+            r#"{{ define "x" }}{{ template "x" }}{{ end }}{{ template "x" }}"#,
+            1,
+            "blocks, parentheses and template calls n",
+        );
+        // go: template: :1: unexpected "x" in template clause
+        err_at(
+            r#"{{ template x }}"#,
+            1,
+            "unexpected \"x\" in template clause: want ",
         );
     }
 }

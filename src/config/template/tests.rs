@@ -105,7 +105,6 @@ fn errors_name_the_line() {
     );
     err_at("{{ print\n 1\n nofn }}", 3, "nofn");
     err_at("\n{{ else }}", 2, "{{else}} outside");
-    err_at("{{ define \"x\" }}{{ end }}", 1, "not supported");
     err_at("{{ }}", 1, "empty action");
     err_at("{{ print if }}", 1, "keyword");
     err_at("{{ $x := 1 }}\n{{ $x.A }}", 2, "field .A");
@@ -455,6 +454,4 @@ fn documented_differences() {
     assert_eq!(ok(r#"{{ printf "%p" (loop 1) }}"#), "%!p([]int=[0])");
     // Go: "(0+1i)".
     err_at("{{ 1i }}", 1, "complex numbers are not supported");
-    // Go: renders "".
-    err_at(r#"{{ define "x" }}{{ end }}"#, 1, "not supported");
 }
