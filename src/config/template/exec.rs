@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::funcs::FUNCS;
 use super::parse::{expr_desc, Cmd, Control, Expr, Node, Pipeline, Templates};
-use super::{fail, shorten, TemplateError, Value, MAX_DEPTH, MAX_OUTPUT, MAX_STEPS};
+use super::{fail, shorten, TemplateError, Value, MAX_COPIED, MAX_DEPTH, MAX_OUTPUT, MAX_STEPS};
 
 #[derive(Debug, PartialEq)]
 enum Flow {
@@ -23,6 +23,8 @@ pub(super) struct Exec<'a> {
     out: String,
     steps: u64,
     templates: &'a Templates,
+    /// Bytes of text copied or built so far (`MAX_COPIED`).
+    copied: usize,
     /// Blocks, parentheses and template calls being run, one inside the
     /// other. The parser bounds this in one template; calls could stack
     /// templates without end.
@@ -43,6 +45,7 @@ impl Exec<'_> {
             out: String::new(),
             steps: 0,
             templates,
+            copied: 0,
             depth: 0,
         };
         if let Some(main) = templates.get("") {
@@ -60,6 +63,23 @@ impl Exec<'_> {
                     "template does too much work (over {MAX_STEPS} steps); is a loop too long?"
                 ),
             );
+        }
+        Ok(())
+    }
+
+    /// Counts the text in `v`, which is about to be copied or was just built.
+    fn charge(&mut self, v: &Value, line: usize) -> Result<(), TemplateError> {
+        if let Value::Str(s) = v {
+            self.copied += s.len();
+            if self.copied > MAX_COPIED {
+                return fail(
+                    line,
+                    format!(
+                        "template does too much work (copies over {} GiB of text); is a loop too long?",
+                        MAX_COPIED >> 30
+                    ),
+                );
+            }
         }
         Ok(())
     }
@@ -234,6 +254,7 @@ impl Exec<'_> {
                 }
                 _ => {}
             }
+            self.charge(&elem, c.line)?;
             let flow = self.walk(&arm.body, &elem)?;
             self.vars.truncate(inner);
             if flow == Flow::Break {
@@ -251,6 +272,7 @@ impl Exec<'_> {
         }
         let val = val.unwrap_or(Value::Nil);
         for name in &p.decl {
+            self.charge(&val, p.line)?;
             if p.assign {
                 match self.vars.iter_mut().rev().find(|(n, _)| n == name) {
                     Some(slot) => slot.1 = val.clone(),
@@ -285,7 +307,7 @@ impl Exec<'_> {
     }
 
     fn operand(&mut self, e: &Expr, dot: &Value, line: usize) -> Result<Value, TemplateError> {
-        Ok(match e {
+        let v = match e {
             Expr::Lit(v) => v.clone(),
             Expr::Dot => dot.clone(),
             Expr::Var(name) => match self.vars.iter().rev().find(|(n, _)| n == name) {
@@ -301,7 +323,9 @@ impl Exec<'_> {
                 }
                 v
             }
-        })
+        };
+        self.charge(&v, line)?;
+        Ok(v)
     }
 
     /// The piped value, if any, is the last argument (Go's rule).
@@ -345,6 +369,7 @@ impl Exec<'_> {
                 format!("{name}: result is larger than {} MiB", MAX_OUTPUT >> 20),
             );
         }
+        self.charge(&v, line)?;
         Ok(v)
     }
 

@@ -213,10 +213,10 @@ fn f_loop(_: &Env, args: Vec<Value>) -> Result<Value, String> {
 
 /// Go's `fmt.Sprint`: a space between operands when neither is a string.
 fn f_print(_: &Env, args: Vec<Value>) -> Result<Value, String> {
-    Ok(Value::Str(sprint(&args)))
+    Ok(Value::Str(sprint(&args)?))
 }
 
-fn sprint(args: &[Value]) -> String {
+fn sprint(args: &[Value]) -> Result<String, String> {
     let mut out = String::new();
     let mut prev_str = false;
     for (i, v) in args.iter().enumerate() {
@@ -225,16 +225,19 @@ fn sprint(args: &[Value]) -> String {
             out.push(' ');
         }
         out.push_str(&v.to_string());
+        if out.len() > MAX_OUTPUT {
+            return Err(too_long());
+        }
         prev_str = is_str;
     }
-    out
+    Ok(out)
 }
 
 /// The text `html`, `js` and `urlquery` escape: their arguments as `print`
 /// shows them, except that a nil is `<no value>` (Go's `evalArgs`).
-fn escaper_text(args: Vec<Value>) -> String {
+fn escaper_text(args: Vec<Value>) -> Result<String, String> {
     match &args[..] {
-        [Value::Str(s)] => s.clone(),
+        [Value::Str(s)] => Ok(s.clone()),
         _ => {
             let args: Vec<Value> = args
                 .into_iter()
@@ -250,7 +253,7 @@ fn escaper_text(args: Vec<Value>) -> String {
 
 /// Go's `html`: escapes `<>&'"` and NUL.
 fn f_html(_: &Env, args: Vec<Value>) -> Result<Value, String> {
-    let s = escaper_text(args);
+    let s = escaper_text(args)?;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -269,7 +272,7 @@ fn f_html(_: &Env, args: Vec<Value>) -> Result<Value, String> {
 /// Go's `js`: backslash escapes for quotes and `\`, `\uXXXX` for `<>&=`,
 /// control characters and non-printable non-ASCII.
 fn f_js(_: &Env, args: Vec<Value>) -> Result<Value, String> {
-    let s = escaper_text(args);
+    let s = escaper_text(args)?;
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
         match c {
@@ -294,7 +297,7 @@ fn f_js(_: &Env, args: Vec<Value>) -> Result<Value, String> {
 /// Go's `urlquery` (`url.QueryEscape`): space is `+`, and every byte but
 /// letters, digits and `-_.~` is `%XX`.
 fn f_urlquery(_: &Env, args: Vec<Value>) -> Result<Value, String> {
-    let s = escaper_text(args);
+    let s = escaper_text(args)?;
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
@@ -374,8 +377,18 @@ fn f_call(_: &Env, args: Vec<Value>) -> Result<Value, String> {
 
 /// Go's `fmt.Sprintln`: always spaces, then a newline.
 fn f_println(_: &Env, args: Vec<Value>) -> Result<Value, String> {
-    let words: Vec<String> = args.iter().map(|v| v.to_string()).collect();
-    Ok(Value::Str(words.join(" ") + "\n"))
+    let mut out = String::new();
+    for (i, v) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        out.push_str(&v.to_string());
+        if out.len() > MAX_OUTPUT {
+            return Err(too_long());
+        }
+    }
+    out.push('\n');
+    Ok(Value::Str(out))
 }
 
 fn f_len(_: &Env, args: Vec<Value>) -> Result<Value, String> {

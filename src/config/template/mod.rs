@@ -61,6 +61,9 @@ const MAX_DEPTH: usize = 100;
 const MAX_LIST: usize = 1_000_000;
 /// Largest output, and largest string any function may return.
 const MAX_OUTPUT: usize = 16 << 20;
+/// Bytes of text evaluation may copy or build in all. Values are copied, not
+/// shared, so reusing a large string in a loop is work like any other.
+const MAX_COPIED: usize = 1 << 30;
 /// Commands evaluated plus range iterations, so nested ranges cannot spin for hours.
 const MAX_STEPS: u64 = 20_000_000;
 

@@ -326,6 +326,9 @@ impl Printer {
                     self.fmt_string(k, verb, &Value::Str(k.clone()));
                     self.buf.push(':');
                     self.fmt_string(v, verb, &Value::Str(v.clone()));
+                    if self.buf.len() > MAX_OUTPUT {
+                        break; // the caller reports it
+                    }
                 }
                 self.buf.push_str(close);
             }
@@ -406,8 +409,9 @@ impl Printer {
     }
 
     fn write_padding(&mut self, n: usize) {
-        let c = if self.f.zero { '0' } else { ' ' };
-        self.buf.extend(std::iter::repeat_n(c, n));
+        // `str::repeat` copies in doubling blocks: fast for the widths Go allows.
+        let c = if self.f.zero { "0" } else { " " };
+        self.buf.push_str(&c.repeat(n));
     }
 
     /// Pads to the width, on the left unless `-`; Go counts characters.

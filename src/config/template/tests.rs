@@ -455,3 +455,36 @@ fn documented_differences() {
     // Go: "(0+1i)".
     err_at("{{ 1i }}", 1, "complex numbers are not supported");
 }
+
+/// Strings are copied, not shared, so copying or building text counts as
+/// work: a loop reusing a big string stops instead of running for hours.
+#[test]
+fn copying_text_is_bounded() {
+    let big = r#"{{ $s := printf "%9999999s" "" }}"#;
+    err_at(
+        &format!("{big}{{{{ range loop 1000000 }}}}{{{{ $x := $s }}}}{{{{ end }}}}"),
+        1,
+        "too much work",
+    );
+    err_at(
+        r#"{{ range loop 1000000 }}{{ $x := printf "%9999999s" "" }}{{ end }}"#,
+        1,
+        "too much work",
+    );
+    err_at(
+        &format!("{big}{{{{ print $s $s }}}}"),
+        1,
+        "larger than 16 MiB",
+    );
+    err_at(
+        &format!("{big}{{{{ println $s $s }}}}"),
+        1,
+        "larger than 16 MiB",
+    );
+    err_at(
+        &format!("{big}{{{{ html $s 1 $s }}}}"),
+        1,
+        "larger than 16 MiB",
+    );
+    err_at(r#"{{ printf "%9999999v" . }}"#, 1, "larger than 16 MiB");
+}
