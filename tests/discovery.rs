@@ -1339,3 +1339,40 @@ fn without_consul_a_job_with_a_port_runs_unregistered_with_one_warning() {
     });
     assert_eq!(discovery, 0, "{}", d.evidence());
 }
+
+#[test]
+fn after_a_reload_changed_hooks_run_again_and_added_jobs_see_the_state_at_once() {
+    // SPEC §3.5: 3.x rebuilt its discovery state on reload, so every
+    // `changed` hook ran again; users fix an onChange hook and reload
+    // expecting a re-render.
+    let fake = FakeConsul::start();
+    fake.set_instances("backend", "dc1", vec![("10.0.0.1", 80, vec![])]);
+    let dir = Dir::new("dc-watch-reload");
+    let render = dir.sh("render", &format!("echo render >> {}", dir.p("renders")));
+    let jobs = format!(
+        r#"[{{ name: "render", exec: {render}, when: {{ source: "watch.backend", each: "changed" }} }}]"#
+    );
+    let watches = r#"watches: [{ name: "backend", interval: "1h" }]"#;
+    let consul = format!("consul: {}", consul_key(&fake));
+    let mut d = start(&dir, Some(&consul_key(&fake)), &[watches], &jobs, &[]);
+    d.wait_event("render.exitSuccess", 1);
+    assert_eq!(dir.lines("renders"), ["render"]);
+    // An unchanged reload: the next poll (at once) counts as the first.
+    let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    d.wait_event("render.exitSuccess", 2);
+    // A hook added by a reload sees the current state at once.
+    let added = dir.sh("added", &format!("echo added >> {}", dir.p("added")));
+    dir.cfg()
+        .top(&consul)
+        .top(watches)
+        .jobs(&format!(
+            r#"[{{ name: "render", exec: {render}, when: {{ source: "watch.backend", each: "changed" }} }},
+                {{ name: "added", exec: {added}, when: {{ source: "watch.backend", each: "changed" }} }}]"#
+        ))
+        .write();
+    let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
+    assert_eq!(r.status, 200, "{r:?}");
+    wait_until(TIMEOUT, "the added hook ran", || dir.exists("added"));
+    d.wait_event("render.exitSuccess", 3);
+}

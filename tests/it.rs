@@ -26,3 +26,5 @@ mod scratch;
 mod discovery;
 // SPEC §4.1: the per-job API (list, start, stop, restart, signal, logs and follow).
 mod jobs;
+// Regression tests named after the faults they pin down (issue #12 and later).
+mod regression;
