@@ -223,3 +223,71 @@ fn static_binary_runs_as_pid_1_in_an_empty_root() {
         "socket removed"
     );
 }
+
+#[test]
+fn regression_without_dev_null_the_error_names_dev_null() {
+    // A bare chroot made every spawn fail with `exec "sh": No such file or
+    // directory`, naming the wrong file (issue #12).
+    if let Some(why) = unavailable() {
+        skip(&format!(
+            "regression_without_dev_null_the_error_names_dev_null: {why}"
+        ));
+        return;
+    }
+    let dir = Dir::new("scratch-nonull");
+    let root = scratch_root(&dir);
+    std::fs::remove_file(root.join("dev/null")).unwrap();
+    std::fs::write(
+        root.join("etc/containerpilot.json5"),
+        r#"{
+  control: { socket: "/var/run/containerpilot.socket" },
+  jobs: [
+    { name: "app", exec: "sh -c true" },
+    { name: "script", exec: "/bin/missing-interpreter.sh" },
+  ]
+}"#,
+    )
+    .unwrap();
+    std::fs::write(root.join("bin/missing-interpreter.sh"), "#!/bin/bash\necho hi\n").unwrap();
+    std::fs::set_permissions(
+        root.join("bin/missing-interpreter.sh"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args(["/bin/containerpilot", "-config", "/etc/containerpilot.json5"])
+        .env_clear()
+        .env("PATH", SYSTEM_PATH)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains("cannot start job[app]: cannot open /dev/null"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cannot start job[script]: cannot open /dev/null"),
+        "{text}"
+    );
+    // With /dev/null back, the script's real problem is named: its interpreter.
+    nix::sys::stat::mknod(
+        &root.join("dev/null"),
+        nix::sys::stat::SFlag::S_IFCHR,
+        nix::sys::stat::Mode::from_bits_truncate(0o666),
+        nix::sys::stat::makedev(1, 3),
+    )
+    .unwrap();
+    let out = Command::new("chroot")
+        .arg(&root)
+        .args(["/bin/containerpilot", "-config", "/etc/containerpilot.json5"])
+        .env_clear()
+        .env("PATH", SYSTEM_PATH)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).into_owned()
+        + &String::from_utf8_lossy(&out.stderr);
+    assert!(text.contains(r#"its interpreter "/bin/bash""#), "{text}");
+    assert_eq!(out.status.code(), Some(0), "{text}");
+}
