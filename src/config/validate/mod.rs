@@ -35,7 +35,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use self::obj::{invalid, Obj};
+use self::obj::{did_you_mean, invalid, one_of, shown, Obj};
 use super::interfaces::IfAddr;
 use super::tree::Node;
 use super::{Config, ConfigError, ControlConfig, Warning, DEFAULT_SOCKET};
@@ -188,9 +188,12 @@ fn logging(o: &Obj) -> Result<LogConfig> {
     let mut cfg = LogConfig::default();
     if let Some(level) = o.str("level")? {
         cfg.level = Level::parse(level).ok_or_else(|| {
+            const LEVELS: &[&str] = &["DEBUG", "INFO", "WARN", "ERROR", "FATAL", "PANIC"];
             invalid(format!(
-                "{} must be one of DEBUG, INFO, WARN, ERROR, FATAL or PANIC, got '{level}'",
-                o.at("level")
+                "{} must be one of DEBUG, INFO, WARN, ERROR, FATAL or PANIC, got '{}'{}",
+                o.at("level"),
+                shown(level),
+                did_you_mean(level, LEVELS)
             ))
         })?;
     }
@@ -200,10 +203,11 @@ fn logging(o: &Obj) -> Result<LogConfig> {
             "text" => Format::Text,
             "json" => Format::Json,
             _ => {
-                return Err(invalid(format!(
-                    "{} must be one of 'default', 'text' or 'json', got '{format}'",
-                    o.at("format")
-                )))
+                return Err(one_of(
+                    &o.at("format"),
+                    format,
+                    &["default", "text", "json"],
+                ))
             }
         };
     }
@@ -255,7 +259,15 @@ mod tests {
         assert_eq!(cfg("{stopTimeout: 0}").stop_timeout, secs(5));
         assert_eq!(
             err1("{stopTimeout: -1}"),
-            "stopTimeout must not be negative, got -1"
+            "stopTimeout must be >= 0, got -1"
+        );
+        assert_eq!(
+            err1("{stopTimeout: '-5s'}"),
+            "stopTimeout must be >= 0, got \"-5s\""
+        );
+        assert_eq!(
+            err1("{stopTimeout: -0.5}"),
+            "stopTimeout must be >= 0, got -0.5"
         );
         assert!(err1("{stopTimeout: '5x'}").starts_with("stopTimeout: invalid duration \"5x\""));
         assert_eq!(
@@ -374,6 +386,16 @@ mod tests {
             err1("{logging: {format: 'xml'}}"),
             "logging.format must be one of 'default', 'text' or 'json', got 'xml'"
         );
+        assert_eq!(
+            err1("{logging: {level: 'eror'}}"),
+            "logging.level must be one of DEBUG, INFO, WARN, ERROR, FATAL or PANIC, got \
+             'eror'; did you mean 'ERROR'?"
+        );
+        assert_eq!(
+            err1("{logging: {format: 'jsno'}}"),
+            "logging.format must be one of 'default', 'text' or 'json', got 'jsno'; \
+             did you mean 'json'?"
+        );
     }
 
     #[test]
@@ -409,7 +431,14 @@ mod tests {
                       health: {exec: 'check', interval: 5, ttl: 10, timeout: 1, logging: {raw: false}},
                       consul: {enableTagOverride: true, deregisterCriticalServiceAfter: '1m'},
                       logging: {raw: true}},
-                     {exec: 'x', when: {interval: '1s'}}],
+                     {exec: 'x', when: {interval: '1s'}},
+                     {name: 'web', exec: 'w', restarts: 2, restartDelay: '1s', restartDelayMax: '1m',
+                      shutdownOn: 'exitFailed', notify: {watchdog: '10s'}, logging: {keep: 10},
+                      when: {all: ['app', 'watch.db'], once: 'healthy', timeout: 30},
+                      health: {http: 'http://[::1]:8080/h?x', interval: 5, startPeriod: 3, threshold: 2}},
+                     {name: 'db', exec: 'd', notify: true,
+                      when: {any: ['app', 'web'], each: 'unhealthy'},
+                      health: {tcp: 'db:5432', interval: 5}}],
               telemetry: {port: 9090, interfaces: 'eth0', tags: ['x'],
                           metrics: [{namespace: 'a', subsystem: 'b', name: 'c', help: 'h', type: 'histogram', buckets: [1, 2]},
                                     {name: 's', type: 'summary', objectives: {'0.5': 0.05}}]}}",

@@ -44,7 +44,7 @@ impl Validator<'_> {
                 let mut msg = format!("{at}: unknown key");
                 if let Some((_, hint)) = HINTS.iter().find(|(suffix, _)| at.ends_with(suffix)) {
                     msg.push_str(&format!(" ({hint})"));
-                } else if let Some(s) = suggest(key, known) {
+                } else if let Some(s) = suggest(key, known.iter().copied()) {
                     msg.push_str(&format!(", did you mean '{s}'?"));
                 }
                 self.warn(msg);
@@ -119,12 +119,12 @@ impl<'n> Obj<'n> {
         match self.get(key) {
             None => Ok(None),
             Some(Node::Bool(b)) => Ok(Some(*b)),
-            Some(Node::Str(s)) => match s.as_str() {
-                "1" | "t" | "T" | "true" | "TRUE" | "True" => Ok(Some(true)),
-                "0" | "f" | "F" | "false" | "FALSE" | "False" => Ok(Some(false)),
-                _ => Err(invalid(format!(
-                    "{} must be true or false, got \"{s}\"",
-                    self.at(key)
+            Some(Node::Str(s)) => match parse_bool(s) {
+                Some(b) => Ok(Some(b)),
+                None => Err(invalid(format!(
+                    "{} must be true or false, got \"{}\"",
+                    self.at(key),
+                    shown(s)
                 ))),
             },
             Some(n) => Err(expected(&self.at(key), "true or false", n)),
@@ -139,14 +139,22 @@ impl<'n> Obj<'n> {
             None => return Ok(None),
             Some(Node::Str(s)) if s.is_empty() => return Ok(None),
             Some(Node::Str(s)) => {
-                duration::parse(s.trim()).map_err(|e| invalid(format!("{path}: {e}")))?
+                let s = s.trim();
+                match (duration::parse(s), s.strip_prefix('-')) {
+                    (Ok(d), _) => d,
+                    // A well-formed negative duration: say what is wrong with it.
+                    (Err(_), Some(abs)) if duration::parse(abs).is_ok() => {
+                        return Err(invalid(format!("{path} must be >= 0, got \"{s}\"")))
+                    }
+                    (Err(e), _) => return Err(invalid(format!("{path}: {e}"))),
+                }
             }
             Some(Node::Int(n)) if *n < 0 => {
-                return Err(invalid(format!("{path} must not be negative, got {n}")))
+                return Err(invalid(format!("{path} must be >= 0, got {n}")))
             }
             Some(Node::Int(n)) => Duration::from_secs(n.unsigned_abs()),
             Some(Node::Float(f)) if *f < 0.0 => {
-                return Err(invalid(format!("{path} must not be negative, got {f}")))
+                return Err(invalid(format!("{path} must be >= 0, got {f}")))
             }
             Some(Node::Float(f)) => Duration::try_from_secs_f64(*f)
                 .map_err(|_| invalid(format!("{path}: invalid duration {f}")))?,
@@ -164,23 +172,33 @@ impl<'n> Obj<'n> {
         Ok(Some(d))
     }
 
+    /// An integer, or a string of one (3.x's weak decoding); a whole JSON
+    /// fraction (`2.0`) counts too. Range checks are the caller's.
+    pub(super) fn integer(&self, key: &str) -> Result<Option<i128>> {
+        match self.get(key) {
+            None => Ok(None),
+            Some(Node::Str(s)) if s.is_empty() => Ok(None),
+            Some(n @ Node::Str(s)) => match s.trim().parse() {
+                Ok(i) => Ok(Some(i)),
+                Err(_) => Err(expected(&self.at(key), "an integer", n)),
+            },
+            Some(Node::Int(n)) => Ok(Some(i128::from(*n))),
+            Some(Node::Float(f)) if f.fract() == 0.0 && f.abs() < 1e18 => Ok(Some(*f as i128)),
+            Some(n) => Err(expected(&self.at(key), "an integer", n)),
+        }
+    }
+
     /// A TCP port, 1 to 65535 (a numeric string too, as 3.x's weak decoding).
     pub(super) fn port(&self, key: &str) -> Result<Option<u16>> {
-        let path = self.at(key);
-        let n: i128 = match self.get(key) {
-            None => return Ok(None),
-            Some(Node::Str(s)) if s.is_empty() => return Ok(None),
-            Some(Node::Str(s)) => s
-                .trim()
-                .parse()
-                .map_err(|_| invalid(format!("{path} must be an integer, got string \"{s}\"")))?,
-            Some(Node::Int(n)) => i128::from(*n),
-            Some(Node::Float(f)) if f.fract() == 0.0 && f.abs() < 1e9 => *f as i128,
-            Some(n) => return Err(expected(&path, "an integer", n)),
+        let Some(n) = self.integer(key)? else {
+            return Ok(None);
         };
         match u16::try_from(n) {
             Ok(p) if p > 0 => Ok(Some(p)),
-            _ => Err(invalid(format!("{path} must be from 1 to 65535, got {n}"))),
+            _ => Err(invalid(format!(
+                "{} must be from 1 to 65535, got {n}",
+                self.at(key)
+            ))),
         }
     }
 
@@ -206,6 +224,15 @@ impl<'n> Obj<'n> {
             Some(Node::Array(items)) => Ok(Some(items)),
             Some(n) => Err(expected(&self.at(key), "an array", n)),
         }
+    }
+}
+
+/// The strings Go's `strconv.ParseBool` accepts.
+pub(super) fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
     }
 }
 
@@ -271,19 +298,63 @@ pub(super) fn describe(node: &Node) -> String {
     }
 }
 
+/// `value` for a message: as is when short, else its start and `...`, so
+/// that a hostile megabyte never ends up in a message twice.
+pub(super) fn shown(value: &str) -> String {
+    const MAX: usize = 64;
+    if value.len() <= MAX {
+        return value.to_string();
+    }
+    let mut end = MAX - 4;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &value[..end])
+}
+
+/// `{path} must be one of 'a', 'b' or 'c', got 'x'`, plus the value probably
+/// meant when one is close.
+pub(super) fn one_of(path: &str, got: &str, allowed: &[&str]) -> ConfigError {
+    let list = quoted_list(allowed, "or");
+    let mut msg = format!("{path} must be one of {list}, got '{}'", shown(got));
+    msg.push_str(&did_you_mean(got, allowed));
+    invalid(msg)
+}
+
+/// `'a', 'b' and 'c'` (with `and` or `or`).
+pub(super) fn quoted_list<S: AsRef<str>>(items: &[S], conjunction: &str) -> String {
+    let quoted: Vec<String> = items.iter().map(|s| format!("'{}'", s.as_ref())).collect();
+    match quoted.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} {conjunction} {last}", rest.join(", ")),
+    }
+}
+
+/// `; did you mean 'x'?` when one of `known` is close to `got`, else nothing.
+pub(super) fn did_you_mean(got: &str, known: &[&str]) -> String {
+    match suggest(got, known.iter().copied()) {
+        Some(s) => format!("; did you mean '{s}'?"),
+        None => String::new(),
+    }
+}
+
 /// The known key `key` was probably meant to be: the same but for case, or
 /// within two edits (and fewer edits than the key has letters).
-pub(super) fn suggest<'k>(key: &str, known: &[&'k str]) -> Option<&'k str> {
-    if let Some(k) = known.iter().find(|k| k.eq_ignore_ascii_case(key)) {
-        return Some(k);
-    }
+pub(super) fn suggest<'k>(key: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
     let key_lower = key.to_ascii_lowercase();
-    known
-        .iter()
-        .map(|k| (edit_distance(&key_lower, &k.to_ascii_lowercase()), *k))
-        .filter(|(d, _)| *d <= 2 && *d < key.chars().count())
-        .min_by_key(|(d, _)| *d)
-        .map(|(_, k)| k)
+    let mut best: Option<(usize, &'k str)> = None;
+    for k in known {
+        let d = if k.eq_ignore_ascii_case(key) {
+            0
+        } else {
+            edit_distance(&key_lower, &k.to_ascii_lowercase())
+        };
+        if d <= 2 && (d == 0 || d < key.chars().count()) && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, k));
+        }
+    }
+    best.map(|(_, k)| k)
 }
 
 /// Optimal string alignment distance (Levenshtein plus adjacent transpositions).
@@ -326,9 +397,13 @@ mod tests {
             "{ consul: {address: 'c:1', tokn: 'x', tls: {verfy: true}}, \
                logging: {levl: 'INFO'}, control: {sockt: '/s'}, stoptimeout: 5, job: [], \
                jobs: [{name: 'app', exec: 'x', port: 80, restart: 'never', \
+                       restartDelya: 1, restartdelaymax: 2, shutdownon: 'exit', \
+                       notify: {watchdgo: 5}, \
                        when: {once: 'startup', tiemout: 1}, \
-                       health: {interval: 5, ttl: 10, tll: 1, logging: {rwa: true}}, \
-                       consul: {enableTagOverides: true}, logging: {Raw: true}}], \
+                       health: {exec: 'c', interval: 5, ttl: 10, tll: 1, logging: {rwa: true}, \
+                                startperiod: 1, treshold: 2, htpp: 'x'}, \
+                       consul: {enableTagOverides: true}, logging: {Raw: true, kepe: 5}}, \
+                      {name: 'b', exec: 'x', when: {alll: ['app'], once: 'startup'}}], \
                watches: [{name: 'db', interval: 5, datacenter: 'x'}], \
                telemetry: {prot: 1, metrics: [{name: 'm', type: 'gauge', hepl: 'x'}]}, \
                extra: {} }",
@@ -347,6 +422,15 @@ mod tests {
             "job[app].health.logging.rwa: unknown key, did you mean 'raw'?",
             "job[app].consul.enableTagOverides: unknown key, did you mean 'enableTagOverride'?",
             "job[app].logging.Raw: unknown key, did you mean 'raw'?",
+            "job[app].restartDelya: unknown key, did you mean 'restartDelay'?",
+            "job[app].restartdelaymax: unknown key, did you mean 'restartDelayMax'?",
+            "job[app].shutdownon: unknown key, did you mean 'shutdownOn'?",
+            "job[app].notify.watchdgo: unknown key, did you mean 'watchdog'?",
+            "job[app].health.startperiod: unknown key, did you mean 'startPeriod'?",
+            "job[app].health.treshold: unknown key, did you mean 'threshold'?",
+            "job[app].health.htpp: unknown key, did you mean 'http'?",
+            "job[app].logging.kepe: unknown key, did you mean 'keep'?",
+            "job[b].when.alll: unknown key, did you mean 'all'?",
             "watch[db].datacenter: unknown key",
             "telemetry.prot: unknown key, did you mean 'port'?",
             "telemetry.metrics[0].hepl: unknown key, did you mean 'help'?",
@@ -394,12 +478,12 @@ mod tests {
 
     #[test]
     fn suggestions() {
-        assert_eq!(suggest("tll", &["ttl", "timeout"]), Some("ttl"));
-        assert_eq!(suggest("INTERVAL", &["interval"]), Some("interval"));
-        assert_eq!(suggest("tlt", &["ttl"]), Some("ttl"));
-        assert_eq!(suggest("xyz", &["ttl"]), None);
+        assert_eq!(suggest("tll", ["ttl", "timeout"]), Some("ttl"));
+        assert_eq!(suggest("INTERVAL", ["interval"]), Some("interval"));
+        assert_eq!(suggest("tlt", ["ttl"]), Some("ttl"));
+        assert_eq!(suggest("xyz", ["ttl"]), None);
         // Two edits on a two-letter key would match anything.
-        assert_eq!(suggest("ab", &["dc"]), None);
+        assert_eq!(suggest("ab", ["dc"]), None);
         assert_eq!(edit_distance("kitten", "sitting"), 3);
         assert_eq!(edit_distance("", "abc"), 3);
         assert_eq!(edit_distance("ab", "ba"), 1);

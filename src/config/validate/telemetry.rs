@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 
-use super::obj::{expected, invalid, number, Obj};
+use super::obj::{expected, invalid, number, one_of, Obj};
 use super::{Result, Validator};
 use crate::config::interfaces;
 use crate::config::tree::Node;
@@ -113,10 +113,8 @@ impl Validator<'_> {
             Some("histogram") => MetricKind::Histogram,
             Some("summary") => MetricKind::Summary,
             Some(other) => {
-                return Err(invalid(format!(
-                    "{} must be one of 'counter', 'gauge', 'histogram' or 'summary', got '{other}'",
-                    m.at("type")
-                )))
+                let kinds = &["counter", "gauge", "histogram", "summary"];
+                return Err(one_of(&m.at("type"), other, kinds));
             }
             None => return Err(invalid(format!("{} is required", m.at("type")))),
         };
@@ -307,6 +305,10 @@ mod tests {
         assert_eq!(
             metric_err("name: 'x', type: 'meter'"),
             "telemetry.metrics[0].type must be one of 'counter', 'gauge', 'histogram' or 'summary', got 'meter'"
+        );
+        assert_eq!(
+            metric_err("name: 'x', type: 'Counter'"),
+            "telemetry.metrics[0].type must be one of 'counter', 'gauge', 'histogram' or 'summary', got 'Counter'; did you mean 'counter'?"
         );
         assert_eq!(
             metric_err("namespace: 'my-app', name: 'x', type: 'gauge'"),

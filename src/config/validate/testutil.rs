@@ -77,7 +77,8 @@ pub fn job_err(body: &str) -> String {
     err1(&one_job(body))
 }
 
-pub const SVC: &str = "name: 'app', exec: '/bin/app', port: 80, health: {interval: 5, ttl: 10}";
+pub const SVC: &str =
+    "name: 'app', exec: '/bin/app', port: 80, health: {exec: 'check', interval: 5, ttl: 10}";
 
 pub fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
