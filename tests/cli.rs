@@ -209,6 +209,70 @@ fn validate_rejects_a_bad_config_naming_the_field() {
 }
 
 #[test]
+fn validate_prints_warnings_and_still_exits_0() {
+    // Issue #12: what 3.x ran must still run; what looks wrong is said.
+    let dir = Dir::new("validwarn");
+    let cfg = dir.config(
+        r#"{
+  jobs: [
+    { name: "web", exec: "true" },
+    { name: "web", exec: "true" },
+    { name: "hook", exec: "true", when: { source: "watch.influxdb", each: "changed" } },
+    { name: "main", exec: "true", restarts: "unlimited", shutdownOn: "exitFailed" },
+    { name: "both", exec: "true", when: { all: ["web", "nowhere"], once: "healthy" } },
+  ],
+}"#,
+    );
+    let out = run(&["-validate", "-config", cfg.to_str().unwrap()], &[]);
+    assert_eq!(out.code, 0, "{out}");
+    for w in [
+        "warning: jobs[0] and jobs[1] are both named 'web'",
+        "warning: job[hook] waits for 'watch.influxdb', which no job or watch provides; \
+         it will never run",
+        "warning: job[main].shutdownOn 'exitFailed' can never fire",
+        "warning: job[both] waits for 'nowhere', which no job or watch provides; it will never run",
+    ] {
+        assert!(out.stderr.contains(w), "{w:?} missing\n{out}");
+    }
+}
+
+#[test]
+fn validate_names_the_job_and_field_of_new_keys() {
+    let dir = Dir::new("validnew");
+    for (job, error) in [
+        (
+            r#"{ name: "app", exec: "true", restartDelay: -1 }"#,
+            "job[app].restartDelay must be >= 0",
+        ),
+        (
+            r#"{ name: "app", exec: "true", shutdownOn: "exitFail" }"#,
+            "did you mean 'exitFailed'?",
+        ),
+        (
+            r#"{ name: "web", exec: "true", when: { all: [], once: "healthy" } }"#,
+            "job[web].when.all must not be empty",
+        ),
+        (
+            r#"{ name: "db", exec: "true", health: { http: "localhost:5432", interval: 5 } }"#,
+            "job[db].health.http: not an http:// URL",
+        ),
+        (
+            r#"{ name: "app", exec: "true", health: { exec: "c", tcp: "db:1", interval: 5 } }"#,
+            "job[app].health: only one of exec, http, tcp",
+        ),
+        (
+            r#"{ exec: "true", logging: { keep: -1 } }"#,
+            "jobs[0].logging.keep must be >= 0",
+        ),
+    ] {
+        let cfg = dir.config(&format!("{{ jobs: [{job}] }}"));
+        let out = run(&["-validate", "-config", cfg.to_str().unwrap()], &[]);
+        assert_eq!(out.code, 1, "{job}\n{out}");
+        assert!(out.stderr.contains(error), "{error:?} missing\n{out}");
+    }
+}
+
+#[test]
 fn validate_reports_json5_syntax_errors_with_a_caret() {
     let dir = Dir::new("syntax");
     let cfg = dir.config("{\n  jobs: [\n    { name: \"a\", exec: \"true\" ]\n}\n");

@@ -1,8 +1,14 @@
 //! The real-world config corpus (`shared/corpus`, see its PROVENANCE.md):
 //! every file goes through `containerpilot -validate` with a clean environment
 //! plus the variables its manifest suggests, and the outcome must be the one
-//! expected for its schema. Also the hostile inputs of SPEC §2 (truncated,
-//! binary, deeply nested, huge): a clear error and exit 1, never a panic.
+//! expected for its schema: every v3 config validates except the 6 with
+//! upstream JSON5 syntax errors and the 4 that 3.x refused as well (a `tll`
+//! typo, `when.event`, and two documentation examples whose `health` has no
+//! `interval`); the 11 that 3.x ran but an earlier version of this project
+//! refused (a `when.source` naming nothing, two jobs sharing a name) validate
+//! with a warning. Every 2.x/1.x config is refused with the migration hint.
+//! Also the hostile inputs of SPEC §2 (truncated, binary, deeply nested,
+//! huge): a clear error and exit 1, never a panic.
 //!
 //! Configs name interfaces (`eth0`, `eth1`, `ethwe`, `en0`, `lo0`, ...) that
 //! this machine may not have. When we may (root, with `unshare`, `ip` and
@@ -24,8 +30,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_containerpilot");
 /// Interface names the corpus uses; each gets an IPv4 and an IPv6 address.
 const INTERFACES: [&str; 6] = ["eth0", "eth1", "ethwe", "en0", "lo0", "docker0"];
 
-/// v3 files that parse but are rejected on purpose, with the text the error
-/// must contain. Every other v3 file that parses must validate.
+/// The v3 files that parse but are rejected, each with the text the error
+/// must contain: the 4 that ContainerPilot 3.x refused as well. Every other
+/// v3 file that parses must validate (SPEC §2.1: a config that ran under 3.x
+/// still runs).
 const EXPECTED_INVALID: &[(&str, &str)] = &[
     // `tll` typo on an advertised job; 3.x rejected it as an unknown key.
     (
@@ -37,7 +45,8 @@ const EXPECTED_INVALID: &[(&str, &str)] = &[
         "flaneur__hello-world__nginx_containerpilot.json5",
         "job[nginx].when needs 'once' or 'each'",
     ),
-    // `health` without `interval`: 3.x said "health.interval must be > 0".
+    // Documentation examples whose `health` has no `interval`: 3.x said
+    // "health.interval must be > 0".
     (
         "joyent__containerpilot__docs_30-configuration_examples_database-config.json5",
         "job[consul-agent].health.interval is required",
@@ -46,23 +55,34 @@ const EXPECTED_INVALID: &[(&str, &str)] = &[
         "joyent__containerpilot__docs_30-configuration_examples_service-reg-only.json5",
         "job[consul-agent].health.interval is required",
     ),
-    // `when.source` names a watch that does not exist: the job could never
-    // run. 3.x accepted it; SPEC §2.3 makes it an error ("beyond 3.x").
+];
+
+/// How many v3 files have upstream JSON5 syntax errors (the manifest says
+/// which); they must fail with a located syntax error.
+const V3_SYNTAX_ERRORS: usize = 6;
+
+/// v3 files that validate with a warning 3.x did not give (issue #12), and
+/// the text the warning must contain.
+const EXPECTED_WARNINGS: &[(&str, &str)] = &[
+    // `when.source` names a watch that does not exist: 3.x ran the config and
+    // the job never ran; now the same, with a warning.
     (
         "geek__natsboard-docker__etc_containerpilot.json5",
-        "job[onchange-nats].when.source names 'watch.influxdb'",
+        "job[onchange-nats] waits for 'watch.influxdb', which no job or watch provides; \
+         it will never run",
     ),
     (
         "paperwork__service-nats__containerpilot.json5",
-        "job[nats-onchange].when.source names 'watch.nats'",
+        "job[nats-onchange] waits for 'watch.nats', which no job or watch provides; \
+         it will never run",
     ),
     (
         "paperwork__service-users-node__containerpilot.json5",
-        "job[users-onchange].when.source names 'watch.users'",
+        "job[users-onchange] waits for 'watch.users', which no job or watch provides; \
+         it will never run",
     ),
     // autopilotpattern/nginx and its forks: with ACME_DOMAIN set, two jobs
-    // are named `nginx-public-ssl` (3.x ran both and registered the same
-    // service ID twice). Job names must be unique (SPEC §2.3).
+    // are named `nginx-public-ssl`; 3.x ran both, and so do we.
     (
         "autopilotpattern__ghost__nginx_etc_containerpilot.json5",
         DUPLICATE_SSL,
@@ -88,7 +108,7 @@ const EXPECTED_INVALID: &[(&str, &str)] = &[
     ),
 ];
 
-const DUPLICATE_SSL: &str = "job[nginx-public-ssl] is defined more than once";
+const DUPLICATE_SSL: &str = "warning: jobs[4] and jobs[5] are both named 'nginx-public-ssl'";
 
 fn corpus_dir() -> PathBuf {
     match std::env::var_os("CONTAINERPILOT_CORPUS") {
@@ -250,7 +270,8 @@ fn has_line_col(text: &str) -> bool {
 
 /// What a file should do, or why it cannot be checked here.
 enum Expect {
-    Valid,
+    /// Exit 0, and stderr contains every one of these (warnings).
+    Valid(Vec<&'static str>),
     /// Exit 1 and stderr contains every one of these.
     Invalid(Vec<&'static str>),
     /// Exit 1 with a `line:col` syntax error.
@@ -262,7 +283,7 @@ fn expectation(e: &Entry, name: &str) -> Expect {
         return if name.contains("TestErr") {
             Expect::Invalid(vec!["invalid config: job[serviceA].consul."])
         } else {
-            Expect::Valid
+            Expect::Valid(Vec::new())
         };
     }
     if !e.parses {
@@ -271,10 +292,16 @@ fn expectation(e: &Entry, name: &str) -> Expect {
     if e.schema.starts_with('v') && !e.schema.starts_with("v3") {
         return Expect::Invalid(vec!["schema", "not supported", "'jobs'", "'watches'"]);
     }
-    match EXPECTED_INVALID.iter().find(|(f, _)| *f == name) {
-        Some((_, msg)) => Expect::Invalid(vec![msg]),
-        None => Expect::Valid,
+    if let Some((_, msg)) = EXPECTED_INVALID.iter().find(|(f, _)| *f == name) {
+        return Expect::Invalid(vec![msg]);
     }
+    Expect::Valid(
+        EXPECTED_WARNINGS
+            .iter()
+            .filter(|(f, _)| *f == name)
+            .map(|(_, w)| *w)
+            .collect(),
+    )
 }
 
 /// v3-fragments hold the value of `jobs`, `watches` or `telemetry`: wrap it.
@@ -317,6 +344,8 @@ fn every_corpus_file_validates_as_expected() {
     let mut failures = Vec::new();
     let mut skipped = Vec::new();
     let mut counts: HashMap<&'static str, usize> = HashMap::new();
+    // The whole v3 configs alone, for the summary this corpus exists to prove.
+    let mut v3_counts: HashMap<&'static str, usize> = HashMap::new();
     let entries = manifest(&dir);
     assert!(
         entries.len() > 200,
@@ -368,7 +397,10 @@ fn every_corpus_file_validates_as_expected() {
             continue;
         }
         let (label, good) = match &expect {
-            Expect::Valid => ("valid", code == Some(0)),
+            Expect::Valid(needles) => (
+                "valid",
+                code == Some(0) && needles.iter().all(|n| stderr.contains(n)),
+            ),
             Expect::Invalid(needles) => (
                 "rejected",
                 code == Some(1) && needles.iter().all(|n| stderr.contains(n)),
@@ -380,6 +412,9 @@ fn every_corpus_file_validates_as_expected() {
         };
         if good {
             *counts.entry(label).or_default() += 1;
+            if e.schema == "v3" {
+                *v3_counts.entry(label).or_default() += 1;
+            }
         } else {
             failures.push(format!("expected {label}: {}", evidence()));
         }
@@ -403,6 +438,19 @@ fn every_corpus_file_validates_as_expected() {
         failures.len(),
         failures.join("\n\n")
     );
+    // Every v3 config validates but the upstream syntax errors and the ones
+    // 3.x refused as well.
+    if skipped.is_empty() {
+        let v3 = entries.iter().filter(|e| e.schema == "v3").count();
+        let count = |label| v3_counts.get(label).copied().unwrap_or(0);
+        assert_eq!(count("syntax error"), V3_SYNTAX_ERRORS, "{v3_counts:?}");
+        assert_eq!(count("rejected"), EXPECTED_INVALID.len(), "{v3_counts:?}");
+        assert_eq!(
+            count("valid"),
+            v3 - V3_SYNTAX_ERRORS - EXPECTED_INVALID.len(),
+            "{v3_counts:?}"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------
