@@ -35,11 +35,14 @@ fn job(dir: &Dir, name: &str) -> Value {
     jobs[0].clone()
 }
 
+/// Wait until the job is in `state` (and, for `running`, its pid is known:
+/// the state changes when the process is asked for, the pid comes once it
+/// runs).
 fn wait_state(dir: &Dir, name: &str, state: &str) -> Value {
     let mut last = Value::Null;
     if !poll_until(TIMEOUT, || {
         last = job(dir, name);
-        last["state"] == state
+        last["state"] == state && (state != "running" || last["pid"].is_u64())
     }) {
         panic!("job {name} never reached state {state}: {last}");
     }

@@ -11,7 +11,9 @@
 //! what a new config keeps, replaces, adds and removes), [`shutdown`] (the
 //! shutdown sequence as a state machine), [`maintenance`], [`jobs`] (the
 //! per-job API), [`env`] (what a child process gets), [`report`]
-//! (`/status`, `/v3/health`, `/metrics`), and [`workers`] (the seam through
+//! (`/status`, `/v3/health`, `/metrics`), [`servers`] (the control socket
+//! and the telemetry listener), [`services`] (registration and watches in
+//! discovery), and [`workers`] (the seam through
 //! which the loop gets its threads, so unit tests can drive the loop over
 //! plain channels).
 
@@ -20,6 +22,8 @@ mod jobs;
 mod maintenance;
 mod reload;
 mod report;
+mod servers;
+mod services;
 mod shutdown;
 mod workers;
 
@@ -34,11 +38,11 @@ use nix::sys::signal::Signal;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 
 use crate::config::{Config, JobConfig, Probe, WatchConfig, When};
-use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, Registration, WatchState};
+use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, WatchState};
 use crate::event::{Event, EventCode};
 use crate::health::{CheckCmd, CheckerSpec};
 use crate::inbox::Inbox;
-use crate::job::{next_tick, Action, Job, Status};
+use crate::job::{Action, Job, Status};
 use crate::log::{self, Level};
 use crate::logbuf::LogBuffer;
 use crate::metrics::{Histogram, Registry, RequestCounter};
@@ -266,147 +270,18 @@ impl App {
         self.tx.clone()
     }
 
-    /// The Consul agent worker and the watch poller, when `consul` is set.
-    fn start_discovery(&mut self) -> Result<(), String> {
-        let Some(consul) = &self.cfg.consul else {
-            return Ok(());
-        };
-        let (agent, poller) = self.workers.discovery(consul, &self.tx)?;
-        self.agent = Some(agent);
-        self.poller = Some(poller);
-        Ok(())
-    }
 
-    /// Reload pointed discovery elsewhere (or turned it on or off): leave
-    /// the old agent cleanly and start over with the new one.
-    fn restart_discovery(&mut self) {
-        if let Some(old) = self.agent.take() {
-            old.send(DiscoveryCmd::DeregisterAll {
-                done: Box::new(|| {}),
-            });
-            // Dropping detaches: the worker finishes deregistering on its own.
-        }
-        self.poller = None;
-        if let Err(e) = self.start_discovery() {
-            log::error(&format!("cannot start discovery with the new config: {e}"));
-        }
-    }
 
-    /// (Re)build the watch list. After a reload every watch's next poll
-    /// counts as its first (SPEC §3.5: 3.x rebuilt its discovery state, and
-    /// `changed` hooks run again), and it is polled at once.
-    fn set_watches(&mut self, now: Instant) {
-        let mut old = std::mem::take(&mut self.watches);
-        for cfg in self.cfg.watches.clone() {
-            let mut state = match old.iter().position(|w| w.cfg == cfg) {
-                Some(p) => old.remove(p).state,
-                None => WatchState::default(),
-            };
-            state.rearm();
-            self.next_id += 1;
-            self.watches.push(Watch {
-                key: self.next_id,
-                cfg,
-                state,
-                due: now,
-            });
-        }
-    }
 
-    fn register(&self, i: usize) {
-        let e = &self.entries[i];
-        if let (Some(agent), Some(mut reg)) = (
-            &self.agent,
-            Registration::for_job(&e.job.cfg, &self.hostname),
-        ) {
-            if self.maintenance {
-                // Added by a reload during maintenance: nothing may be
-                // registered now; it comes in at its first passing check
-                // after maintenance, as every other service does.
-                reg.initial_status = None;
-            }
-            agent.send(DiscoveryCmd::Register(reg));
-        }
-    }
 
-    fn service_id(&self, i: usize) -> String {
-        discovery::service_id(self.entries[i].job.name(), &self.hostname)
-    }
 
-    /// Listen on the control socket; failing to is fatal at start-up.
-    pub fn start_control(&mut self) -> Result<(), String> {
-        let path = self.cfg.control.socket.clone();
-        let guard = self.open_control(&path)?;
-        self.control = Some((path, guard));
-        Ok(())
-    }
 
-    fn open_control(&mut self, path: &Path) -> Result<workers::Guard, String> {
-        self.workers
-            .control(path, &self.config_path, &self.tx, &self.requests)
-    }
 
-    fn telemetry_addr(&self) -> Option<SocketAddr> {
-        let t = self.cfg.telemetry.as_ref()?;
-        Some(SocketAddr::new(t.address, t.port))
-    }
 
-    /// Listen for telemetry if configured; failing to is fatal at start-up.
-    pub fn start_telemetry(&mut self) -> Result<(), String> {
-        if let Some(addr) = self.telemetry_addr() {
-            let guard = self.workers.telemetry(addr, &self.tx)?;
-            self.telemetry = Some((addr, guard));
-        }
-        Ok(())
-    }
 
-    fn telemetry_entry(&self) -> Option<usize> {
-        self.telemetry.as_ref()?;
-        self.entries.iter().position(|e| {
-            e.retiring == Retiring::No
-                && e.job.cfg.exec.is_none()
-                && e.job.name() == crate::config::TELEMETRY_SERVICE
-        })
-    }
 
-    /// The telemetry service is healthy whenever its listener is up: say so
-    /// at once rather than at its first heartbeat.
-    fn telemetry_up(&mut self) {
-        if let Some(i) = self.telemetry_entry() {
-            self.heartbeat(i);
-        }
-    }
 
-    /// Reload changed the telemetry block: stop the old listener first (the
-    /// new one may want the same port), then start the new one.
-    fn move_telemetry(&mut self) {
-        if self.telemetry.as_ref().map(|t| t.0) == self.telemetry_addr() {
-            return;
-        }
-        // Dropping the guard stops the old server.
-        self.telemetry = None;
-        match self.start_telemetry() {
-            Ok(()) => self.telemetry_up(),
-            Err(e) => log::error(&e),
-        }
-    }
 
-    /// Reload moved the socket: listen on the new path before leaving the
-    /// old one, so a failure keeps the control plane where it was.
-    fn move_control(&mut self) {
-        let path = self.cfg.control.socket.clone();
-        if self.control.as_ref().is_some_and(|c| c.0 == path) {
-            return;
-        }
-        match self.open_control(&path) {
-            Ok(guard) => {
-                log::info(&format!("control socket moved to {}", path.display()));
-                // Dropping the old one stops it and removes its socket file.
-                self.control = Some((path, guard));
-            }
-            Err(e) => log::error(&format!("{e}; the control socket stays where it was")),
-        }
-    }
 
     /// Run until shutdown completes. Returns the exit status: 0, or that of
     /// the job whose `shutdownOn` started the shutdown.
@@ -1040,33 +915,8 @@ impl App {
         }
     }
 
-    fn discover(&self, cmd: DiscoveryCmd) {
-        if let Some(agent) = &self.agent {
-            agent.send(cmd);
-        }
-    }
 
-    fn poll_watches(&mut self, now: Instant) {
-        for w in &mut self.watches {
-            if w.due > now {
-                continue;
-            }
-            if let Some(p) = &self.poller {
-                p.poll(w.key, &w.cfg);
-            }
-            w.due = next_tick(w.due, w.cfg.interval, now);
-        }
-    }
 
-    fn on_watched(&mut self, key: u64, instances: Option<BTreeSet<discovery::Instance>>) {
-        let Some(w) = self.watches.iter_mut().find(|w| w.key == key) else {
-            return;
-        };
-        let source = format!("watch.{}", w.cfg.name);
-        for code in w.state.update(instances) {
-            self.publish(Event::new(code, &source));
-        }
-    }
 
     fn send_signal(&self, i: usize, sig: Signal) {
         if let Some(r) = &self.entries[i].runner {

@@ -12,8 +12,8 @@ use std::io;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use super::pool::Slot;
-use super::server::{Body, ChunkSource, Limits, Next, Request, Response, Stream};
+use super::message::{Body, ChunkSource, Limits, Next, Request, Response, Stream};
+use super::slots::Slot;
 use super::wire::{
     self, BodyFraming, ChunkError, ChunkRules, ConnHeader, Framing, RecvBuf, Refusal,
 };

@@ -18,8 +18,10 @@
 
 pub mod client;
 mod conn;
+mod message;
 mod pool;
 pub mod server;
+mod slots;
 mod wire;
 
 pub use wire::reason;

@@ -845,6 +845,8 @@ impl Job {
 
     fn become_stopped(&mut self, now: Instant, out: &mut Vec<Action>) {
         self.phase = Phase::Stopped;
+        // Nothing is checked any more: it proves nothing now (as 3.x).
+        self.health.restart(now);
         self.kill_at = None;
         self.check_at = None;
         self.stop_wait_until = None;

@@ -3,15 +3,13 @@
 //! `regexReplaceAll`, `loop`). `printf` lives in its own module.
 
 use std::cmp::Ordering;
-use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::rc::Rc;
 
 use super::isprint::is_print;
 use super::printf::{self, f_printf};
-use super::{ListOf, Value, MAX_LIST, MAX_OUTPUT};
+use super::{too_long, Env, ListOf, Value, MAX_LIST, MAX_OUTPUT};
 
-pub(super) type Env = HashMap<String, String>;
 type Builtin = fn(&Env, Vec<Value>) -> Result<Value, String>;
 
 /// Name, fewest and most arguments, implementation. `and` and `or` are not
@@ -73,10 +71,6 @@ fn want_int(v: &Value, pos: usize) -> Result<i64, String> {
         _ => None,
     };
     n.ok_or_else(|| format!("argument {pos} must be an integer, got {}", v.describe()))
-}
-
-pub(super) fn too_long() -> String {
-    format!("result would be larger than {} MiB", MAX_OUTPUT >> 20)
 }
 
 /// `default D X`: X unless it is unset or empty.

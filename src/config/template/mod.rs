@@ -67,6 +67,14 @@ const MAX_COPIED: usize = 1 << 30;
 /// Commands evaluated plus range iterations, so nested ranges cannot spin for hours.
 const MAX_STEPS: u64 = 20_000_000;
 
+/// What a template's functions see: the environment it renders with.
+type Env = HashMap<String, String>;
+
+/// The error of a function whose result would pass `MAX_OUTPUT`.
+fn too_long() -> String {
+    format!("result would be larger than {} MiB", MAX_OUTPUT >> 20)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TemplateError {
     /// 1-based line of the template where the problem is.

@@ -8,9 +8,8 @@
 //! they rely on. Rust's `format!` supplies only correctly rounded decimal
 //! digits; Go's layout rules are applied to them here.
 
-use super::funcs::{too_long, Env};
 use super::isprint::is_print;
-use super::{ListOf, Value, MAX_OUTPUT};
+use super::{too_long, Env, ListOf, Value, MAX_OUTPUT};
 
 /// Go's `fmt` ignores numbers above this in widths, precisions and `*`
 /// arguments (`tooLarge`).
