@@ -88,7 +88,7 @@ const FLAGS: &[Flag] = &[
     Flag { name: "signal", value: Some("NAME=SIG"), help: "Send a signal to job NAME of a ContainerPilot process through its control socket.\nSIG is a name with or without 'SIG' ('HUP', 'SIGHUP') or a number." },
     Flag { name: "start", value: Some("NAME"), help: "Start job NAME of a ContainerPilot process through its control socket\n(a stopped job is resumed)." },
     Flag { name: "status", value: None, help: "Print the jobs of a ContainerPilot process and their state as a table." },
-    Flag { name: "stop", value: Some("NAME"), help: "Stop job NAME of a ContainerPilot process through its control socket; it stays\nstopped until '-start' or '-restart'." },
+    Flag { name: "stop", value: Some("NAME"), help: "Stop job NAME of a ContainerPilot process through its control socket; it stays\nstopped until '-start' or '-restart'. A stopped job counts as completed: when\nevery job is, ContainerPilot exits." },
     Flag { name: "template", value: None, help: "Render template and quit." },
     Flag { name: "validate", value: None, help: "Load, render, parse and fully validate the config; print problems and quit\n(exit 0 only if it would run)." },
     Flag { name: "version", value: None, help: "Show version identifier and quit." },

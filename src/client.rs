@@ -175,11 +175,19 @@ pub fn run(config_path: Option<&Path>, cmd: &ClientCmd) -> Result<String, String
 /// A connection that failed, naming the socket it tried.
 fn unreachable(socket: &Path, e: HttpError) -> String {
     match e {
-        HttpError::Connect { source, .. } => format!(
-            "cannot reach the control socket at {}: {} (is containerpilot running with this control.socket?)",
-            socket.display(),
-            os_error_text(&source)
-        ),
+        HttpError::Connect { source, .. } => {
+            let hint = match source.kind() {
+                io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
+                    " (is containerpilot running?)"
+                }
+                _ => "",
+            };
+            format!(
+                "cannot reach the control socket at {}: {}{hint}",
+                socket.display(),
+                os_error_text(&source)
+            )
+        }
         // These already name the socket.
         other => other.to_string(),
     }
