@@ -37,6 +37,21 @@ pub enum ClientCmd {
     PutMetric(Vec<String>),
     Reload,
     Maintenance(bool),
+    Start(String),
+    Stop(String),
+    Restart(String),
+    /// `-signal NAME=SIG`: the signal as given, for the server to judge.
+    Signal {
+        job: String,
+        signal: String,
+    },
+    Logs {
+        job: String,
+        lines: usize,
+        follow: bool,
+    },
+    Status,
+    Healthcheck,
 }
 
 /// A usage error: printed as one line plus a pointer to `-help`, exit 2.
@@ -58,13 +73,22 @@ struct Flag {
 
 const FLAGS: &[Flag] = &[
     Flag { name: "config", value: Some("string"), help: "File path to JSON5 configuration file. Defaults to CONTAINERPILOT env var." },
+    Flag { name: "follow", value: None, help: "With '-logs': keep printing the job's output as it is written, until interrupted." },
+    Flag { name: "healthcheck", value: None, help: "Check the health of a ContainerPilot process through its control socket:\nexit 0 when healthy, else 1, printing the unhealthy jobs. For Docker's HEALTHCHECK." },
     Flag { name: "help", value: None, help: "Show this usage listing and quit." },
+    Flag { name: "logs", value: Some("NAME"), help: "Print the recent output of job NAME of a ContainerPilot process through its\ncontrol socket. See '-n' and '-follow'." },
     Flag { name: "maintenance", value: Some("string"), help: "Toggle maintenance mode for a ContainerPilot process through its control socket.\nOptions: '-maintenance enable' or '-maintenance disable'" },
+    Flag { name: "n", value: Some("N"), help: "With '-logs': how many of the most recent lines to print (default 100)." },
     Flag { name: "out", value: Some("string"), help: "File path where to save rendered config file when '-template' is used.\nDefaults to stdout ('-')." },
     Flag { name: "ping", value: None, help: "Check that the ContainerPilot control socket is up." },
     Flag { name: "putenv", value: Some("value"), help: "Update environ of a ContainerPilot process through its control socket.\nPass environment in the format: 'key=value' ('key' alone clears it). Repeatable." },
     Flag { name: "putmetric", value: Some("value"), help: "Update metrics of a ContainerPilot process through its control socket.\nPass metrics in the format: 'key=value'. Repeatable." },
     Flag { name: "reload", value: None, help: "Reload a ContainerPilot process through its control socket." },
+    Flag { name: "restart", value: Some("NAME"), help: "Stop job NAME of a ContainerPilot process, then start it again, through its\ncontrol socket." },
+    Flag { name: "signal", value: Some("NAME=SIG"), help: "Send a signal to job NAME of a ContainerPilot process through its control socket.\nSIG is a name with or without 'SIG' ('HUP', 'SIGHUP') or a number." },
+    Flag { name: "start", value: Some("NAME"), help: "Start job NAME of a ContainerPilot process through its control socket\n(a stopped job is resumed)." },
+    Flag { name: "status", value: None, help: "Print the jobs of a ContainerPilot process and their state as a table." },
+    Flag { name: "stop", value: Some("NAME"), help: "Stop job NAME of a ContainerPilot process through its control socket; it stays\nstopped until '-start' or '-restart'. A stopped job counts as completed: when\nevery job is, ContainerPilot exits." },
     Flag { name: "template", value: None, help: "Render template and quit." },
     Flag { name: "validate", value: None, help: "Load, render, parse and fully validate the config; print problems and quit\n(exit 0 only if it would run)." },
     Flag { name: "version", value: None, help: "Show version identifier and quit." },
@@ -99,6 +123,15 @@ struct Raw {
     maintenance: Option<String>,
     putenv: Vec<String>,
     putmetric: Vec<String>,
+    start: Option<String>,
+    stop: Option<String>,
+    restart: Option<String>,
+    signal: Option<String>,
+    logs: Option<String>,
+    n: Option<String>,
+    follow: bool,
+    status: bool,
+    healthcheck: bool,
 }
 
 fn parse_bool(name: &str, v: &str) -> Result<bool, UsageError> {
@@ -160,6 +193,9 @@ pub fn parse<I: IntoIterator<Item = String>>(
                 "validate" => raw.validate = on,
                 "ping" => raw.ping = on,
                 "reload" => raw.reload = on,
+                "follow" => raw.follow = on,
+                "status" => raw.status = on,
+                "healthcheck" => raw.healthcheck = on,
                 _ => unreachable!("every boolean flag is handled"),
             }
             continue;
@@ -176,6 +212,12 @@ pub fn parse<I: IntoIterator<Item = String>>(
             "maintenance" => raw.maintenance = Some(value),
             "putenv" => raw.putenv.push(value),
             "putmetric" => raw.putmetric.push(value),
+            "start" => raw.start = Some(value),
+            "stop" => raw.stop = Some(value),
+            "restart" => raw.restart = Some(value),
+            "signal" => raw.signal = Some(value),
+            "logs" => raw.logs = Some(value),
+            "n" => raw.n = Some(value),
             _ => unreachable!("every value flag is handled"),
         }
     }
@@ -183,6 +225,15 @@ pub fn parse<I: IntoIterator<Item = String>>(
         return Err(UsageError(format!("unexpected argument {extra:?}")));
     }
     decide(raw, env_config)
+}
+
+/// The job a per-job flag names: anything but empty (names may hold
+/// spaces, slashes or `=`; the server says whether such a job exists).
+fn job_name(flag: &str, value: String) -> Result<String, UsageError> {
+    if value.is_empty() {
+        return Err(UsageError(format!("flag -{flag} needs a job name")));
+    }
+    Ok(value)
 }
 
 fn decide(raw: Raw, env_config: Option<String>) -> Result<Mode, UsageError> {
@@ -229,10 +280,64 @@ fn decide(raw: Raw, env_config: Option<String>) -> Result<Mode, UsageError> {
         }
         client.push(ClientCmd::PutMetric(raw.putmetric));
     }
+    for (flag, value) in [
+        ("start", raw.start),
+        ("stop", raw.stop),
+        ("restart", raw.restart),
+    ] {
+        let Some(value) = value else { continue };
+        let job = job_name(flag, value)?;
+        client.push(match flag {
+            "start" => ClientCmd::Start(job),
+            "stop" => ClientCmd::Stop(job),
+            _ => ClientCmd::Restart(job),
+        });
+    }
+    if let Some(v) = raw.signal {
+        // Split at the last `=`: a signal never holds one, a job name might.
+        let (job, signal) = v
+            .rsplit_once('=')
+            .filter(|(job, signal)| !job.is_empty() && !signal.trim().is_empty())
+            .ok_or_else(|| {
+                UsageError(format!(
+                    "invalid value {v:?} for flag -signal: use the format 'NAME=SIG', e.g. 'web=HUP'"
+                ))
+            })?;
+        client.push(ClientCmd::Signal {
+            job: job.to_string(),
+            signal: signal.trim().to_string(),
+        });
+    }
+    let lines = match &raw.n {
+        None => 100,
+        Some(n) => n.parse::<usize>().ok().filter(|n| *n >= 1).ok_or_else(|| {
+            UsageError(format!(
+                "invalid value {n:?} for flag -n: use a whole number of lines, at least 1"
+            ))
+        })?,
+    };
+    match raw.logs {
+        Some(job) => client.push(ClientCmd::Logs {
+            job: job_name("logs", job)?,
+            lines,
+            follow: raw.follow,
+        }),
+        None if raw.n.is_some() || raw.follow => {
+            return Err(UsageError("flags -n and -follow go with -logs NAME".into()))
+        }
+        None => {}
+    }
+    if raw.status {
+        client.push(ClientCmd::Status);
+    }
+    if raw.healthcheck {
+        client.push(ClientCmd::Healthcheck);
+    }
     let modes = client.len() + raw.template as usize + raw.validate as usize;
     if modes > 1 {
         return Err(UsageError(
-            "choose one of -template, -validate, -ping, -putenv, -putmetric, -reload, -maintenance"
+            "choose one of -template, -validate, -ping, -putenv, -putmetric, -reload, \
+             -maintenance, -start, -stop, -restart, -signal, -logs, -status, -healthcheck"
                 .into(),
         ));
     }
@@ -364,6 +469,54 @@ mod tests {
             .0
             .contains("sideways"));
         assert!(p(&["-putmetric", "novalue"]).is_err());
+    }
+
+    #[test]
+    fn job_commands() {
+        let client = |cmd| Ok(Mode::Client { config: None, cmd });
+        assert_eq!(p(&["-stop", "web"]), client(ClientCmd::Stop("web".into())));
+        assert_eq!(
+            p(&["-restart=/usr/bin/env"]),
+            client(ClientCmd::Restart("/usr/bin/env".into()))
+        );
+        assert_eq!(
+            p(&["-signal", "a=b=SIGHUP"]),
+            client(ClientCmd::Signal {
+                job: "a=b".into(),
+                signal: "SIGHUP".into()
+            })
+        );
+        assert_eq!(
+            p(&["-logs", "web"]),
+            client(ClientCmd::Logs {
+                job: "web".into(),
+                lines: 100,
+                follow: false
+            })
+        );
+        assert_eq!(
+            p(&["-follow", "-n", "7", "-logs", "web"]),
+            client(ClientCmd::Logs {
+                job: "web".into(),
+                lines: 7,
+                follow: true
+            })
+        );
+        assert_eq!(p(&["-status"]), client(ClientCmd::Status));
+        assert_eq!(p(&["-healthcheck"]), client(ClientCmd::Healthcheck));
+        for bad in [
+            &["-signal", "web"][..],
+            &["-signal", "=HUP"],
+            &["-signal", "web= "],
+            &["-logs", "web", "-n", "0"],
+            &["-logs", "web", "-n", "1.5"],
+            &["-n", "3"],
+            &["-follow"],
+            &["-start", ""],
+            &["-stop", "a", "-start", "b"],
+        ] {
+            assert!(p(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use crate::support::*;
 
 /// Every flag SPEC §1 lists.
-const FLAGS: [&str; 11] = [
+const FLAGS: [&str; 20] = [
     "-config",
     "-version",
     "-template",
@@ -16,6 +16,15 @@ const FLAGS: [&str; 11] = [
     "-reload",
     "-maintenance",
     "-validate",
+    "-healthcheck",
+    "-start",
+    "-stop",
+    "-restart",
+    "-signal",
+    "-logs",
+    "-n",
+    "-follow",
+    "-status",
     "-help",
 ];
 
@@ -71,6 +80,40 @@ fn version_prints_version_and_githash() {
     }
 }
 
+/// `GitHash` is the commit the binary was built from (build.rs), not
+/// `unknown`, when built from a git checkout.
+#[test]
+fn version_githash_is_the_checkout_head() {
+    let out = run(&["-version"], &[]);
+    assert_eq!(out.code, 0, "{out}");
+    let hash = out
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("GitHash: "))
+        .unwrap_or_else(|| panic!("no GitHash line\n{out}"));
+    // A packager's override wins over git (build.rs).
+    if let Ok(given) = std::env::var("CONTAINERPILOT_GIT_HASH") {
+        assert_eq!(hash, given, "{out}");
+        return;
+    }
+    let git = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output();
+    let head = match git {
+        Ok(g) if g.status.success() => String::from_utf8_lossy(&g.stdout).trim().to_string(),
+        Ok(g) => {
+            return skip(&format!(
+                "not a git checkout: git rev-parse says {}",
+                String::from_utf8_lossy(&g.stderr).trim()
+            ))
+        }
+        Err(e) => return skip(&format!("cannot run git: {e}")),
+    };
+    assert_ne!(hash, "unknown", "{out}");
+    assert_eq!(hash, head, "GitHash is HEAD of the checkout\n{out}");
+}
+
 #[test]
 fn help_lists_every_flag_and_exits_zero() {
     for flag in ["-help", "--help", "-h"] {
@@ -100,6 +143,9 @@ fn bad_flag_values_are_usage_errors() {
     assert_usage_error(&run(&["-maintenance", "sideways"], &[]), "sideways");
     assert_usage_error(&run(&["-maintenance=sideways"], &[]), "sideways");
     assert_usage_error(&run(&["-version=maybe"], &[]), "maybe");
+    assert_usage_error(&run(&["-signal", "web"], &[]), "-signal");
+    assert_usage_error(&run(&["-logs", "web", "-n", "0"], &[]), "-n");
+    assert_usage_error(&run(&["-logs", "web", "-n", "x"], &[]), "-n");
     // A value flag with nothing after it.
     assert_usage_error(&run(&["-config"], &[]), "-config");
     // A stray argument after the flags.

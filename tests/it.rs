@@ -11,6 +11,9 @@ mod cli;
 mod runtime;
 // The control plane on the unix socket and the client subcommands (SPEC §1, §3.5, §3.6, §4).
 mod control;
+// Beyond 3.x (SPEC §1, §4.1): -start/-stop/-restart/-signal/-logs/-status/
+// -healthcheck through the real binary; -putenv's path (issue #12).
+mod clients;
 // A strict Prometheus text-format reader, independent of src/metrics.rs.
 mod prom;
 // The telemetry endpoint (SPEC §5): /metrics checked three ways, /status, reload.
