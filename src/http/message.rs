@@ -39,7 +39,6 @@ pub trait ChunkSource: Send {
 
 /// What a `ChunkSource` has to say.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[allow(dead_code)] // for the follow-logs endpoint (SPEC §4.1) and tests
 pub enum Next {
     /// Send this (one chunk; empty counts as `Idle`).
     Chunk(Vec<u8>),
@@ -60,7 +59,6 @@ pub enum Body {
     /// never evicted and is not subject to `read_timeout`. It ends when
     /// the source says `End`, when the client hangs up or stops reading
     /// (a write blocked for `write_timeout`), or when the server stops.
-    #[allow(dead_code)] // for the follow-logs endpoint (SPEC §4.1) and tests
     Stream(Box<dyn ChunkSource>),
 }
 
@@ -185,7 +183,6 @@ impl Response {
 
     /// A body of type `content_type` sent as `source` produces it (see
     /// `Body::Stream`).
-    #[allow(dead_code)] // for the follow-logs endpoint (SPEC §4.1) and tests
     pub fn stream(status: u16, content_type: &str, source: Box<dyn ChunkSource>) -> Response {
         Response {
             status,
