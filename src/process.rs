@@ -243,7 +243,9 @@ impl Runner {
                 self.last_error = None;
                 let orphans_before = reparented();
                 let pid = child.pid;
-                self.survivors.clear();
+                // Survivors of earlier runs still go at shutdown; drop the dead.
+                self.survivors
+                    .retain(|p| kill(Pid::from_raw(*p as i32), None).is_ok());
                 self.current = Some(Proc {
                     pid,
                     pid_text: pid.to_string(),
