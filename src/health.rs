@@ -16,8 +16,6 @@ use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
-use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::Signal;
 
 use crate::config::{HttpProbe, Probe};
@@ -115,23 +113,15 @@ impl Checker {
     fn run(mut self, mailbox: Mailbox<CheckCmd>) {
         loop {
             let ready = {
-                let mut fds = vec![PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
+                let mut fds = vec![mailbox.fd()];
                 if let Some(r) = &self.running {
-                    for p in [&r.out, &r.err]
+                    let open = [&r.out, &r.err]
                         .into_iter()
                         .flatten()
-                        .filter(|p| p.is_open())
-                    {
-                        fds.push(PollFd::new(p.fd(), PollFlags::POLLIN));
-                    }
+                        .filter(|p| p.is_open());
+                    fds.extend(open.map(|p| p.fd()));
                 }
-                match poll(&mut fds, self.timeout()) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => log::error(&format!("{}: poll failed: {e}", self.label)),
-                }
-                fds.iter()
-                    .map(|f| f.any().unwrap_or(false))
-                    .collect::<Vec<_>>()
+                inbox::wait(&fds, self.wake_at())
             };
             if ready.first() == Some(&true) {
                 let (cmds, gone) = mailbox.take();
@@ -153,23 +143,16 @@ impl Checker {
         }
     }
 
-    fn timeout(&self) -> PollTimeout {
-        let at = match &self.running {
-            Some(r) => Some(match r.exited {
-                Some((_, at)) => at + OUTPUT_GRACE,
-                None if r.timed_out => return PollTimeout::NONE,
-                None => r.deadline,
-            }),
+    /// When poll must return even if nothing happens: the running check's
+    /// timeout or output grace, else the next check.
+    fn wake_at(&self) -> Option<Instant> {
+        match &self.running {
+            Some(r) => match r.exited {
+                Some((_, at)) => Some(at + OUTPUT_GRACE),
+                None if r.timed_out => None,
+                None => Some(r.deadline),
+            },
             None => self.next_due,
-        };
-        match at {
-            None => PollTimeout::NONE,
-            Some(at) => {
-                let left = at.saturating_duration_since(Instant::now());
-                // Round up: waking a millisecond early would spin.
-                let ms = left.as_micros().div_ceil(1000).min(60_000) as u16;
-                PollTimeout::from(ms)
-            }
         }
     }
 
@@ -256,16 +239,8 @@ impl Checker {
         };
         let (label, buf) = (&self.label, &self.spec.log);
         let (pid, output) = (&r.pid_text, &mut r.output);
-        let mut line = |stream: Stream, text: &str| {
-            log::output_line("check", label, pid, stream.name(), text);
-            buf.push(Stream::Check, text);
-            if output.len() + text.len() < MAX_OUTPUT {
-                if !output.is_empty() {
-                    output.push('\n');
-                }
-                output.push_str(text);
-            }
-        };
+        let mut line =
+            |stream: Stream, text: &str| take_line(label, buf, pid, output, stream, text);
         for p in [&mut r.out, &mut r.err].into_iter().flatten() {
             if p.is_open() {
                 p.read(&mut line);
@@ -296,16 +271,8 @@ impl Checker {
         };
         let (label, buf, pid) = (&self.label, &self.spec.log, &r.pid_text);
         let output = &mut r.output;
-        let mut line = |stream: Stream, text: &str| {
-            log::output_line("check", label, pid, stream.name(), text);
-            buf.push(Stream::Check, text);
-            if output.len() + text.len() < MAX_OUTPUT {
-                if !output.is_empty() {
-                    output.push('\n');
-                }
-                output.push_str(text);
-            }
-        };
+        let mut line =
+            |stream: Stream, text: &str| take_line(label, buf, pid, output, stream, text);
         for p in [&mut r.out, &mut r.err].into_iter().flatten() {
             p.flush(&mut line);
         }
@@ -329,6 +296,26 @@ impl Checker {
             duration: started.elapsed(),
             at,
         });
+    }
+}
+
+/// A line of an exec check's output: logged, kept with the job's output,
+/// and collected (bounded) as the check's result.
+fn take_line(
+    label: &str,
+    buf: &LogBuffer,
+    pid: &str,
+    output: &mut String,
+    stream: Stream,
+    text: &str,
+) {
+    log::output_line("check", label, pid, stream.name(), text);
+    buf.push(Stream::Check, text);
+    if output.len() + text.len() < MAX_OUTPUT {
+        if !output.is_empty() {
+            output.push('\n');
+        }
+        output.push_str(text);
     }
 }
 

@@ -10,8 +10,11 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
 use std::sync::Arc;
+use std::time::Instant;
 
 use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
 struct Waker(EventFd);
@@ -115,10 +118,32 @@ impl<T> Mailbox<T> {
     }
 }
 
+/// Sleep until one of `fds` is readable (or hung up) or `until` passes;
+/// which ones are. The timeout is rounded up to the millisecond, so a
+/// deadline is never woken for early (that would spin).
+pub fn wait(fds: &[BorrowedFd<'_>], until: Option<Instant>) -> Vec<bool> {
+    let timeout = match until {
+        None => PollTimeout::NONE,
+        Some(at) => {
+            let left = at.saturating_duration_since(Instant::now());
+            PollTimeout::from(left.as_micros().div_ceil(1000).min(60_000) as u16)
+        }
+    };
+    let mut polled: Vec<PollFd> = fds
+        .iter()
+        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
+        .collect();
+    match poll(&mut polled, timeout) {
+        Ok(_) | Err(Errno::EINTR) => {}
+        // EINVAL/ENOMEM: nothing to be done but try again next time round.
+        Err(e) => crate::log::error(&format!("cannot poll: {e}")),
+    }
+    polled.iter().map(|f| f.any().unwrap_or(false)).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 
     fn readable(m: &Mailbox<u32>) -> bool {
         let mut fds = [PollFd::new(m.fd(), PollFlags::POLLIN)];

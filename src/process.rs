@@ -16,7 +16,6 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Sender;
 use nix::errno::Errno;
-use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, killpg, Signal};
 use nix::unistd::Pid;
 
@@ -134,21 +133,13 @@ struct Runner {
 impl Runner {
     fn run(mut self, mailbox: Mailbox<RunnerCmd>) {
         loop {
-            let timeout = self.timeout();
             let ready = {
-                let mut fds = vec![PollFd::new(mailbox.fd(), PollFlags::POLLIN)];
+                let mut fds = vec![mailbox.fd()];
                 if let Some(n) = &self.notify {
-                    fds.push(PollFd::new(n.as_fd(), PollFlags::POLLIN));
+                    fds.push(n.as_fd());
                 }
-                let pipes = self.pipe_fds();
-                fds.extend(pipes.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)));
-                match poll(&mut fds, timeout) {
-                    Ok(_) | Err(Errno::EINTR) => {}
-                    Err(e) => log::error(&format!("job[{}]: poll failed: {e}", self.spec.name)),
-                }
-                fds.iter()
-                    .map(|f| f.any().unwrap_or(false))
-                    .collect::<Vec<_>>()
+                fds.extend(self.pipe_fds());
+                inbox::wait(&fds, self.wake_at())
             };
             if ready.first() == Some(&true) {
                 let (cmds, gone) = mailbox.take();
@@ -168,7 +159,7 @@ impl Runner {
                 1
             };
             if ready.iter().skip(skip).any(|r| *r) {
-                self.read_output();
+                self.pump(false);
             }
             self.finish_exit();
             self.recheck_survivors();
@@ -177,20 +168,15 @@ impl Runner {
 
     /// How long poll may sleep: until the output grace of an exited
     /// process or the survivor recheck, else until something happens.
-    fn timeout(&self) -> PollTimeout {
-        let now = Instant::now();
+    /// When poll must return even if nothing happens: the output grace of
+    /// an exited process, or the survivor recheck.
+    fn wake_at(&self) -> Option<Instant> {
         let grace = self
             .current
             .as_ref()
             .and_then(|p| p.exited.map(|(_, at)| at + OUTPUT_GRACE));
         let recheck = self.recheck.as_ref().map(|r| r.0);
-        match grace.into_iter().chain(recheck).min() {
-            None => PollTimeout::NONE,
-            Some(at) => {
-                let ms = at.saturating_duration_since(now).as_millis().min(60_000) as u16 + 1;
-                PollTimeout::from(ms)
-            }
-        }
+        grace.into_iter().chain(recheck).min()
     }
 
     fn pipe_fds(&self) -> Vec<BorrowedFd<'_>> {
@@ -334,7 +320,9 @@ impl Runner {
         }
     }
 
-    fn read_output(&mut self) {
+    /// Log and keep what the pipes hold now; with `flush`, the partial
+    /// last lines too (the process is gone).
+    fn pump(&mut self, flush: bool) {
         let Some(p) = self.current.as_mut() else {
             return;
         };
@@ -344,7 +332,9 @@ impl Runner {
             buf.push(stream, text);
         };
         for pipe in [&mut p.out, &mut p.err].into_iter().flatten() {
-            if pipe.is_open() {
+            if flush {
+                pipe.flush(&mut line);
+            } else if pipe.is_open() {
                 pipe.read(&mut line);
             }
         }
@@ -368,14 +358,7 @@ impl Runner {
                 self.spec.name, p.pid
             ));
         }
-        let (name, pid_text, buf) = (&self.spec.name, &p.pid_text, &self.spec.log);
-        let mut line = |stream: Stream, text: &str| {
-            log::output_line("job", name, pid_text, stream.name(), text);
-            buf.push(stream, text);
-        };
-        for pipe in [&mut p.out, &mut p.err].into_iter().flatten() {
-            pipe.flush(&mut line);
-        }
+        self.pump(true);
         let Some(p) = self.current.take() else {
             return;
         };

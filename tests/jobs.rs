@@ -64,7 +64,10 @@ fn jobs_are_listed_with_their_state() {
     );
     let app = wait_state(&dir, "app", "running");
     assert!(app["pid"].as_u64().is_some(), "{app}");
-    assert_eq!((app["runs"].as_u64(), app["restarts"].as_u64()), (Some(1), Some(0)));
+    assert_eq!(
+        (app["runs"].as_u64(), app["restarts"].as_u64()),
+        (Some(1), Some(0))
+    );
     wait_state(&dir, "once", "completed");
     assert_eq!(job(&dir, "later")["state"], "idle");
     let all = get(&dir, "/v3/jobs").json();
@@ -122,7 +125,10 @@ fn stop_holds_a_job_until_start_and_runs_its_stop_events() {
     let r = post(&dir, "/v3/jobs/app/start", "");
     assert_eq!((r.status, r.json()["updated"].as_bool()), (200, Some(true)));
     let app = wait_state(&dir, "app", "running");
-    assert_eq!((app["runs"].as_u64(), app["restarts"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (app["runs"].as_u64(), app["restarts"].as_u64()),
+        (Some(2), Some(0))
+    );
     let r = post(&dir, "/v3/jobs/app/start", "");
     assert_eq!(r.json()["updated"], false, "already running: {r:?}");
 }
@@ -151,13 +157,19 @@ fn a_stopped_job_stays_stopped_across_a_reload_that_keeps_it() {
 #[test]
 fn restart_is_not_counted_as_a_restart() {
     let dir = Dir::new("jobs-restart");
-    let mut d = daemon(&dir, r#"[{ name: "app", exec: "sleep 1000", restarts: 0 }]"#);
+    let mut d = daemon(
+        &dir,
+        r#"[{ name: "app", exec: "sleep 1000", restarts: 0 }]"#,
+    );
     let first = wait_state(&dir, "app", "running")["pid"].as_i64().unwrap();
     let r = post(&dir, "/v3/jobs/app/restart", "");
     assert_eq!((r.status, r.json()["updated"].as_bool()), (200, Some(true)));
     let app = wait_state(&dir, "app", "running");
     assert_ne!(app["pid"].as_i64().unwrap(), first);
-    assert_eq!((app["runs"].as_u64(), app["restarts"].as_u64()), (Some(2), Some(0)));
+    assert_eq!(
+        (app["runs"].as_u64(), app["restarts"].as_u64()),
+        (Some(2), Some(0))
+    );
     d.wait_event("app.stopping", 1);
     d.wait_event("app.stopped", 1);
     d.wait_event("app.exitFailed", 1);
@@ -178,12 +190,24 @@ fn signal_reaches_the_process_group() {
                 {{ name: "idle", exec: "true", when: {{ source: "app", once: "exitSuccess" }} }}]"#
         ),
     );
-    wait_until(TIMEOUT, "app ready", || dir.lines("marks").contains(&"ready".into()));
+    wait_until(TIMEOUT, "app ready", || {
+        dir.lines("marks").contains(&"ready".into())
+    });
     for sig in [r#""HUP""#, r#""SIGHUP""#, "1"] {
         let before = dir.lines("marks").len();
-        let r = post(&dir, "/v3/jobs/app/signal", &format!(r#"{{"signal": {sig}}}"#));
-        assert_eq!((r.status, r.json()["updated"].as_bool()), (200, Some(true)), "{sig}");
-        wait_until(TIMEOUT, "the trap ran", || dir.lines("marks").len() > before);
+        let r = post(
+            &dir,
+            "/v3/jobs/app/signal",
+            &format!(r#"{{"signal": {sig}}}"#),
+        );
+        assert_eq!(
+            (r.status, r.json()["updated"].as_bool()),
+            (200, Some(true)),
+            "{sig}"
+        );
+        wait_until(TIMEOUT, "the trap ran", || {
+            dir.lines("marks").len() > before
+        });
     }
     let r = post(&dir, "/v3/jobs/app/signal", r#"{"signal": "SIGNOPE"}"#);
     assert_eq!(r.status, 400, "{r:?}");
@@ -242,7 +266,11 @@ fn logs_before_the_restart_are_kept_after_it() {
     });
     assert_eq!(post(&dir, "/v3/jobs/app/restart", "").status, 200);
     wait_until(TIMEOUT, "second run printed", || {
-        get(&dir, "/v3/jobs/app/logs").body.matches("stdout run").count() == 2
+        get(&dir, "/v3/jobs/app/logs")
+            .body
+            .matches("stdout run")
+            .count()
+            == 2
     });
 }
 
@@ -295,7 +323,11 @@ impl Follower {
     fn wait_closed(&mut self) {
         let deadline = Instant::now() + TIMEOUT;
         while !self.closed {
-            assert!(Instant::now() < deadline, "the stream stays open:\n{}", self.seen);
+            assert!(
+                Instant::now() < deadline,
+                "the stream stays open:\n{}",
+                self.seen
+            );
             self.read_some();
         }
     }
@@ -314,7 +346,13 @@ fn follow_streams_new_lines_and_ends_with_the_job() {
     );
     let mut f = Follower::open(&dir, "app");
     f.wait_for("HTTP/1.1 200");
-    assert!(f.seen.to_ascii_lowercase().contains("transfer-encoding: chunked"), "{}", f.seen);
+    assert!(
+        f.seen
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{}",
+        f.seen
+    );
     f.wait_for("stdout first");
     wait_state(&dir, "app", "running");
     assert_eq!(
@@ -329,14 +367,21 @@ fn follow_streams_new_lines_and_ends_with_the_job() {
         .write();
     assert_eq!(post(&dir, "/v3/reload", "").status, 200);
     f.wait_closed();
-    assert!(f.seen.ends_with("0\r\n\r\n"), "ends with the last chunk: {:?}", f.seen);
+    assert!(
+        f.seen.ends_with("0\r\n\r\n"),
+        "ends with the last chunk: {:?}",
+        f.seen
+    );
 }
 
 #[test]
 fn followers_are_bounded_and_a_stuck_one_never_blocks_output() {
     let dir = Dir::new("jobs-follow-cap");
     let app = dir.sh("app", "i=0; while true; do i=$((i+1)); echo line-$i-xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx; done");
-    let mut d = daemon(&dir, &format!(r#"[{{ name: "app", exec: {app}, logging: {{ keep: 10 }} }}]"#));
+    let mut d = daemon(
+        &dir,
+        &format!(r#"[{{ name: "app", exec: {app}, logging: {{ keep: 10 }} }}]"#),
+    );
     let mut open: Vec<Follower> = (0..16).map(|_| Follower::open(&dir, "app")).collect();
     for f in &mut open {
         f.wait_for("HTTP/1.1 200");
@@ -378,10 +423,15 @@ fn job_routes_are_counted_under_their_pattern() {
     assert_eq!(get(&dir, "/v3/jobs/app").status, 200);
     let page = http_get(&format!("127.0.0.1:{port}"), "/metrics").body;
     assert!(
-        page.contains(r#"containerpilot_control_http_requests{code="404",path="/v3/jobs/{name}/stop"} 1"#),
+        page.contains(
+            r#"containerpilot_control_http_requests{code="404",path="/v3/jobs/{name}/stop"} 1"#
+        ),
         "{page}"
     );
-    assert!(!page.contains("nope"), "a client cannot grow the series: {page}");
+    assert!(
+        !page.contains("nope"),
+        "a client cannot grow the series: {page}"
+    );
     // The telemetry service cannot be stopped.
     let r = post(&dir, "/v3/jobs/containerpilot/stop", "");
     assert_eq!(r.status, 409, "{r:?}");
@@ -396,7 +446,11 @@ fn posts_during_shutdown_are_refused_but_env_is_not() {
     d.signal(nix::sys::signal::Signal::SIGTERM);
     d.wait_event("app.stopping", 1);
     let r = post(&dir, "/v3/jobs/app/stop", "");
-    assert_eq!((r.status, error_of(&r).as_str()), (503, "shutting down"), "{r:?}");
+    assert_eq!(
+        (r.status, error_of(&r).as_str()),
+        (503, "shutting down"),
+        "{r:?}"
+    );
     assert_eq!(post(&dir, "/v3/reload", "").status, 503);
     assert_eq!(post(&dir, "/v3/environ", r#"{"A": "1"}"#).status, 200);
     assert_eq!(get(&dir, "/v3/jobs").status, 200);
@@ -412,6 +466,9 @@ fn job_names_are_percent_decoded() {
 
 fn alive(pid: i32) -> bool {
     std::path::Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+            s.rsplit(')')
+                .next()
+                .is_some_and(|r| r.trim_start().starts_with('Z'))
+        })
 }

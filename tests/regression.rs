@@ -46,9 +46,17 @@ fn regression_a_nul_byte_in_an_env_value_is_refused_and_spawns_go_on() {
         ),
     );
     for path in ["/v3/env", "/v3/environ"] {
-        let r = uds_request(&dir.socket(), "POST", path, r#"{"A": "x\u0000y", "B": "ok"}"#);
+        let r = uds_request(
+            &dir.socket(),
+            "POST",
+            path,
+            r#"{"A": "x\u0000y", "B": "ok"}"#,
+        );
         assert_eq!(r.status, 400, "{r:?}");
-        assert!(r.json()["error"].as_str().unwrap_or("").contains("NUL"), "{r:?}");
+        assert!(
+            r.json()["error"].as_str().unwrap_or("").contains("NUL"),
+            "{r:?}"
+        );
     }
     // Nothing applied (all or nothing), and processes still start.
     d.signal(Signal::SIGHUP);
@@ -79,12 +87,22 @@ fn regression_a_program_that_cannot_start_backs_off_instead_of_spinning() {
     // machine only makes the waits longer).
     for (i, want) in [0.1, 0.2, 0.4].iter().enumerate() {
         let gap = times[i + 1] - times[i];
-        assert!(gap >= want - 0.01, "attempt {} came {gap:.3}s after the last: {times:?}", i + 2);
+        assert!(
+            gap >= want - 0.01,
+            "attempt {} came {gap:.3}s after the last: {times:?}",
+            i + 2
+        );
     }
     assert_eq!(job(&dir, "ghost")["last_exit_code"], 127);
     // The repeated error is logged once, not at every attempt.
     let errors = d.count(|l| {
-        json(l).is_some_and(|v| v["level"] == "error" && v["msg"].as_str().unwrap_or("").contains("/nonexistent/program"))
+        json(l).is_some_and(|v| {
+            v["level"] == "error"
+                && v["msg"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("/nonexistent/program")
+        })
     });
     assert_eq!(errors, 1, "{}", d.evidence());
 }
@@ -94,7 +112,10 @@ fn regression_interval_runs_are_not_counted_as_restarts() {
     // An interval job showed `restarts: 4` after four ticks, so an alert on
     // containerpilot_job_restarts_total fired for every sensor job.
     let dir = Dir::new("reg-runs");
-    let mut d = daemon(&dir, r#"[{ name: "sensor", exec: "true", when: { interval: "50ms" } }]"#);
+    let mut d = daemon(
+        &dir,
+        r#"[{ name: "sensor", exec: "true", when: { interval: "50ms" } }]"#,
+    );
     d.wait_event("sensor.exitSuccess", 4);
     let st = job(&dir, "sensor");
     assert!(st["runs"].as_u64().unwrap() >= 4, "{st}");
@@ -116,7 +137,9 @@ fn regression_a_job_that_daemonizes_is_named_with_its_survivors() {
         &format!(r#"[{{ name: "app", exec: {app} }}, {{ name: "keep", exec: "sleep 1000" }}]"#),
     );
     d.wait_event("app.exitSuccess", 1);
-    wait_until(TIMEOUT, "both pids written", || dir.lines("pids").len() == 2);
+    wait_until(TIMEOUT, "both pids written", || {
+        dir.lines("pids").len() == 2
+    });
     let survivors: Vec<String> = dir.lines("pids");
     // The one left in the job's group is named at once; the one that
     // called setsid as soon as it is re-parented to us.
@@ -126,7 +149,9 @@ fn regression_a_job_that_daemonizes_is_named_with_its_survivors() {
                 v["level"] == "warning"
                     && v["job"] == "app"
                     && v["msg"].as_str().is_some_and(|m| {
-                        m.contains(pid.as_str()) && m.contains("foreground") && m.contains("daemonized")
+                        m.contains(pid.as_str())
+                            && m.contains("foreground")
+                            && m.contains("daemonized")
                     })
             })
         };
@@ -139,8 +164,11 @@ fn regression_a_job_that_daemonizes_is_named_with_its_survivors() {
         let pid: i32 = pid.parse().unwrap();
         wait_until(TIMEOUT, "the survivor is gone", || {
             !std::path::Path::new(&format!("/proc/{pid}")).exists()
-                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                    .is_ok_and(|s| s.rsplit(')').next().is_some_and(|r| r.trim_start().starts_with('Z')))
+                || std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| {
+                    s.rsplit(')')
+                        .next()
+                        .is_some_and(|r| r.trim_start().starts_with('Z'))
+                })
         });
     }
 }
@@ -182,14 +210,23 @@ fn regression_a_rejected_reload_is_logged_with_its_reason() {
     // Only the client saw the 422; `docker logs` showed nothing.
     let dir = Dir::new("reg-reload-log");
     let mut d = daemon(&dir, r#"[{ name: "app", exec: "sleep 1000" }]"#);
-    std::fs::write(dir.path("cp.json5"), "{ jobs: [ { name: 'app', exec: 'x', restarts: 'sometimes' } ] }")
-        .unwrap();
+    std::fs::write(
+        dir.path("cp.json5"),
+        "{ jobs: [ { name: 'app', exec: 'x', restarts: 'sometimes' } ] }",
+    )
+    .unwrap();
     let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
     assert_eq!(r.status, 422, "{r:?}");
     let logged = d.wait_json("the reload error", TIMEOUT, |v| {
-        v["level"] == "error" && v["msg"].as_str().is_some_and(|m| m.contains("restarts") && m.contains("reload"))
+        v["level"] == "error"
+            && v["msg"]
+                .as_str()
+                .is_some_and(|m| m.contains("restarts") && m.contains("reload"))
     });
-    assert!(logged["msg"].as_str().unwrap().contains("unchanged"), "{logged}");
+    assert!(
+        logged["msg"].as_str().unwrap().contains("unchanged"),
+        "{logged}"
+    );
     // The running config is untouched.
     assert_eq!(job(&dir, "app")["state"], "running");
 }
@@ -198,7 +235,10 @@ fn regression_a_rejected_reload_is_logged_with_its_reason() {
 fn a_job_that_leaves_nothing_behind_completes_without_a_warning() {
     // The survivor check must not cry wolf.
     let dir = Dir::new("reg-clean");
-    let cfg = dir.cfg().jobs(r#"[{ name: "once", exec: "true" }]"#).write();
+    let cfg = dir
+        .cfg()
+        .jobs(r#"[{ name: "once", exec: "true" }]"#)
+        .write();
     let mut d = Daemon::start(&cfg, &[]);
     assert_eq!(d.wait_exit(TIMEOUT), 0, "{}", d.evidence());
     assert_eq!(
@@ -218,7 +258,10 @@ fn threads_are_one_per_job_and_one_per_checked_job() {
     // Issue #16: each job held three threads (a runner and one per output
     // pipe) and every exec check run started two more.
     let dir = Dir::new("reg-threads");
-    let ticker = dir.sh("ticker", "while true; do echo tick; echo tock >&2; sleep 0.02; done");
+    let ticker = dir.sh(
+        "ticker",
+        "while true; do echo tick; echo tock >&2; sleep 0.02; done",
+    );
     let check = dir.sh("check", "echo ok; echo err >&2");
     let mut jobs = Vec::new();
     for i in 0..12 {
@@ -234,14 +277,18 @@ fn threads_are_one_per_job_and_one_per_checked_job() {
     wait_until(TIMEOUT, "checks ran", || {
         let r = uds_request(&dir.socket(), "GET", "/v3/jobs/checked-3", "");
         let out = r.json()["jobs"][0]["last_check"]["output"].clone();
-        out.as_str().is_some_and(|o| o.contains("ok") && o.contains("err"))
+        out.as_str()
+            .is_some_and(|o| o.contains("ok") && o.contains("err"))
     });
     // 16 runners + 4 checkers, plus the loop, the signal thread and the
     // control server's few; never one per pipe or per check run.
     let bound = 16 + 4 + 8;
     for _ in 0..20 {
         let n = threads(d.pid());
-        assert!(n <= bound, "{n} threads for 16 jobs and 4 checks (bound {bound})");
+        assert!(
+            n <= bound,
+            "{n} threads for 16 jobs and 4 checks (bound {bound})"
+        );
         let r = uds_request(&dir.socket(), "GET", "/v3/ping", "");
         assert_eq!(r.status, 200);
     }

@@ -248,7 +248,11 @@ fn regression_without_dev_null_the_error_names_dev_null() {
 }"#,
     )
     .unwrap();
-    std::fs::write(root.join("bin/missing-interpreter.sh"), "#!/bin/bash\necho hi\n").unwrap();
+    std::fs::write(
+        root.join("bin/missing-interpreter.sh"),
+        "#!/bin/bash\necho hi\n",
+    )
+    .unwrap();
     std::fs::set_permissions(
         root.join("bin/missing-interpreter.sh"),
         std::os::unix::fs::PermissionsExt::from_mode(0o755),
@@ -256,13 +260,17 @@ fn regression_without_dev_null_the_error_names_dev_null() {
     .unwrap();
     let out = Command::new("chroot")
         .arg(&root)
-        .args(["/bin/containerpilot", "-config", "/etc/containerpilot.json5"])
+        .args([
+            "/bin/containerpilot",
+            "-config",
+            "/etc/containerpilot.json5",
+        ])
         .env_clear()
         .env("PATH", SYSTEM_PATH)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(
         text.contains("cannot start job[app]: cannot open /dev/null"),
         "{text}"
@@ -281,13 +289,17 @@ fn regression_without_dev_null_the_error_names_dev_null() {
     .unwrap();
     let out = Command::new("chroot")
         .arg(&root)
-        .args(["/bin/containerpilot", "-config", "/etc/containerpilot.json5"])
+        .args([
+            "/bin/containerpilot",
+            "-config",
+            "/etc/containerpilot.json5",
+        ])
         .env_clear()
         .env("PATH", SYSTEM_PATH)
         .output()
         .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).into_owned()
-        + &String::from_utf8_lossy(&out.stderr);
+    let text =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
     assert!(text.contains(r#"its interpreter "/bin/bash""#), "{text}");
     assert_eq!(out.status.code(), Some(0), "{text}");
 }

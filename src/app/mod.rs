@@ -270,19 +270,6 @@ impl App {
         self.tx.clone()
     }
 
-
-
-
-
-
-
-
-
-
-
-
-
-
     /// Run until shutdown completes. Returns the exit status: 0, or that of
     /// the job whose `shutdownOn` started the shutdown.
     pub fn run(mut self) -> i32 {
@@ -914,9 +901,6 @@ impl App {
             });
         }
     }
-
-
-
 
     fn send_signal(&self, i: usize, sig: Signal) {
         if let Some(r) = &self.entries[i].runner {

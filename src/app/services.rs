@@ -98,7 +98,11 @@ impl App {
         }
     }
 
-    pub(super) fn on_watched(&mut self, key: u64, instances: Option<BTreeSet<discovery::Instance>>) {
+    pub(super) fn on_watched(
+        &mut self,
+        key: u64,
+        instances: Option<BTreeSet<discovery::Instance>>,
+    ) {
         let Some(w) = self.watches.iter_mut().find(|w| w.key == key) else {
             return;
         };

@@ -495,7 +495,10 @@ fn shutdown_on_ends_the_run_with_the_process_status() {
     h.exited("app", 3);
     assert_eq!(h.events("shutdown", "global"), 1);
     let report = h.app.health_report(Instant::now());
-    assert!(!report.healthy, "a fired shutdownOn makes the container unhealthy");
+    assert!(
+        !report.healthy,
+        "a fired shutdownOn makes the container unhealthy"
+    );
     h.exited("sensor", 143);
     assert!(h.app.finished());
     assert_eq!(h.app.exit_code, Some(3));
@@ -503,7 +506,8 @@ fn shutdown_on_ends_the_run_with_the_process_status() {
 
 #[test]
 fn job_stop_answers_once_the_process_is_gone_and_start_resumes_it() {
-    let mut h = Harness::started(r#"{jobs: [{name: "web", exec: "nginx"}, {name: "other", exec: "x"}]}"#);
+    let mut h =
+        Harness::started(r#"{jobs: [{name: "web", exec: "nginx"}, {name: "other", exec: "x"}]}"#);
     h.running("web", 10);
     h.running("other", 11);
     h.sent();
@@ -544,7 +548,10 @@ fn job_signal_needs_a_process_and_a_real_signal() {
         name: name.into(),
         action: JobAction::Signal(n),
     };
-    assert!(matches!(h.command(signal("web", 1)), Ok(Answer::Updated(true))));
+    assert!(matches!(
+        h.command(signal("web", 1)),
+        Ok(Answer::Updated(true))
+    ));
     assert_eq!(h.sent(), [sig("web", Signal::SIGHUP)]);
     let idle = h.command(signal("later", 1)).expect_err("409");
     assert_eq!(idle.kind, RefusalKind::Conflict);
@@ -563,14 +570,16 @@ fn job_posts_are_refused_during_shutdown_but_env_is_not() {
             action: JobAction::Start,
         })
         .expect_err("503");
-    assert_eq!((r.kind, r.message.as_str()), (RefusalKind::ShuttingDown, "shutting down"));
+    assert_eq!(
+        (r.kind, r.message.as_str()),
+        (RefusalKind::ShuttingDown, "shutting down")
+    );
 }
 
 #[test]
 fn duplicate_names_both_run_and_share_their_name_in_events() {
-    let mut h = Harness::started(
-        r#"{jobs: [{name: "twin", exec: "a"}, {name: "twin", exec: "b"}]}"#,
-    );
+    let mut h =
+        Harness::started(r#"{jobs: [{name: "twin", exec: "a"}, {name: "twin", exec: "b"}]}"#);
     assert_eq!(h.sent(), ["twin start", "twin start"]);
     let names: Vec<String> = h.status().services.into_iter().map(|s| s.name).collect();
     assert_eq!(names, ["twin", "twin"]);
@@ -588,7 +597,11 @@ fn health_counts_checked_jobs_only_and_maintenance_is_unhealthy() {
     );
     h.running("web", 10);
     let now = Instant::now();
-    assert_eq!(h.app.health_report(now).unhealthy, ["web"], "unknown is not healthy");
+    assert_eq!(
+        h.app.health_report(now).unhealthy,
+        ["web"],
+        "unknown is not healthy"
+    );
     let job = h.id("web");
     h.send(Msg::HealthChecked {
         job,

@@ -17,7 +17,6 @@ use std::time::Duration;
 use nix::errno::Errno;
 use nix::sys::socket::{recv, MsgFlags};
 
-
 /// What the server calls for every well-formed request, on the
 /// connection's own thread.
 ///

@@ -11,7 +11,6 @@
 //! serving (a handler running, a response being written or streamed) does
 //! a new connection get `503` at once.
 
-
 use std::io;
 use std::os::fd::AsRawFd;
 use std::sync::atomic::Ordering;

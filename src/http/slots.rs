@@ -210,4 +210,3 @@ impl Drop for Slot<'_> {
         self.state.release(self.ticket);
     }
 }
-

@@ -330,9 +330,7 @@ impl Job {
         match &self.cfg.when {
             When::Startup => ev.is_global(EventCode::Startup),
             When::Interval(_) | When::Never => false,
-            When::Event { sources, code, .. } => {
-                ev.code == *code && sources.contains(&ev.source)
-            }
+            When::Event { sources, code, .. } => ev.code == *code && sources.contains(&ev.source),
         }
     }
 
