@@ -3,10 +3,15 @@
 //! and warnings for keys this version does not know.
 //!
 //! One small function per section, each reading its object through
-//! [`obj::Obj`], which warns about unknown and repeated keys as it is opened. The first
-//! error ends validation; the warnings gathered so far are appended to it as
-//! `note:` lines, because a typo warning (`health.tll`) often explains the
-//! error (`health.ttl is required`).
+//! [`obj::Obj`], which warns about unknown and repeated keys as it is opened.
+//! The first error ends validation; the warnings gathered so far are appended
+//! to it as `note:` lines, because a typo warning (`health.tll`) often
+//! explains the error (`health.ttl is required`).
+//!
+//! No input may cost more than a small multiple of its size (issue #12): the
+//! did-you-mean suggestions skip long strings and share one budget, at most
+//! `MAX_WARNINGS` warnings are kept, values and long names are quoted cut
+//! short, and the counts that would multiply (jobs, arguments) are capped.
 //!
 //! Compatibility with ContainerPilot 3 (`jobs/config.go`, `watches/config.go`,
 //! `telemetry/*_config.go`, `discovery/config.go`): 3.x decoded with

@@ -7,6 +7,7 @@
 //! `any` the source is left out.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::jobs::{Context, MIN_INTERVAL};
 use super::obj::{closest, expected, invalid, shown, suggest, suggest_within, Obj};
@@ -63,13 +64,12 @@ impl Validator<'_> {
             }
             return Ok((When::Interval(every), false));
         }
-        let list_key = match (w.get("any").is_some(), w.get("all").is_some()) {
-            (true, true) => Some("both"),
-            (true, false) => Some("any"),
-            (false, true) => Some("all"),
-            (false, false) => None,
-        };
-        if list_key == Some("both") || (source.is_some() && list_key.is_some()) {
+        let lists: Vec<&str> = ["any", "all"]
+            .into_iter()
+            .filter(|k| w.get(k).is_some())
+            .collect();
+        let list_key = lists.first().copied();
+        if lists.len() + usize::from(source.is_some()) > 1 {
             return Err(invalid(format!(
                 "{} can have only one of 'source', 'any' or 'all'",
                 w.path
@@ -151,7 +151,7 @@ impl Validator<'_> {
         w: &Obj,
         key: &str,
         event: Option<(EventCode, bool)>,
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
         ctx: &Context,
     ) -> Result<When> {
         let path = w.at(key);
