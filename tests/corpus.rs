@@ -20,10 +20,14 @@
 //! `support::skip`, so that a skipped check is always seen.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use nix::sys::resource::{setrlimit, Resource};
 
 const BIN: &str = env!("CARGO_BIN_EXE_containerpilot");
 
@@ -532,11 +536,14 @@ fn deep_nesting_fails_cleanly() {
 
 #[test]
 fn ten_megabyte_files() {
+    // Under the 10 000 jobs allowed: each job carries a kilobyte of arguments.
+    let payload = "x".repeat(1024);
     let mut text = String::from("{consul: 'localhost:8500', jobs: [\n");
     let mut i = 0;
     while text.len() < 10 * 1024 * 1024 {
         text.push_str(&format!(
-            "  {{name: 'job-{i}', exec: ['/bin/task', '--id', '{i}'], when: {{interval: '1m'}}}},\n"
+            "  {{name: 'job-{i}', exec: ['/bin/task', '--id', '{i}', '{payload}'], \
+             when: {{interval: '1m'}}}},\n"
         ));
         i += 1;
     }
@@ -555,5 +562,155 @@ fn ten_megabyte_files() {
         )),
         "{}",
         &stderr[..stderr.len().min(500)]
+    );
+    // More jobs than supported: a clear error (each would cost half a
+    // kilobyte validated, forty times its size in a file of tiny jobs).
+    let tiny: String = (0..100_000)
+        .map(|i| format!("{{name: 'j{i}', exec: 'x'}},"))
+        .collect();
+    let (code, stderr) = validate_file("many.json5", format!("{{jobs: [{tiny}]}}").as_bytes());
+    assert_eq!(code, Some(1), "{}", &stderr[..stderr.len().min(500)]);
+    assert!(
+        stderr.contains("jobs: 100000 jobs is more than the 10000 supported"),
+        "{}",
+        &stderr[..stderr.len().min(500)]
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Issue #12 (found by fuzzing): long unknown keys or values made the "did you
+// mean" suggestion cost memory and time in proportion to their length; a
+// 4 MB unknown key took 9.6 s and 569 MB in `-validate` and was killed under
+// a 512 MiB limit.
+
+/// Address space allowed to `-validate` below: a quarter of what the 4 MB
+/// key alone used to take.
+const MEMORY_LIMIT: u64 = 128 << 20;
+/// Only so that a regression fails instead of hanging; nothing is timed.
+const DEADLINE: Duration = Duration::from_secs(120);
+
+/// `-validate` on `contents` under `MEMORY_LIMIT`: exit code (None when
+/// killed by a signal) and stderr.
+fn validate_limited(name: &str, contents: &str) -> (Option<i32>, String) {
+    let dir = scratch("limited");
+    let path = dir.join(name);
+    std::fs::write(&path, contents).expect("write test config");
+    let mut cmd = Command::new(BIN);
+    cmd.args(["-validate", "-config"])
+        .arg(&path)
+        .env_clear()
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    // SAFETY: the closure only makes the setrlimit system call, which is
+    // async-signal-safe, between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            setrlimit(Resource::RLIMIT_AS, MEMORY_LIMIT, MEMORY_LIMIT).map_err(io::Error::from)
+        });
+    }
+    let mut child = cmd.spawn().expect("run containerpilot");
+    let mut stderr = child.stderr.take().expect("piped stderr");
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = stderr.read_to_string(&mut text);
+        text
+    });
+    let until = Instant::now() + DEADLINE;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("wait for containerpilot") {
+            break status;
+        }
+        if Instant::now() > until {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{name}: -validate did not finish within {DEADLINE:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let stderr = reader.join().unwrap_or_default();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(!stderr.contains("panicked"), "{name} panicked:\n{stderr}");
+    (status.code(), stderr)
+}
+
+#[test]
+fn a_four_megabyte_key_or_value_is_cheap_to_validate() {
+    let long = "A".repeat(4 << 20);
+    let cases = [
+        (
+            "key.json5",
+            format!("{{\"{long}\": 1}}"),
+            0,
+            "AAAA...: unknown key",
+        ),
+        (
+            "job-key.json5",
+            format!("{{jobs: [{{name: 'a', exec: 'x', \"{long}\": 1}}]}}"),
+            0,
+            "job[a].AAAA",
+        ),
+        (
+            "value.json5",
+            format!("{{jobs: [{{name: 'a', exec: 'x', shutdownOn: '{long}'}}]}}"),
+            1,
+            "job[a].shutdownOn must be one of",
+        ),
+        (
+            "source.json5",
+            format!(
+                "{{jobs: [{{name: 'a', exec: 'x', when: {{source: '{long}', once: 'healthy'}}}}]}}"
+            ),
+            0,
+            "which no job or watch provides; it will never run",
+        ),
+        (
+            "name.json5",
+            format!("{{jobs: [{{name: '{long}', exec: 'x', nmae: 1, tll: 2}}]}}"),
+            0,
+            "jobs[0].tll: unknown key",
+        ),
+    ];
+    for (name, text, code, needle) in cases {
+        let (got, stderr) = validate_limited(name, &text);
+        let head = &stderr[..stderr.len().min(1000)];
+        assert_eq!(
+            got,
+            Some(code),
+            "{name}: not the expected exit (None = killed)\n{head}"
+        );
+        assert!(
+            stderr.contains(needle),
+            "{name}: {needle:?} missing\n{head}"
+        );
+        // The value is quoted cut short, never whole.
+        assert!(
+            stderr.len() < 10_000,
+            "{name}: {} bytes of stderr",
+            stderr.len()
+        );
+    }
+}
+
+#[test]
+fn many_unknown_keys_or_sources_are_cheap_to_validate() {
+    let keys: Vec<String> = (0..200_000).map(|i| format!("k{i}: 1")).collect();
+    let (code, stderr) = validate_limited("keys.json5", &format!("{{{}}}", keys.join(",")));
+    assert_eq!(code, Some(0), "{}", &stderr[..stderr.len().min(1000)]);
+    assert!(
+        stderr.contains("199000 more warnings not shown"),
+        "{}",
+        &stderr[stderr.len().saturating_sub(500)..]
+    );
+    let jobs: Vec<String> = (0..10_000)
+        .map(|i| format!("{{name: 'j{i}', exec: 'x', when: {{source: 'n{i}', once: 'healthy'}}}}"))
+        .collect();
+    let (code, stderr) =
+        validate_limited("sources.json5", &format!("{{jobs: [{}]}}", jobs.join(",")));
+    assert_eq!(code, Some(0), "{}", &stderr[..stderr.len().min(1000)]);
+    assert!(
+        stderr.contains("job[j0] waits for 'n0'"),
+        "{}",
+        &stderr[..stderr.len().min(1000)]
     );
 }

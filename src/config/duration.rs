@@ -34,7 +34,7 @@ const UNITS: &[(&str, u64)] = &[
 /// decision. The error text is meant to follow the field path, e.g.
 /// `job[app].health.ttl: invalid duration "10x": unknown unit "x"`.
 pub fn parse(s: &str) -> Result<Duration, String> {
-    let invalid = |why: &str| format!("invalid duration {s:?}: {why}");
+    let invalid = |why: &str| format!("invalid duration {:?}: {why}", short(s));
     if s.is_empty() {
         return Err(invalid(
             "expected a number of seconds or a Go duration such as \"1500ms\"",
@@ -121,7 +121,10 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
             .iter()
             .find(|(name, _)| *name == unit_str)
             .map(|&(_, n)| n)
-            .ok_or_else(|| format!("unknown unit {unit_str:?} (use ns, us, ms, s, m or h)"))?;
+            .ok_or_else(|| {
+                let unit = short(unit_str);
+                format!("unknown unit {unit:?} (use ns, us, ms, s, m or h)")
+            })?;
 
         let part = u128::from(whole) * u128::from(unit)
             + u128::from(frac) * u128::from(unit) / u128::from(scale);
@@ -131,6 +134,20 @@ fn parse_go(mut s: &str) -> Result<u64, String> {
             .ok_or_else(|| "too large".to_string())?;
     }
     Ok(total)
+}
+
+/// At most the first 64 bytes of `s` (cut at a char boundary, `...` added),
+/// so that an error quotes a hostile megabyte at most once, and briefly.
+fn short(s: &str) -> String {
+    const MAX: usize = 64;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX - 3;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &s[..end])
 }
 
 /// Go's `time.Duration.String()` form, as Consul expects a TTL (`10s`, `1.5s`, `1m30s`, `1500ms`→`1.5s`).

@@ -348,6 +348,8 @@ pub fn load(
 ) -> Result<(Config, Vec<Warning>), ConfigError> {
     let rendered = render(path, env)?;
     let root = tree::parse(&rendered).map_err(ConfigError::Syntax)?;
+    // Validation needs only the tree: the text is not kept through it.
+    drop(rendered);
     // Asking the kernel for every address costs more than the rest of
     // start-up; only a job with a port or telemetry has one to resolve.
     let addrs = if needs_addresses(&root) {

@@ -147,6 +147,9 @@ impl<'de> Visitor<'de> for NodeVisitor {
         while let Some(item) = seq.next_element::<Node>()? {
             items.push(item);
         }
+        // Growth leaves up to half of a large list unused; a config of many
+        // small values would otherwise cost half as much again.
+        items.shrink_to_fit();
         Ok(Node::Array(items))
     }
 
@@ -157,6 +160,7 @@ impl<'de> Visitor<'de> for NodeVisitor {
         while let Some((k, v)) = map.next_entry::<String, Node>()? {
             pairs.push((k, v));
         }
+        pairs.shrink_to_fit();
         Ok(Node::Object(pairs))
     }
 }

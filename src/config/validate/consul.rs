@@ -1,7 +1,7 @@
 //! The `consul` section (SPEC §2.3, §6): a `host:port` string or an object,
 //! with `CONSUL_HTTP_*` and the Consul CLI's TLS variables applied.
 
-use super::obj::{expected, invalid, Obj};
+use super::obj::{expected, invalid, shown, Obj};
 use super::{Result, Validator};
 use crate::config::tree::Node;
 use crate::config::{ConsulConfig, TlsConfig};
@@ -136,12 +136,14 @@ fn consul_uri(path: &str, raw: &str) -> Result<ConsulConfig> {
         Some((s, rest)) if s.eq_ignore_ascii_case("https") => ("https", rest),
         Some((s, _)) => {
             return Err(invalid(format!(
-                "{path}: the scheme must be http or https, got '{s}' in '{raw}'"
+                "{path}: the scheme must be http or https, got '{}' in '{}'",
+                shown(s),
+                shown(raw)
             )))
         }
     };
     let rest = rest.trim_end_matches('/');
-    let bad = |why: &str| invalid(format!("{path}: invalid address '{raw}': {why}"));
+    let bad = |why: &str| invalid(format!("{path}: invalid address '{}': {why}", shown(raw)));
     if rest.contains('/') {
         return Err(bad("expected host:port"));
     }

@@ -32,7 +32,10 @@ impl Validator<'_> {
         let Some(h) = self.obj_opt(job, "health", HEALTH_KEYS)? else {
             return Ok(None);
         };
-        let given: Vec<&str> = PROBES.into_iter().filter(|k| h.get(k).is_some()).collect();
+        let given: Vec<(&str, &Node)> = PROBES
+            .into_iter()
+            .filter_map(|k| Some((k, h.get(k)?)))
+            .collect();
         let probe = match given[..] {
             [] => {
                 // 3.x ran a health block without `exec`: it only heartbeat the
@@ -43,21 +46,19 @@ impl Validator<'_> {
                 ));
                 Probe::Heartbeat
             }
-            ["exec"] => Probe::Exec(exec(&h.at("exec"), h.get("exec").unwrap_or(&Node::Null))?),
-            ["http"] => Probe::Http(http_probe(
-                &h.at("http"),
-                h.get("http").unwrap_or(&Node::Null),
-            )?),
-            ["tcp"] => {
-                let (host, port) = tcp_probe(&h.at("tcp"), h.get("tcp").unwrap_or(&Node::Null))?;
+            [("exec", node)] => Probe::Exec(exec(&h.at("exec"), node)?),
+            [("http", node)] => Probe::Http(http_probe(&h.at("http"), node)?),
+            [(_, node)] => {
+                let (host, port) = tcp_probe(&h.at("tcp"), node)?;
                 Probe::Tcp { host, port }
             }
             _ => {
+                let keys: Vec<&str> = given.iter().map(|(k, _)| *k).collect();
                 return Err(invalid(format!(
                     "{}: only one of exec, http, tcp may be given, got {}",
                     h.path,
-                    quoted_list(&given, "and")
-                )))
+                    quoted_list(&keys, "and")
+                )));
             }
         };
         let interval = match h.duration("interval")? {

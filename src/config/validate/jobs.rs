@@ -9,7 +9,7 @@ use std::time::Duration;
 use super::obj::{
     describe, expected, explicit_name, invalid, list_item, one_of, parse_bool, shown, Obj,
 };
-use super::{Result, Validator};
+use super::{Result, Validator, MAX_LABELLED_NAME};
 use crate::config::duration::go_string;
 use crate::config::interfaces;
 use crate::config::tree::Node;
@@ -42,14 +42,20 @@ const JOB_LOGGING_KEYS: &[&str] = &["raw", "keep"];
 const NOTIFY_KEYS: &[&str] = &["watchdog"];
 const SHUTDOWN_ON: &[&str] = &["exitFailed", "exitSuccess", "exit"];
 
+/// More jobs than this are refused. Each job gets a thread (two with a health
+/// check) and its validated form costs about half a kilobyte whatever its
+/// size in the file, so a generated file of a hundred thousand tiny jobs
+/// would cost forty times its size before failing at run time anyway.
+const MAX_JOBS: usize = 10_000;
+/// The most arguments an `exec` may have. The kernel refuses an argv much
+/// over 2 MiB anyway, and a string of one-letter words split into arguments
+/// would cost some thirty times its size.
+const MAX_ARGS: usize = 10_000;
 /// The shortest `when.interval` and job `timeout` (3.x `taskMinDuration`).
 pub(super) const MIN_INTERVAL: Duration = Duration::from_millis(1);
 /// The most output lines a job may keep (`logging.keep`): at most 1 KiB
 /// each, so a job's buffer stays under about 100 MiB whatever the config says.
 const MAX_LOG_KEEP: i128 = 100_000;
-/// Names longer than this are not quoted in paths: `jobs[i]` stands in, so
-/// that a hostile name is not repeated in every message about its job.
-const MAX_LABELLED_NAME: usize = 64;
 
 /// What the job section needs to know about the rest of the config.
 pub(super) struct Context<'a> {
@@ -75,6 +81,12 @@ impl Validator<'_> {
         let Some(list) = top.array("jobs")? else {
             return Ok(Vec::new());
         };
+        if list.len() > MAX_JOBS {
+            return Err(invalid(format!(
+                "jobs: {} jobs is more than the {MAX_JOBS} supported",
+                list.len()
+            )));
+        }
         // Pass 1: every name first, so a `when.source` may name a job further down.
         let mut named: Vec<Named> = Vec::with_capacity(list.len());
         for (i, node) in list.iter().enumerate() {
@@ -500,8 +512,24 @@ pub(super) fn check_service_name(path: &str, name: &str, note: &str) -> Result<(
 
 /// argv from a string (split on whitespace, no quoting, as 3.x) or an array of strings.
 pub(super) fn exec(path: &str, node: &Node) -> Result<Vec<String>> {
+    let too_many = || {
+        invalid(format!(
+            "{path} has more than the {MAX_ARGS} arguments supported"
+        ))
+    };
     let argv: Vec<String> = match node {
-        Node::Str(s) => s.split_whitespace().map(str::to_string).collect(),
+        Node::Str(s) => {
+            let argv: Vec<String> = s
+                .split_whitespace()
+                .take(MAX_ARGS + 1)
+                .map(str::to_string)
+                .collect();
+            if argv.len() > MAX_ARGS {
+                return Err(too_many());
+            }
+            argv
+        }
+        Node::Array(items) if items.len() > MAX_ARGS => return Err(too_many()),
         Node::Array(items) => items
             .iter()
             .enumerate()
@@ -1170,6 +1198,46 @@ mod tests {
             job_err(&format!("{SVC}, initial_status: 'pasing'")),
             "job[app].initial_status must be one of 'passing', 'warning' or 'critical', got \
              'pasing'; did you mean 'passing'?"
+        );
+    }
+
+    #[test]
+    fn at_most_ten_thousand_jobs() {
+        let jobs = |n: usize| {
+            let list: Vec<String> = (0..n)
+                .map(|i| format!("{{name: 'j{i}', exec: 'x'}}"))
+                .collect();
+            format!("{{jobs: [{}]}}", list.join(","))
+        };
+        assert_eq!(cfg(&jobs(10_000)).jobs.len(), 10_000);
+        assert_eq!(
+            err1(&jobs(10_001)),
+            "jobs: 10001 jobs is more than the 10000 supported"
+        );
+    }
+
+    #[test]
+    fn at_most_ten_thousand_arguments() {
+        let words = vec!["a"; 10_000];
+        let j = job(&format!("name: 'a', exec: '{}'", words.join(" ")));
+        assert_eq!(j.exec.map(|e| e.len()), Some(10_000));
+        let quoted: Vec<String> = words.iter().map(|w| format!("'{w}'")).collect();
+        let j = job(&format!("name: 'a', exec: [{}]", quoted.join(",")));
+        assert_eq!(j.exec.map(|e| e.len()), Some(10_000));
+        assert_eq!(
+            job_err(&format!("name: 'a', exec: '{} a'", words.join(" "))),
+            "job[a].exec has more than the 10000 arguments supported"
+        );
+        assert_eq!(
+            job_err(&format!("name: 'a', exec: [{}, 'a']", quoted.join(","))),
+            "job[a].exec has more than the 10000 arguments supported"
+        );
+        assert_eq!(
+            job_err(&format!(
+                "name: 'a', exec: 'x', health: {{interval: 1, exec: '{} a'}}",
+                words.join(" ")
+            )),
+            "job[a].health.exec has more than the 10000 arguments supported"
         );
     }
 }

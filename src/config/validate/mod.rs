@@ -3,10 +3,15 @@
 //! and warnings for keys this version does not know.
 //!
 //! One small function per section, each reading its object through
-//! [`obj::Obj`], which warns about unknown and repeated keys as it is opened. The first
-//! error ends validation; the warnings gathered so far are appended to it as
-//! `note:` lines, because a typo warning (`health.tll`) often explains the
-//! error (`health.ttl is required`).
+//! [`obj::Obj`], which warns about unknown and repeated keys as it is opened.
+//! The first error ends validation; the warnings gathered so far are appended
+//! to it as `note:` lines, because a typo warning (`health.tll`) often
+//! explains the error (`health.ttl is required`).
+//!
+//! No input may cost more than a small multiple of its size (issue #12): the
+//! did-you-mean suggestions skip long strings and share one budget, at most
+//! `MAX_WARNINGS` warnings are kept, values and long names are quoted cut
+//! short, and the counts that would multiply (jobs, arguments) are capped.
 //!
 //! Compatibility with ContainerPilot 3 (`jobs/config.go`, `watches/config.go`,
 //! `telemetry/*_config.go`, `discovery/config.go`): 3.x decoded with
@@ -70,6 +75,19 @@ const OLD_SCHEMA_KEYS: &[&str] = &[
 
 const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Names longer than this are not quoted in paths (`jobs[i]`, `watches[i]`
+/// stand in), so that a hostile name is not repeated in every message about
+/// its job or watch.
+const MAX_LABELLED_NAME: usize = 64;
+/// Warnings kept (and printed); the rest are counted. A real config has a
+/// handful; a generated one with a million unknown keys would otherwise
+/// cost memory and output in proportion.
+const MAX_WARNINGS: usize = 1000;
+/// What did-you-mean suggestions may cost over a whole validation, in
+/// candidates looked at, their bytes and edit-distance cells filled: a few
+/// tens of milliseconds at most.
+const SUGGEST_BUDGET: usize = 1 << 22;
+
 /// Validate a parsed config against the environment (for `CONSUL_HTTP_*`)
 /// and the machine's interface addresses (for advertised jobs and telemetry).
 pub fn validate(
@@ -81,8 +99,18 @@ pub fn validate(
         env,
         addrs,
         warnings: Vec::new(),
+        left_out: 0,
+        suggest_budget: SUGGEST_BUDGET,
     };
-    match v.config(root) {
+    let result = v.config(root);
+    if v.left_out > 0 {
+        let n = v.left_out;
+        v.warnings.push(Warning(format!(
+            "{n} more warning{} not shown (only the first {MAX_WARNINGS} are)",
+            if n == 1 { "" } else { "s" }
+        )));
+    }
+    match result {
         Ok(cfg) => Ok((cfg, v.warnings)),
         Err(ConfigError::Invalid(mut msg)) => {
             for w in &v.warnings {
@@ -99,6 +127,10 @@ struct Validator<'a> {
     env: &'a HashMap<String, String>,
     addrs: &'a [IfAddr],
     warnings: Vec<Warning>,
+    /// Warnings beyond `MAX_WARNINGS`, counted, not kept.
+    left_out: usize,
+    /// What did-you-mean suggestions may still cost (see `obj::suggest_within`).
+    suggest_budget: usize,
 }
 
 impl Validator<'_> {
@@ -127,8 +159,20 @@ impl Validator<'_> {
         })
     }
 
+    /// Whether one more warning will be kept; counts it as left out if not.
+    /// Callers whose message is costly to build (a did-you-mean) ask first.
+    fn room_for_warning(&mut self) -> bool {
+        if self.warnings.len() < MAX_WARNINGS {
+            return true;
+        }
+        self.left_out += 1;
+        false
+    }
+
     fn warn(&mut self, msg: String) {
-        self.warnings.push(Warning(msg));
+        if self.room_for_warning() {
+            self.warnings.push(Warning(msg));
+        }
     }
 
     fn env_var(&self, name: &str) -> Option<&str> {

@@ -2,7 +2,6 @@
 //! unknown and repeated keys (with a did-you-mean), and reads typed values
 //! the way 3.x's weak decoding did; plus the shared message helpers.
 
-use std::collections::HashSet;
 use std::time::Duration;
 
 use super::super::duration;
@@ -35,19 +34,29 @@ impl Validator<'_> {
             return Err(expected(at, "an object", node));
         };
         let o = Obj { path, pairs };
-        let mut seen = HashSet::new();
+        // Only known keys are tracked, so this costs nothing per unknown key
+        // (a repeated unknown key is simply unknown again).
+        let mut seen = vec![false; known.len()];
         for (key, _) in pairs {
-            let at = o.at(key);
-            if !seen.insert(key.as_str()) {
-                self.warn(format!("{at}: duplicate key; the last value is used"));
-            } else if !known.contains(&key.as_str()) {
-                let mut msg = format!("{at}: unknown key");
-                if let Some((_, hint)) = HINTS.iter().find(|(suffix, _)| at.ends_with(suffix)) {
-                    msg.push_str(&format!(" ({hint})"));
-                } else if let Some(s) = suggest(key, known.iter().copied()) {
-                    msg.push_str(&format!(", did you mean '{s}'?"));
+            match known.iter().position(|k| k == key) {
+                Some(i) if seen[i] => {
+                    let at = o.at(key);
+                    self.warn(format!("{at}: duplicate key; the last value is used"));
                 }
-                self.warn(msg);
+                Some(i) => seen[i] = true,
+                None if self.room_for_warning() => {
+                    let at = o.at(&shown(key));
+                    let mut msg = format!("{at}: unknown key");
+                    if let Some((_, hint)) = HINTS.iter().find(|(suffix, _)| at.ends_with(suffix)) {
+                        msg.push_str(&format!(" ({hint})"));
+                    } else if let Some(s) =
+                        suggest_within(key, known.iter().copied(), &mut self.suggest_budget)
+                    {
+                        msg.push_str(&format!(", did you mean '{s}'?"));
+                    }
+                    self.warn(msg);
+                }
+                None => {}
             }
         }
         Ok(o)
@@ -339,48 +348,126 @@ pub(super) fn did_you_mean(got: &str, known: &[&str]) -> String {
     }
 }
 
+/// Strings longer than this get no did-you-mean: nobody mistypes a key that
+/// long, and comparing costs in proportion to the length (issue #12: a 4 MB
+/// unknown key took 9.6 s and 569 MB).
+const MAX_SUGGESTED: usize = 64;
+/// What one `suggest` may spend, in candidates looked at plus table cells
+/// filled; ample for the fixed lists of keys and values.
+const ONE_SUGGESTION: usize = 1 << 20;
+
 /// The known key `key` was probably meant to be: the same but for case, or
 /// within two edits (and fewer edits than the key has letters).
 pub(super) fn suggest<'k>(key: &str, known: impl IntoIterator<Item = &'k str>) -> Option<&'k str> {
-    let key_lower = key.to_ascii_lowercase();
-    let mut best: Option<(usize, &'k str)> = None;
-    for k in known {
-        let d = if k.eq_ignore_ascii_case(key) {
-            0
-        } else {
-            edit_distance(&key_lower, &k.to_ascii_lowercase())
-        };
-        if d <= 2 && (d == 0 || d < key.chars().count()) && best.is_none_or(|(b, _)| d < b) {
-            best = Some((d, k));
-        }
-    }
-    best.map(|(_, k)| k)
+    let mut budget = ONE_SUGGESTION;
+    suggest_within(key, known, &mut budget)
 }
 
-/// Optimal string alignment distance (Levenshtein plus adjacent transpositions).
-fn edit_distance(a: &str, b: &str) -> usize {
-    let a: Vec<char> = a.chars().collect();
-    let b: Vec<char> = b.chars().collect();
-    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
-    for (i, row) in d.iter_mut().enumerate() {
-        row[0] = i;
+/// `suggest`, spending at most `budget` (candidates looked at plus table
+/// cells filled) and taking what it spent from it: a config with many
+/// unknown names among many candidates stops getting suggestions rather than
+/// costing time in proportion to their product.
+pub(super) fn suggest_within<'k>(
+    key: &str,
+    known: impl IntoIterator<Item = &'k str>,
+    budget: &mut usize,
+) -> Option<&'k str> {
+    closest(key, known, budget).map(|(_, k)| k)
+}
+
+/// The candidate `suggest_within` would give, and its distance.
+pub(super) fn closest<'k>(
+    key: &str,
+    known: impl IntoIterator<Item = &'k str>,
+    budget: &mut usize,
+) -> Option<(usize, &'k str)> {
+    if key.len() > MAX_SUGGESTED {
+        return None;
     }
-    for (j, cell) in d[0].iter_mut().enumerate() {
-        *cell = j;
+    let mut a = ['\0'; MAX_SUGGESTED];
+    let mut a_len = 0;
+    for c in key.chars() {
+        a[a_len] = c.to_ascii_lowercase();
+        a_len += 1;
     }
-    for i in 1..=a.len() {
-        for j in 1..=b.len() {
-            let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1)
-                .min(d[i][j - 1] + 1)
-                .min(d[i - 1][j - 1] + cost);
-            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
-                best = best.min(d[i - 2][j - 2] + 1);
+    let a = &a[..a_len];
+    let mut best: Option<(usize, &'k str)> = None;
+    for k in known {
+        // A char is 1 to 4 bytes and an edit changes the length by one char.
+        let cost = if k.len() > 4 * (a.len() + 2) || k.len() + 2 < a.len() {
+            1
+        } else {
+            1 + k.len()
+        };
+        if *budget < cost {
+            *budget = 0;
+            break;
+        }
+        *budget -= cost;
+        if cost == 1 {
+            continue;
+        }
+        let mut b = ['\0'; MAX_SUGGESTED + 2];
+        let mut b_len = 0;
+        for c in k.chars() {
+            if b_len == b.len() {
+                break;
             }
-            d[i][j] = best;
+            b[b_len] = c.to_ascii_lowercase();
+            b_len += 1;
+        }
+        if b_len == b.len() && k.chars().count() > b.len() {
+            continue;
+        }
+        let b = &b[..b_len];
+        if a.len().abs_diff(b.len()) > 2 {
+            continue;
+        }
+        let cells = a.len() * b.len();
+        if *budget < cells {
+            *budget = 0;
+            break;
+        }
+        *budget -= cells;
+        let d = edit_distance(a, b);
+        if d <= 2 && (d == 0 || d < a.len()) && best.is_none_or(|(b, _)| d < b) {
+            best = Some((d, k));
+            if d == 0 {
+                break;
+            }
         }
     }
-    d[a.len()][b.len()]
+    best
+}
+
+/// Optimal string alignment distance (Levenshtein plus adjacent
+/// transpositions), in three short rows on the stack: both strings are at
+/// most `MAX_SUGGESTED + 2` chars.
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    // Row i of the table is rows[i % 3]; distances fit in a byte.
+    let mut rows = [[0u8; MAX_SUGGESTED + 3]; 3];
+    let (a, b) = (
+        &a[..a.len().min(MAX_SUGGESTED + 2)],
+        &b[..b.len().min(MAX_SUGGESTED + 2)],
+    );
+    for (j, cell) in rows[0][..=b.len()].iter_mut().enumerate() {
+        *cell = j as u8;
+    }
+    for i in 1..=a.len() {
+        let (two_up, prev, cur) = ((i + 1) % 3, (i + 2) % 3, i % 3);
+        rows[cur][0] = i as u8;
+        for j in 1..=b.len() {
+            let cost = u8::from(a[i - 1] != b[j - 1]);
+            let mut best = (rows[prev][j] + 1)
+                .min(rows[cur][j - 1] + 1)
+                .min(rows[prev][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                best = best.min(rows[two_up][j - 2] + 1);
+            }
+            rows[cur][j] = best;
+        }
+    }
+    usize::from(rows[a.len() % 3][b.len()])
 }
 
 #[cfg(test)]
@@ -484,8 +571,92 @@ mod tests {
         assert_eq!(suggest("xyz", ["ttl"]), None);
         // Two edits on a two-letter key would match anything.
         assert_eq!(suggest("ab", ["dc"]), None);
-        assert_eq!(edit_distance("kitten", "sitting"), 3);
-        assert_eq!(edit_distance("", "abc"), 3);
-        assert_eq!(edit_distance("ab", "ba"), 1);
+        let d = |a: &str, b: &str| {
+            let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+            edit_distance(&a, &b)
+        };
+        assert_eq!(d("kitten", "sitting"), 3);
+        assert_eq!(d("", "abc"), 3);
+        assert_eq!(d("abc", ""), 3);
+        assert_eq!(d("ab", "ba"), 1);
+        assert_eq!(d("ca", "abc"), 3);
+        assert_eq!(d("restartDelya", "restartDelay"), 1);
+        assert_eq!(d("é", "e"), 1);
+    }
+
+    // -- bounds (issue #12) ---------------------------------------------------------
+
+    #[test]
+    fn long_strings_get_no_suggestion() {
+        let candidate = "a".repeat(64);
+        // 64 bytes, one edit away: suggested.
+        let near = format!("{}x", "a".repeat(63));
+        assert_eq!(
+            suggest(&near, [candidate.as_str()]),
+            Some(candidate.as_str())
+        );
+        // 65 bytes: not even looked at.
+        assert_eq!(suggest(&format!("{near}y"), [candidate.as_str()]), None);
+        // Neither a long candidate.
+        assert_eq!(suggest("ab", ["ab".repeat(1000).as_str()]), None);
+    }
+
+    #[test]
+    fn suggestions_stop_when_the_budget_is_spent() {
+        let mut budget = 0;
+        assert_eq!(suggest_within("tll", ["ttl"], &mut budget), None);
+        // "tll" against "ttl": one look, three bytes, nine cells.
+        let mut budget = 1 + 3 + 9;
+        assert_eq!(suggest_within("tll", ["ttl"], &mut budget), Some("ttl"));
+        assert_eq!(budget, 0);
+        let mut budget = 1 + 3 + 8;
+        assert_eq!(suggest_within("tll", ["ttl"], &mut budget), None);
+        // Candidates of the wrong length cost one look each.
+        let mut budget = 100;
+        let many = vec!["a-very-long-candidate"; 50];
+        assert_eq!(
+            suggest_within("tll", many.iter().copied(), &mut budget),
+            None
+        );
+        assert_eq!(budget, 50);
+    }
+
+    #[test]
+    fn warnings_are_capped_and_the_rest_counted() {
+        let keys: Vec<String> = (0..1500).map(|i| format!("k{i}: 1")).collect();
+        let w = warnings(&format!("{{{}}}", keys.join(", ")));
+        assert_eq!(w.len(), 1001);
+        assert_eq!(w[0], "k0: unknown key");
+        assert_eq!(w[999], "k999: unknown key");
+        assert_eq!(
+            w[1000],
+            "500 more warnings not shown (only the first 1000 are)"
+        );
+        // An error still carries the kept ones as notes.
+        let e = err(&format!("{{{}, stopTimeout: 'x'}}", keys.join(", ")));
+        assert_eq!(e.lines().count(), 1 + 1001, "{}", &e[..200]);
+    }
+
+    #[test]
+    fn a_long_unknown_key_is_shown_cut_short() {
+        let key = "k".repeat(1 << 20);
+        let w = warnings(&format!(
+            "{{{key}: 1, jobs: [{{name: 'a', exec: 'x', {key}: 2}}]}}"
+        ));
+        assert_eq!(
+            w,
+            [
+                format!("{}...: unknown key", "k".repeat(60)),
+                format!("job[a].{}...: unknown key", "k".repeat(60)),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_repeated_unknown_key_is_unknown_each_time() {
+        assert_eq!(
+            warnings("{x: 1, x: 2}"),
+            ["x: unknown key", "x: unknown key"]
+        );
     }
 }

@@ -4,8 +4,8 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use super::jobs::check_service_name;
-use super::obj::{expected, explicit_name, invalid, Obj};
-use super::{Result, Validator};
+use super::obj::{expected, explicit_name, invalid, shown, Obj};
+use super::{Result, Validator, MAX_LABELLED_NAME};
 use crate::config::tree::Node;
 use crate::config::WatchConfig;
 
@@ -29,7 +29,7 @@ impl Validator<'_> {
             if !seen.insert(w.name.clone()) {
                 return Err(invalid(format!(
                     "watch[{}] is defined more than once; watch names must be unique",
-                    w.name
+                    shown(&w.name)
                 )));
             }
             out.push(w);
@@ -46,7 +46,12 @@ impl Validator<'_> {
             Some(n) => n,
             None => return Err(invalid(format!("{index}.name is required"))),
         };
-        let o = self.obj(format!("watch[{name}]"), node, WATCH_KEYS)?;
+        let label = if name.len() <= MAX_LABELLED_NAME {
+            format!("watch[{name}]")
+        } else {
+            index
+        };
+        let o = self.obj(label, node, WATCH_KEYS)?;
         check_service_name(&o.at("name"), &name, "")?;
         let interval = match o.duration("interval")? {
             None => return Err(invalid(format!("{} is required", o.at("interval")))),

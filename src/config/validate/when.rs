@@ -7,9 +7,10 @@
 //! `any` the source is left out.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use super::jobs::{Context, MIN_INTERVAL};
-use super::obj::{expected, invalid, shown, suggest, Obj};
+use super::obj::{closest, expected, invalid, shown, suggest, suggest_within, Obj};
 use super::{Result, Validator};
 use crate::config::tree::Node;
 use crate::config::When;
@@ -63,13 +64,12 @@ impl Validator<'_> {
             }
             return Ok((When::Interval(every), false));
         }
-        let list_key = match (w.get("any").is_some(), w.get("all").is_some()) {
-            (true, true) => Some("both"),
-            (true, false) => Some("any"),
-            (false, true) => Some("all"),
-            (false, false) => None,
-        };
-        if list_key == Some("both") || (source.is_some() && list_key.is_some()) {
+        let lists: Vec<&str> = ["any", "all"]
+            .into_iter()
+            .filter(|k| w.get(k).is_some())
+            .collect();
+        let list_key = lists.first().copied();
+        if lists.len() + usize::from(source.is_some()) > 1 {
             return Err(invalid(format!(
                 "{} can have only one of 'source', 'any' or 'all'",
                 w.path
@@ -124,8 +124,10 @@ impl Validator<'_> {
             )));
         };
         let Some(kind) = source_kind(&source, ctx) else {
-            let unknown = [self.unknown_source(&source, ctx, true)];
-            self.warn(never_runs(&job.path, &unknown));
+            if self.room_for_warning() {
+                let unknown = self.unknown_sources(&[&source], ctx, true);
+                self.warn(never_runs(&job.path, &unknown));
+            }
             return Ok((When::Never, !once));
         };
         let event_path = w.at(if once { "once" } else { "each" });
@@ -149,7 +151,7 @@ impl Validator<'_> {
         w: &Obj,
         key: &str,
         event: Option<(EventCode, bool)>,
-        timeout: Option<std::time::Duration>,
+        timeout: Option<Duration>,
         ctx: &Context,
     ) -> Result<When> {
         let path = w.at(key);
@@ -188,30 +190,37 @@ impl Validator<'_> {
             )));
         };
         let mut known: Vec<(&str, SourceKind)> = Vec::with_capacity(listed.len());
-        let mut unknown: Vec<String> = Vec::new();
+        let mut unknown: Vec<&str> = Vec::new();
         for s in listed {
             match source_kind(s, ctx) {
                 Some(kind) => known.push((s, kind)),
-                None => unknown.push(self.unknown_source(s, ctx, false)),
+                None => unknown.push(s),
             }
         }
         let all = key == "all";
         if !unknown.is_empty() {
-            if all || known.is_empty() {
-                self.warn(never_runs(&job.path, &unknown));
+            let never = all || known.is_empty();
+            if self.room_for_warning() {
+                let names = self.unknown_sources(&unknown, ctx, false);
+                let msg = if never {
+                    never_runs(&job.path, &names)
+                } else {
+                    let (pronoun, verb) = if unknown.len() == 1 {
+                        ("it", "is")
+                    } else {
+                        ("they", "are")
+                    };
+                    format!(
+                        "{} waits for {names} (in when.any), which no job or watch provides; \
+                         {pronoun} {verb} ignored",
+                        job.path
+                    )
+                };
+                self.warn(msg);
+            }
+            if never {
                 return Ok(When::Never);
             }
-            let (pronoun, verb) = if unknown.len() == 1 {
-                ("it", "is")
-            } else {
-                ("they", "are")
-            };
-            self.warn(format!(
-                "{} waits for {} (in when.any), which no job or watch provides; \
-                 {pronoun} {verb} ignored",
-                job.path,
-                unknown.join(" and ")
-            ));
         }
         let event_path = w.at(if once { "once" } else { "each" });
         let silent: Vec<&str> = known
@@ -233,40 +242,64 @@ impl Validator<'_> {
         })
     }
 
-    /// `'name'`, plus the source probably meant when one is close.
-    fn unknown_source(&mut self, source: &str, ctx: &Context, signals: bool) -> String {
-        let mut out = format!("'{}'", shown(source));
-        let hint = if let Some(watch) = source.strip_prefix("watch.") {
-            suggest(watch, ctx.watches.iter().map(String::as_str)).map(|s| format!("watch.{s}"))
-        } else if ctx.watches.contains(source) {
-            // Watch events come from `watch.NAME`, not the bare watch name.
-            Some(format!("watch.{source}"))
-        } else {
-            let watches: Vec<String> = ctx.watches.iter().map(|w| format!("watch.{w}")).collect();
-            let signals: &[&str] = if signals { &SIGNAL_SOURCES } else { &[] };
-            let candidates = ctx
-                .jobs
-                .iter()
-                .map(String::as_str)
-                .chain(watches.iter().map(String::as_str))
-                .chain([GLOBAL])
-                .chain(signals.iter().copied());
-            suggest(source, candidates).map(str::to_string)
-        };
-        if let Some(h) = hint {
-            out.push_str(&format!(" (did you mean '{h}'?)"));
+    /// `'a' and 'b'`, each with the source probably meant when one is close;
+    /// a long list is cut short.
+    fn unknown_sources(&mut self, sources: &[&str], ctx: &Context, signals: bool) -> String {
+        const SHOWN: usize = 10;
+        let mut parts: Vec<String> = Vec::new();
+        for source in sources.iter().take(SHOWN) {
+            let mut part = format!("'{}'", shown(source));
+            if let Some(h) = self.source_hint(source, ctx, signals) {
+                part.push_str(&format!(" (did you mean '{h}'?)"));
+            }
+            parts.push(part);
         }
-        out
+        if sources.len() > SHOWN {
+            parts.push(format!("{} more", sources.len() - SHOWN));
+        }
+        parts.join(" and ")
+    }
+
+    /// The source probably meant instead of `source`, which names nothing.
+    fn source_hint(&mut self, source: &str, ctx: &Context, signals: bool) -> Option<String> {
+        let budget = &mut self.suggest_budget;
+        if let Some(watch) = source.strip_prefix("watch.") {
+            let watches = ctx.watches.iter().map(String::as_str);
+            return suggest_within(watch, watches, budget).map(|s| format!("watch.{s}"));
+        }
+        if ctx.watches.contains(source) {
+            // Watch events come from `watch.NAME`, not the bare watch name.
+            return Some(format!("watch.{source}"));
+        }
+        let jobs = closest(source, ctx.jobs.iter().map(String::as_str), budget)
+            .map(|(d, s)| (d, s.to_string()));
+        // `watch-db` for `watch.db`: the rest against the watch names.
+        let watches = source.strip_prefix("watch").and_then(|rest| {
+            let rest = rest
+                .strip_prefix(|c: char| !c.is_ascii_alphanumeric())
+                .unwrap_or(rest);
+            closest(rest, ctx.watches.iter().map(String::as_str), budget)
+                .map(|(d, w)| (d + 1, format!("watch.{w}")))
+        });
+        let signals: &[&str] = if signals { &SIGNAL_SOURCES } else { &[] };
+        let fixed = closest(
+            source,
+            [GLOBAL].into_iter().chain(signals.iter().copied()),
+            budget,
+        )
+        .map(|(d, s)| (d, s.to_string()));
+        [jobs, watches, fixed]
+            .into_iter()
+            .flatten()
+            .reduce(|best, next| if next.0 < best.0 { next } else { best })
+            .map(|(_, s)| s)
     }
 }
 
 /// SPEC §2.3: `job[X] waits for 'watch.influxdb', which no job or watch
 /// provides; it will never run`.
-fn never_runs(job: &str, unknown: &[String]) -> String {
-    format!(
-        "{job} waits for {}, which no job or watch provides; it will never run",
-        unknown.join(" and ")
-    )
+fn never_runs(job: &str, unknown: &str) -> String {
+    format!("{job} waits for {unknown}, which no job or watch provides; it will never run")
 }
 
 fn never_publishes(path: &str, source: &str, code: EventCode, never: bool) -> String {
@@ -747,5 +780,22 @@ mod tests {
             assert!(w.iter().any(|w| w.contains(note)), "{when}: {w:?}");
         }
         assert!(ok(&two_jobs("{source: 'b', once: 'healthy'}")).1.is_empty());
+    }
+
+    #[test]
+    fn a_long_list_of_unknown_sources_is_cut_short() {
+        let list: Vec<String> = (0..12).map(|i| format!("'u{i}'")).collect();
+        let (c, w) = ok(&two_jobs(&format!(
+            "{{all: [{}], once: 'healthy'}}",
+            list.join(", ")
+        )));
+        assert_eq!(c.jobs[0].when, When::Never);
+        assert_eq!(
+            w,
+            [
+                "job[a] waits for 'u0' and 'u1' and 'u2' and 'u3' and 'u4' and 'u5' and 'u6' and \
+              'u7' and 'u8' and 'u9' and 2 more, which no job or watch provides; it will never run"
+            ]
+        );
     }
 }
