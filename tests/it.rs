@@ -24,3 +24,6 @@ mod scratch;
 // agent test double: registration, heartbeats, tokens, agent restarts and
 // outages, deregistration, the telemetry service, watches.
 mod discovery;
+// SPEC §6 TLS (issue #13): the agent behind a TLS front with a throw-away CA:
+// verification and its failures, mutual TLS, the 3.x variables, keep-alive.
+mod tls;
