@@ -725,7 +725,12 @@ fn fig_size(ctx: &Ctx) {
         ),
         None => "binary size (as installed)".to_string(),
     };
-    row(&name, ours, peers, "≤ 2.3 MiB stripped, static (TLS included)");
+    row(
+        &name,
+        ours,
+        peers,
+        "≤ 2.3 MiB stripped, static (TLS included)",
+    );
 
     // SPEC §8: the build without the `tls` feature (scripts/build-static
     // --minimal), which scripts/bench passes as BENCH_MINIMAL_BIN.

@@ -1340,6 +1340,27 @@ mod tests {
         }
 
         #[test]
+        fn a_closed_tls_connection_is_replaced_transparently() {
+            let dir = TempDir::new();
+            let pki = Pki::new(&dir.0, "ca");
+            let (crt, key) = pki.issue("agent", &Spec::server(&["127.0.0.1"]));
+            // Two requests per connection, then the server hangs up (the
+            // front ends TLS with close_notify).
+            let server = kept_server(2);
+            let front = TlsFront::start(&server.addr, &FrontOptions::new(&crt, &key));
+            let mut c = client(
+                &front.addr(),
+                &settings("127.0.0.1", Some(&pki.ca_file()), Verify::Ca),
+            );
+            for want in ["1", "2"] {
+                assert_eq!(get(&mut c).unwrap().text(), want);
+            }
+            server.closed.recv_timeout(T).unwrap();
+            assert_eq!(get(&mut c).unwrap().text(), "3");
+            assert_eq!(front.handshakes(), 2);
+        }
+
+        #[test]
         fn failures_in_plain_words() {
             let dir = TempDir::new();
             let pki = Pki::new(&dir.0, "ca");

@@ -117,8 +117,10 @@ mod imp {
     /// Largest file read as a CA bundle, certificate or key: a system bundle
     /// is ~200 KiB; anything much larger is not what the setting meant.
     const MAX_FILE: u64 = 8 * 1024 * 1024;
-    /// Most files read from one CA directory (and its subdirectories).
+    /// Most files read from one system roots directory.
     const MAX_DIR_FILES: usize = 10_000;
+    /// Most entries looked at under one CA directory (subdirectories too).
+    const MAX_DIR_ENTRIES: usize = 10_000;
     /// How deep a CA directory is walked.
     const MAX_DIR_DEPTH: usize = 8;
 
@@ -183,6 +185,9 @@ mod imp {
     fn files_under(dir: &std::path::Path, from: &str) -> Result<Vec<std::path::PathBuf>, String> {
         let mut out = Vec::new();
         let mut todo = vec![(dir.to_path_buf(), 0)];
+        // Entries of any kind looked at: symlinked directories can make a
+        // small tree look endless.
+        let mut looked = 0;
         while let Some((d, depth)) = todo.pop() {
             let entries = std::fs::read_dir(&d)
                 .map_err(|e| format!("{from}: cannot read {}: {}", d.display(), os_words(&e)))?;
@@ -190,6 +195,13 @@ mod imp {
                 let entry = entry.map_err(|e| {
                     format!("{from}: cannot read {}: {}", d.display(), os_words(&e))
                 })?;
+                looked += 1;
+                if looked > MAX_DIR_ENTRIES {
+                    return Err(format!(
+                        "{from}: {} holds more than {MAX_DIR_ENTRIES} entries",
+                        dir.display()
+                    ));
+                }
                 let path = entry.path();
                 let meta = std::fs::metadata(&path).map_err(|e| {
                     format!("{from}: cannot read {}: {}", path.display(), os_words(&e))
@@ -199,12 +211,6 @@ mod imp {
                         todo.push((path, depth + 1));
                     }
                 } else if meta.is_file() {
-                    if out.len() >= MAX_DIR_FILES {
-                        return Err(format!(
-                            "{from}: {} holds more than {MAX_DIR_FILES} files",
-                            dir.display()
-                        ));
-                    }
                     out.push(path);
                 }
             }
@@ -349,7 +355,12 @@ mod imp {
                     if let Some(words) = self.explain(&e) {
                         return Err(HandshakeError::Tls(words));
                     }
-                    if e.kind() == io::ErrorKind::UnexpectedEof {
+                    // A server that refuses the handshake may hang up (or
+                    // reset) instead of sending an alert.
+                    if matches!(
+                        e.kind(),
+                        io::ErrorKind::UnexpectedEof | io::ErrorKind::ConnectionReset
+                    ) {
                         return Err(HandshakeError::Tls(self.closed_in_handshake()));
                     }
                     return Err(HandshakeError::Io(e));
