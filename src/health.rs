@@ -10,6 +10,7 @@
 //! output is the connect error). An exec check passes on exit 0 and is
 //! SIGKILLed (as a group) when it outlives the timeout.
 
+use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::sync::Arc;
 use std::thread;
@@ -19,7 +20,6 @@ use crossbeam_channel::Sender;
 use nix::sys::signal::Signal;
 
 use crate::config::{HttpProbe, Probe};
-use crate::http;
 use crate::inbox::{self, Inbox, Mailbox};
 use crate::job::next_tick;
 use crate::log;
@@ -319,40 +319,112 @@ fn take_line(
     }
 }
 
-/// A GET of the probe's URL: 200-399 within `timeout` passes.
+/// A GET of the probe's URL: a status of 200-399 within `timeout` passes,
+/// and the output is the status line as the server sent it. Only the head
+/// is waited for: a body, however large or slow, is never read (a server
+/// that hangs after its headers cannot hold the checks up).
 pub fn http_probe(p: &HttpProbe, timeout: Duration) -> (bool, String) {
-    let addr = host_port(&p.host, p.port);
-    let headers = [("User-Agent", "containerpilot"), ("Connection", "close")];
-    match http::tcp_request(&addr, "GET", &p.path, &headers, None, timeout) {
-        Ok(r) => {
-            let line = format!("HTTP/1.1 {} {}", r.status, http::reason(r.status));
-            ((200..400).contains(&r.status), line)
-        }
-        Err(e) => (
+    let deadline = Instant::now() + timeout;
+    let target = host_port(&p.host, p.port);
+    let failed = |why: String| {
+        (
             false,
-            cut(&format!("GET {}: {e}", p.url), MAX_OUTPUT).to_string(),
-        ),
+            cut(&format!("GET {}: {why}", p.url), MAX_OUTPUT).to_string(),
+        )
+    };
+    let mut stream = match connect(&target, deadline) {
+        Ok(s) => s,
+        Err(why) => return failed(why),
+    };
+    let request = format!(
+        "GET {} HTTP/1.1\r\nHost: {target}\r\nUser-Agent: containerpilot\r\nAccept: */*\r\nConnection: close\r\n\r\n",
+        p.path
+    );
+    let _ = stream.set_write_timeout(Some(left(deadline)));
+    if let Err(e) = stream.write_all(request.as_bytes()) {
+        return failed(format!("cannot send the request: {e}"));
     }
+    let mut head = Vec::with_capacity(256);
+    let mut buf = [0u8; 1024];
+    let line = loop {
+        if let Some(nl) = head.iter().position(|b| *b == b'\n') {
+            break String::from_utf8_lossy(&head[..nl]).trim_end().to_string();
+        }
+        if head.len() > MAX_STATUS_LINE {
+            return failed("the status line is too long".into());
+        }
+        if Instant::now() >= deadline {
+            return failed(format!("no response within {timeout:?}"));
+        }
+        let _ = stream.set_read_timeout(Some(left(deadline)));
+        match stream.read(&mut buf) {
+            Ok(0) => return failed("the server closed the connection without answering".into()),
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) =>
+            {
+                return failed(format!("no response within {timeout:?}"))
+            }
+            Err(e) => return failed(format!("cannot read the response: {e}")),
+        }
+    };
+    // `HTTP/1.1 503 Service Unavailable`: the version, the code, a reason.
+    let mut parts = line.split(' ');
+    let status = match (
+        parts.next(),
+        parts.next().and_then(|c| c.parse::<u16>().ok()),
+    ) {
+        (Some(v), Some(code)) if v.starts_with("HTTP/") => code,
+        _ => return failed(format!("not an HTTP status line: {line:?}")),
+    };
+    (
+        (200..400).contains(&status),
+        cut(&line, MAX_OUTPUT).to_string(),
+    )
 }
 
 /// A connection to `host:port` accepted within `timeout` passes.
 pub fn tcp_probe(host: &str, port: u16, timeout: Duration) -> (bool, String) {
     let target = host_port(host, port);
-    let addrs = match target.to_socket_addrs() {
-        Ok(a) => a,
-        Err(e) => return (false, format!("cannot resolve {target}: {e}")),
-    };
+    match connect(&target, Instant::now() + timeout) {
+        Ok(s) => (
+            true,
+            match s.peer_addr() {
+                Ok(a) => format!("connected to {a}"),
+                Err(_) => format!("connected to {target}"),
+            },
+        ),
+        Err(why) => (false, why),
+    }
+}
+
+/// A status line longer than this is not one.
+const MAX_STATUS_LINE: usize = 8 * 1024;
+
+fn left(deadline: Instant) -> Duration {
+    deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(1))
+}
+
+/// Connect to `target` (`host:port`, the name through the system's
+/// resolver), trying each address it resolves to until the deadline.
+fn connect(target: &str, deadline: Instant) -> Result<TcpStream, String> {
+    let addrs = target
+        .to_socket_addrs()
+        .map_err(|e| format!("cannot resolve {target}: {e}"))?;
     let mut last = None;
     for addr in addrs {
-        match TcpStream::connect_timeout(&addr, timeout) {
-            Ok(_) => return (true, format!("connected to {addr}")),
+        match TcpStream::connect_timeout(&addr, left(deadline)) {
+            Ok(s) => return Ok(s),
             Err(e) => last = Some(format!("cannot connect to {target} ({addr}): {e}")),
         }
     }
-    (
-        false,
-        last.unwrap_or_else(|| format!("{target} resolves to no address")),
-    )
+    Err(last.unwrap_or_else(|| format!("{target} resolves to no address")))
 }
 
 /// `host:port`, with an IPv6 address in brackets.

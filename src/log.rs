@@ -372,7 +372,7 @@ pub fn rfc3339(t: SystemTime) -> String {
 /// calendar: Howard Hinnant's `civil_from_days`
 /// (<https://howardhinnant.github.io/date_algorithms.html>), for days >= 0,
 /// where eras are 400-year cycles starting on 0000-03-01.
-fn civil_from_days(days: u64) -> (u64, u64, u64) {
+pub(crate) fn civil_from_days(days: u64) -> (u64, u64, u64) {
     let z = days + 719_468;
     let era = z / 146_097;
     let doe = z % 146_097; // day of era, [0, 146096]

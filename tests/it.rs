@@ -31,3 +31,6 @@ mod discovery;
 mod jobs;
 // Regression tests named after the faults they pin down (issue #12 and later).
 mod regression;
+// SPEC §6 TLS (issue #13): the agent behind a TLS front with a throw-away CA:
+// verification and its failures, mutual TLS, the 3.x variables, keep-alive.
+mod tls;

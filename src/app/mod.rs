@@ -329,7 +329,8 @@ impl App {
         let now = Instant::now();
         for i in 0..self.entries.len() {
             let seeds = self.seeds(&self.entries[i].job.cfg);
-            self.entries[i].job.on_subscribed(now, seeds);
+            let actions = self.entries[i].job.on_subscribed(now, seeds);
+            self.apply(i, actions);
         }
         for i in 0..self.entries.len() {
             self.register(i);
@@ -808,10 +809,12 @@ impl App {
         self.entries[i].pending_start = false;
         self.register(i);
         let seeds = self.seeds(&self.entries[i].job.cfg);
-        self.entries[i].job.on_subscribed(now, seeds);
-        let mut actions = self.entries[i]
-            .job
-            .on_event(&Event::global(EventCode::Startup), now);
+        let mut actions = self.entries[i].job.on_subscribed(now, seeds);
+        actions.extend(
+            self.entries[i]
+                .job
+                .on_event(&Event::global(EventCode::Startup), now),
+        );
         if self.maintenance {
             actions.extend(self.entries[i].job.set_maintenance(true, now));
         }

@@ -37,7 +37,12 @@ pub struct ConsulConfig {
     pub address: String,
     /// `http` or `https`.
     pub scheme: String,
+    /// The address (`http://`, `https://`) or the `scheme` key said which:
+    /// then `CONSUL_HTTP_SSL` cannot change it (SPEC §3.7).
+    pub scheme_explicit: bool,
     pub token: Option<String>,
+    /// The `tls` block as written; the environment's `CONSUL_*` TLS
+    /// variables are merged in by `discovery::consul::resolve`.
     pub tls: Option<TlsConfig>,
 }
 
@@ -48,7 +53,8 @@ pub struct TlsConfig {
     pub clientcert: Option<String>,
     pub clientkey: Option<String>,
     pub servername: Option<String>,
-    pub verify: bool,
+    /// `None` when the block does not say (SPEC §6: then a CA decides).
+    pub verify: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -1,5 +1,8 @@
-//! The Consul agent HTTP API, one function per endpoint we use. Each call is
-//! one request with a timeout; retrying is the caller's business.
+//! The Consul agent HTTP API, one function per endpoint we use, and how
+//! the config and the environment name the agent and its TLS settings
+//! ([`resolve`]). Each call is one request with a timeout, on a connection
+//! the client keeps open between calls (plain or TLS); retrying is the
+//! caller's business.
 //!
 //! Bodies and paths follow Consul's agent API as the Go client that 3.x used
 //! sends them: `PUT /v1/agent/service/register` (no `CheckID`: Consul names
@@ -7,8 +10,9 @@
 //! `{"Status","Output"}`, `PUT /v1/agent/service/deregister/ID`, and
 //! `GET /v1/health/service/NAME?passing=1[&tag=T][&dc=D]`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
@@ -16,7 +20,8 @@ use serde_json::{json, Map, Value};
 use super::{Instance, Registration};
 use crate::config::duration::go_string;
 use crate::config::ConsulConfig;
-use crate::http::{tcp_request, ClientResponse, HttpError};
+use crate::http::tls::{self, Named, Verify};
+use crate::http::{ClientResponse, HttpError, KeepAlive};
 
 /// Bounds every call: connect, and each read and write.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -75,8 +80,10 @@ impl ConsulError {
     }
 
     /// The agent may have acted on the request although we got no answer.
+    /// A TLS failure is a refusal: the agent never read the request.
     pub fn maybe_applied(&self) -> bool {
-        matches!(self, ConsulError::Unreachable(e) if !matches!(e, HttpError::Connect { .. }))
+        matches!(self, ConsulError::Unreachable(e)
+            if !matches!(e, HttpError::Connect { .. } | HttpError::Tls { .. }))
     }
 }
 
@@ -97,39 +104,223 @@ impl fmt::Display for ConsulError {
     }
 }
 
-/// A client for one Consul agent. Cheap to clone; holds no connection
-/// (every call is one request with `Connection: close`).
-#[derive(Debug, Clone)]
+/// The agent as the config and the environment name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Endpoint {
+    /// `host:port`.
+    pub addr: String,
+    /// Present when the agent speaks https.
+    pub tls: Option<tls::Settings>,
+}
+
+/// The config keys of the `tls` block and the 3.x variables standing in
+/// for them, in the order they are resolved.
+const TLS_VARS: [(&str, &str); 5] = [
+    ("consul.tls.cafile", "CONSUL_CACERT"),
+    ("consul.tls.capath", "CONSUL_CAPATH"),
+    ("consul.tls.clientcert", "CONSUL_CLIENT_CERT"),
+    ("consul.tls.clientkey", "CONSUL_CLIENT_KEY"),
+    ("consul.tls.servername", "CONSUL_TLS_SERVER_NAME"),
+];
+
+/// Where the agent is and how to speak TLS to it, from the validated
+/// config and the environment (SPEC §6, §3.7), with the warnings to show
+/// at start-up:
+/// - `https://` (address or `CONSUL_HTTP_ADDR`) or `scheme: "https"`; else
+///   `CONSUL_HTTP_SSL=true` when neither names a scheme: it never
+///   overrides an address that says `http://`.
+/// - Each `tls` key wins over its variable (`CONSUL_CACERT`,
+///   `CONSUL_CAPATH`, `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`,
+///   `CONSUL_TLS_SERVER_NAME`, `CONSUL_HTTP_SSL_VERIFY`); empty values
+///   count as unset. (The token goes the other way: the validator lets
+///   `CONSUL_HTTP_TOKEN` override the config, as 3.x did.)
+/// - Verified when `verify` is true or a CA is given; an explicit `verify:
+///   false` wins over a CA; with neither, encrypted but not verified (as
+///   3.x), with a warning; `verify: true` without a CA means the system's
+///   roots.
+pub fn resolve(
+    cfg: &ConsulConfig,
+    env: &HashMap<String, String>,
+) -> Result<(Endpoint, Vec<String>), String> {
+    let var = |name: &str| env.get(name).filter(|v| !v.is_empty());
+    let mut warnings = Vec::new();
+    let mut flag = |name: &'static str| -> Option<bool> {
+        let v = var(name)?;
+        let parsed = go_bool(v);
+        if parsed.is_none() {
+            warnings.push(format!(
+                "{name}: '{v}' is neither true nor false (as Go reads them); ignored"
+            ));
+        }
+        parsed
+    };
+    let https = match cfg.scheme.as_str() {
+        "https" => true,
+        "http" if cfg.scheme_explicit => false,
+        "http" => flag("CONSUL_HTTP_SSL").unwrap_or(false),
+        other => {
+            return Err(format!(
+                "cannot talk to the Consul agent: unknown scheme {other:?}"
+            ))
+        }
+    };
+    let block = cfg.tls.as_ref();
+    if !https {
+        if block.is_some() {
+            warnings.push(format!(
+                "consul.tls is set, but the Consul agent's address {} is http: the tls \
+                 settings are not used (give an https:// address or scheme: \"https\")",
+                cfg.address
+            ));
+        }
+        let endpoint = Endpoint {
+            addr: cfg.address.clone(),
+            tls: None,
+        };
+        return Ok((endpoint, warnings));
+    }
+    if !tls::AVAILABLE {
+        return Err(format!(
+            "cannot talk to the Consul agent at https://{}: this build has no TLS support \
+             (it was built without the cargo feature `tls`); use an http address (such as a \
+             local agent on 127.0.0.1:8500) or a build with TLS",
+            cfg.address
+        ));
+    }
+    let [cafile, capath, clientcert, clientkey, servername] = TLS_VARS.map(|(key, name)| {
+        let in_block = block.and_then(|t| match key {
+            "consul.tls.cafile" => t.cafile.as_ref(),
+            "consul.tls.capath" => t.capath.as_ref(),
+            "consul.tls.clientcert" => t.clientcert.as_ref(),
+            "consul.tls.clientkey" => t.clientkey.as_ref(),
+            _ => t.servername.as_ref(),
+        });
+        match in_block.filter(|v| !v.is_empty()) {
+            Some(v) => Some(Named {
+                value: v.clone(),
+                from: key,
+            }),
+            None => var(name).map(|v| Named {
+                value: v.clone(),
+                from: name,
+            }),
+        }
+    });
+    let verify_setting = match block.and_then(|t| t.verify) {
+        Some(v) => Some((v, "consul.tls.verify")),
+        None => flag("CONSUL_HTTP_SSL_VERIFY").map(|v| (v, "CONSUL_HTTP_SSL_VERIFY")),
+    };
+    let has_ca = cafile.is_some() || capath.is_some();
+    let verify = match verify_setting {
+        Some((false, _)) => Verify::Off,
+        _ if has_ca => Verify::Ca,
+        Some((true, because)) => Verify::System { because },
+        None => {
+            warnings.push(format!(
+                "consul: the connection to the Consul agent at https://{} is encrypted but the \
+                 agent's certificate is not verified (as ContainerPilot 3 did without a CA): \
+                 set CONSUL_CACERT or tls.cafile to the CA that signed it, or tls.verify: \
+                 false to say that this is meant",
+                cfg.address
+            ));
+            Verify::Off
+        }
+    };
+    let server_name = servername.unwrap_or_else(|| Named {
+        value: host_of(&cfg.address).to_string(),
+        from: "consul address",
+    });
+    let settings = tls::Settings {
+        server_name,
+        ca_file: cafile,
+        ca_path: capath,
+        client_cert: clientcert,
+        client_key: clientkey,
+        verify,
+        system_roots: tls::SystemRoots {
+            file: var("SSL_CERT_FILE").cloned(),
+            dirs: var("SSL_CERT_DIR").cloned(),
+        },
+    };
+    let endpoint = Endpoint {
+        addr: cfg.address.clone(),
+        tls: Some(settings),
+    };
+    Ok((endpoint, warnings))
+}
+
+/// Everything start-up checks about the agent connection, for the config's
+/// validation (so that `-validate` reports it too): the settings resolve,
+/// and every CA, certificate and key file they name can be read and used.
+/// Returns the warnings to show.
+pub fn check(cfg: &ConsulConfig, env: &HashMap<String, String>) -> Result<Vec<String>, String> {
+    let (endpoint, warnings) = resolve(cfg, env)?;
+    if let Some(settings) = &endpoint.tls {
+        tls::Connector::new(settings)?;
+    }
+    Ok(warnings)
+}
+
+/// Go's `strconv.ParseBool`, which 3.x read these variables with.
+fn go_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The host of `host:port` (`[v6]:port` without its brackets).
+fn host_of(addr: &str) -> &str {
+    let host = addr.rsplit_once(':').map_or(addr, |(h, _)| h);
+    host.strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host)
+}
+
+/// A client for one Consul agent. It keeps one connection open between
+/// calls; a clone starts without one (each thread owns its clone: the
+/// agent worker and the watch poller), sharing the TLS configuration and
+/// its session cache.
+#[derive(Debug)]
 pub struct Client {
     /// `host:port`.
     addr: String,
     token: Option<String>,
     timeout: Duration,
+    tls: Option<tls::Connector>,
+    conn: Mutex<KeepAlive>,
+}
+
+impl Clone for Client {
+    fn clone(&self) -> Client {
+        Client {
+            addr: self.addr.clone(),
+            token: self.token.clone(),
+            timeout: self.timeout,
+            tls: self.tls.clone(),
+            conn: Mutex::new(KeepAlive::new(&self.addr, self.tls.clone())),
+        }
+    }
 }
 
 impl Client {
-    /// A client for the configured agent. `https` is refused: there is no
-    /// TLS in this build.
+    /// A client for the configured agent, with the TLS settings the
+    /// process environment adds (see [`resolve`]).
     pub fn new(cfg: &ConsulConfig) -> Result<Client, String> {
-        match cfg.scheme.as_str() {
-            "http" => {}
-            "https" => {
-                return Err(format!(
-                    "cannot talk to the Consul agent at https://{}: this build has no TLS support; \
-                     use an http address (such as a local agent on 127.0.0.1:8500)",
-                    cfg.address
-                ))
-            }
-            other => {
-                return Err(format!(
-                    "cannot talk to the Consul agent: unknown scheme {other:?}"
-                ))
-            }
-        }
+        Client::with_env(cfg, &crate::config::environment())
+    }
+
+    /// As `new`, with the environment given.
+    pub fn with_env(cfg: &ConsulConfig, env: &HashMap<String, String>) -> Result<Client, String> {
+        let (endpoint, _) = resolve(cfg, env)?;
+        let tls = endpoint.tls.as_ref().map(tls::Connector::new).transpose()?;
         Ok(Client {
-            addr: cfg.address.clone(),
+            conn: Mutex::new(KeepAlive::new(&endpoint.addr, tls.clone())),
+            addr: endpoint.addr,
             token: cfg.token.clone().filter(|t| !t.is_empty()),
             timeout: DEFAULT_TIMEOUT,
+            tls,
         })
     }
 
@@ -223,7 +414,10 @@ impl Client {
         if body.is_some() {
             headers.push(("Content-Type", "application/json"));
         }
-        tcp_request(&self.addr, method, path, &headers, body, timeout)
+        self.conn
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .request(method, path, &headers, body, timeout)
             .map_err(ConsulError::Unreachable)
     }
 }
@@ -350,13 +544,20 @@ pub(super) mod tests {
 
     /// A client of the test double; shared by the agent and watch tests.
     pub(crate) fn client(fake: &FakeConsul, token: Option<&str>) -> Client {
-        Client::new(&ConsulConfig {
-            address: fake.addr(),
+        let mut cfg = http_cfg(&fake.addr());
+        cfg.token = token.map(String::from);
+        Client::with_env(&cfg, &HashMap::new()).unwrap()
+    }
+
+    /// `consul: "ADDR"` as the validator makes it (no scheme written).
+    fn http_cfg(addr: &str) -> ConsulConfig {
+        ConsulConfig {
+            address: addr.into(),
             scheme: "http".into(),
-            token: token.map(String::from),
+            scheme_explicit: false,
+            token: None,
             tls: None,
-        })
-        .unwrap()
+        }
     }
 
     fn reg(name: &str) -> Registration {
@@ -373,20 +574,216 @@ pub(super) mod tests {
         }
     }
 
+    #[cfg(not(feature = "tls"))]
     #[test]
-    fn https_is_refused_with_a_clear_error() {
-        let cfg = ConsulConfig {
-            address: "consul:8501".into(),
-            scheme: "https".into(),
-            token: None,
-            tls: None,
-        };
-        let e = Client::new(&cfg).unwrap_err();
+    fn https_is_refused_without_the_tls_feature() {
+        let mut cfg = http_cfg("consul:8501");
+        cfg.scheme = "https".into();
+        let e = Client::with_env(&cfg, &HashMap::new()).unwrap_err();
         assert!(
             e.starts_with("cannot talk to the Consul agent at https://consul:8501"),
             "{e}"
         );
         assert!(e.contains("no TLS support"), "{e}");
+        assert_eq!(check(&cfg, &HashMap::new()).unwrap_err(), e);
+    }
+
+    #[cfg(feature = "tls")]
+    mod resolving {
+        use super::*;
+        use crate::config::TlsConfig;
+        use crate::http::tls::{Settings, SystemRoots};
+
+        fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        }
+
+        fn resolved(cfg: &ConsulConfig, pairs: &[(&str, &str)]) -> (Option<Settings>, Vec<String>) {
+            let (endpoint, warnings) = resolve(cfg, &env(pairs)).unwrap();
+            assert_eq!(endpoint.addr, cfg.address);
+            (endpoint.tls, warnings)
+        }
+
+        fn https(addr: &str) -> ConsulConfig {
+            ConsulConfig {
+                scheme: "https".into(),
+                scheme_explicit: true,
+                ..http_cfg(addr)
+            }
+        }
+
+        fn named(value: &str, from: &'static str) -> Option<Named> {
+            Some(Named {
+                value: value.into(),
+                from,
+            })
+        }
+
+        #[test]
+        fn consul_http_ssl_upgrades_only_an_address_without_a_scheme() {
+            let ssl = [("CONSUL_HTTP_SSL", "true")];
+            assert!(resolved(&http_cfg("c:1"), &ssl).0.is_some());
+            assert!(resolved(&http_cfg("c:1"), &[("CONSUL_HTTP_SSL", "1")])
+                .0
+                .is_some());
+            assert!(resolved(&http_cfg("c:1"), &[("CONSUL_HTTP_SSL", "false")])
+                .0
+                .is_none());
+            assert!(resolved(&http_cfg("c:1"), &[]).0.is_none());
+            // `http://c:1` or `scheme: "http"`.
+            let explicit = ConsulConfig {
+                scheme_explicit: true,
+                ..http_cfg("c:1")
+            };
+            assert!(resolved(&explicit, &ssl).0.is_none());
+            let (tls, warnings) = resolved(&http_cfg("c:1"), &[("CONSUL_HTTP_SSL", "yes")]);
+            assert!(tls.is_none());
+            assert_eq!(
+                warnings,
+                ["CONSUL_HTTP_SSL: 'yes' is neither true nor false (as Go reads them); ignored"]
+            );
+        }
+
+        #[test]
+        fn without_ca_or_verify_the_agent_is_not_verified_and_a_warning_says_so() {
+            let (tls, warnings) = resolved(&https("consul.example:8501"), &[]);
+            let tls = tls.expect("tls");
+            assert_eq!(tls.verify, Verify::Off);
+            assert_eq!(
+                tls.server_name,
+                named("consul.example", "consul address").unwrap()
+            );
+            assert_eq!(warnings.len(), 1, "{warnings:?}");
+            assert!(
+                warnings[0].contains("https://consul.example:8501 is encrypted but the agent's certificate is not verified"),
+                "{}",
+                warnings[0]
+            );
+            assert!(
+                warnings[0].contains("CONSUL_CACERT or tls.cafile"),
+                "{}",
+                warnings[0]
+            );
+        }
+
+        #[test]
+        fn a_ca_or_verify_turns_verification_on_and_verify_false_wins() {
+            let cfg = https("10.0.0.1:8501");
+            let (tls, w) = resolved(&cfg, &[("CONSUL_CACERT", "/ca.pem")]);
+            let tls = tls.expect("tls");
+            assert_eq!((tls.verify, w.len()), (Verify::Ca, 0));
+            assert_eq!(tls.ca_file, named("/ca.pem", "CONSUL_CACERT"));
+            let (tls, _) = resolved(&cfg, &[("CONSUL_CAPATH", "/cas")]);
+            assert_eq!(tls.expect("tls").verify, Verify::Ca);
+            let (tls, w) = resolved(&cfg, &[("CONSUL_HTTP_SSL_VERIFY", "true")]);
+            assert_eq!(
+                (tls.expect("tls").verify, w.len()),
+                (
+                    Verify::System {
+                        because: "CONSUL_HTTP_SSL_VERIFY"
+                    },
+                    0
+                )
+            );
+            // An explicit false wins over a CA, and says nothing.
+            let (tls, w) = resolved(
+                &cfg,
+                &[
+                    ("CONSUL_CACERT", "/ca.pem"),
+                    ("CONSUL_HTTP_SSL_VERIFY", "0"),
+                ],
+            );
+            assert_eq!((tls.expect("tls").verify, w.len()), (Verify::Off, 0));
+            let mut block = cfg.clone();
+            block.tls = Some(TlsConfig {
+                cafile: Some("/ca.pem".into()),
+                verify: Some(false),
+                ..TlsConfig::default()
+            });
+            assert_eq!(resolved(&block, &[]).0.expect("tls").verify, Verify::Off);
+            block.tls = Some(TlsConfig {
+                verify: Some(true),
+                ..TlsConfig::default()
+            });
+            assert_eq!(
+                resolved(&block, &[]).0.expect("tls").verify,
+                Verify::System {
+                    because: "consul.tls.verify"
+                }
+            );
+        }
+
+        #[test]
+        fn the_tls_block_wins_over_the_environment_key_by_key() {
+            let mut cfg = https("[fd00::1]:8501");
+            cfg.tls = Some(TlsConfig {
+                cafile: Some("/block/ca.pem".into()),
+                clientcert: Some("/block/c.pem".into()),
+                servername: Some(String::new()),
+                verify: Some(true),
+                ..TlsConfig::default()
+            });
+            let vars = [
+                ("CONSUL_CACERT", "/env/ca.pem"),
+                ("CONSUL_CAPATH", "/env/cas"),
+                ("CONSUL_CLIENT_CERT", "/env/c.pem"),
+                ("CONSUL_CLIENT_KEY", "/env/k.pem"),
+                ("CONSUL_TLS_SERVER_NAME", "consul.env"),
+                ("CONSUL_HTTP_SSL_VERIFY", "false"),
+                ("SSL_CERT_FILE", "/etc/bundle.pem"),
+            ];
+            let (tls, _) = resolved(&cfg, &vars);
+            assert_eq!(
+                tls.expect("tls"),
+                Settings {
+                    server_name: named("consul.env", "CONSUL_TLS_SERVER_NAME").unwrap(),
+                    ca_file: named("/block/ca.pem", "consul.tls.cafile"),
+                    ca_path: named("/env/cas", "CONSUL_CAPATH"),
+                    client_cert: named("/block/c.pem", "consul.tls.clientcert"),
+                    client_key: named("/env/k.pem", "CONSUL_CLIENT_KEY"),
+                    verify: Verify::Ca,
+                    system_roots: SystemRoots {
+                        file: Some("/etc/bundle.pem".into()),
+                        dirs: None,
+                    },
+                }
+            );
+            // The address's host, without brackets, when nothing names the server.
+            let (tls, _) = resolved(&https("[fd00::1]:8501"), &[]);
+            assert_eq!(tls.expect("tls").server_name.value, "fd00::1");
+            // The token goes the other way (the validator's business); the
+            // tls block over http is unused and says so.
+            let mut plain = http_cfg("c:1");
+            plain.tls = Some(TlsConfig::default());
+            let (tls, w) = resolved(&plain, &[]);
+            assert!(tls.is_none());
+            assert!(
+                w[0].starts_with("consul.tls is set, but the Consul agent's address c:1 is http"),
+                "{w:?}"
+            );
+        }
+
+        #[test]
+        fn check_reads_the_files_and_names_them() {
+            let mut cfg = https("127.0.0.1:8501");
+            cfg.tls = Some(TlsConfig {
+                cafile: Some("/nonexistent/ca.pem".into()),
+                ..TlsConfig::default()
+            });
+            assert_eq!(
+                check(&cfg, &HashMap::new()).unwrap_err(),
+                "consul.tls.cafile: cannot read /nonexistent/ca.pem: No such file or directory"
+            );
+            assert_eq!(
+                Client::with_env(&cfg, &HashMap::new()).unwrap_err(),
+                "consul.tls.cafile: cannot read /nonexistent/ca.pem: No such file or directory"
+            );
+            let w = check(&https("127.0.0.1:8501"), &HashMap::new()).unwrap();
+            assert_eq!(w.len(), 1, "{w:?}");
+        }
     }
 
     #[test]
@@ -511,13 +908,10 @@ pub(super) mod tests {
         assert!(e.is_transient());
         let addr = fake.addr();
         drop(fake);
-        let cfg = ConsulConfig {
-            address: addr,
-            scheme: "http".into(),
-            token: None,
-            tls: None,
-        };
-        let e = Client::new(&cfg).unwrap().deregister("x").unwrap_err();
+        let e = Client::with_env(&http_cfg(&addr), &HashMap::new())
+            .unwrap()
+            .deregister("x")
+            .unwrap_err();
         assert!(e.is_transient() && !e.maybe_applied(), "{e:?}");
     }
 

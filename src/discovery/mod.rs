@@ -10,8 +10,10 @@
 //!   loop holds each watch's interval deadline), and the pure rule that
 //!   turns two successive polls into `changed`/`healthy`/`unhealthy`.
 //!
-//! `https` is refused by [`consul::Client::new`]: the project has no TLS
-//! implementation yet (SPEC §6 allows it to be a cargo feature).
+//! `https` goes through TLS (`http::tls`, the cargo feature `tls`; a build
+//! without it refuses https): [`consul::resolve`] merges the config with
+//! the 3.x `CONSUL_*` variables, and the validator calls [`consul::check`]
+//! so that bad CA, certificate and key files stop start-up.
 //!
 //! How the event loop drives it (only when `consul` is configured):
 //! - Start-up: `Client::new(&cfg.consul)`, `Agent::start(client.clone())`,

@@ -324,9 +324,16 @@ mod tests {
             }
         );
         let q: Vec<_> = fake.requests().iter().map(|r| r.query.clone()).collect();
+        // The failed poll went twice: once on the kept connection, which
+        // the agent closed without an answer, and once on a new one.
         assert_eq!(
             q,
-            ["passing=1&tag=primary", "passing=1&dc=east", "passing=1"]
+            [
+                "passing=1&tag=primary",
+                "passing=1&dc=east",
+                "passing=1",
+                "passing=1"
+            ]
         );
         p.stop();
     }

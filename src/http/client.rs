@@ -1,6 +1,9 @@
 //! The HTTP/1.1 client: one request per connection (`Connection: close`)
 //! over any byte stream, for the `-ping`/`-putenv`/`-putmetric`/`-reload`/
-//! `-maintenance` subcommands (unix socket) and the Consul agent (TCP).
+//! `-maintenance` subcommands (unix socket); and [`KeepAlive`], one
+//! connection to a `host:port` kept open between requests, plain or TLS,
+//! for the Consul agent (SPEC §6), whose heartbeats would otherwise pay a
+//! connection, and over TLS a handshake, each.
 //!
 //! The request goes out in one write and the response is read by its
 //! framing (`Content-Length`, chunked, or to end of stream), returning as
@@ -19,6 +22,7 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use super::tls;
 use super::wire::{self, ChunkError, ChunkRules, RecvBuf, ResponseFraming};
 
 /// Largest response head we accept.
@@ -68,6 +72,9 @@ pub enum HttpError {
     /// The server answered something that is not an HTTP/1.x response we
     /// can read.
     Malformed { target: String, reason: String },
+    /// The TLS handshake failed, or the server ended TLS with an alert:
+    /// `reason` says why in plain words (unknown CA, name mismatch, ...).
+    Tls { target: String, reason: String },
 }
 
 impl fmt::Display for HttpError {
@@ -85,6 +92,9 @@ impl fmt::Display for HttpError {
             HttpError::Malformed { target, reason } => {
                 write!(f, "cannot understand the response from {target}: {reason}")
             }
+            HttpError::Tls { target, reason } => {
+                write!(f, "cannot talk to {target} over TLS: {reason}")
+            }
         }
     }
 }
@@ -93,7 +103,7 @@ impl Error for HttpError {
     fn source(&self) -> Option<&(dyn Error + 'static)> {
         match self {
             HttpError::Connect { source, .. } | HttpError::Io { source, .. } => Some(source),
-            HttpError::Timeout { .. } | HttpError::Malformed { .. } => None,
+            HttpError::Timeout { .. } | HttpError::Malformed { .. } | HttpError::Tls { .. } => None,
         }
     }
 }
@@ -111,6 +121,8 @@ fn describe(e: &io::Error) -> String {
 /// A failure before we know what to call the other end.
 enum Failure {
     Io(io::Error),
+    /// The connection ended before any of the response arrived.
+    Closed,
     Malformed(&'static str),
 }
 
@@ -126,6 +138,10 @@ impl Failure {
         match self {
             Failure::Io(e) if super::is_timeout(&e) => HttpError::Timeout { target },
             Failure::Io(source) => HttpError::Io { target, source },
+            Failure::Closed => HttpError::Malformed {
+                target,
+                reason: "the server closed the connection without answering".to_owned(),
+            },
             Failure::Malformed(reason) => HttpError::Malformed {
                 target,
                 reason: reason.to_owned(),
@@ -255,13 +271,17 @@ pub fn unix_request_streaming(
         return Err(HttpError::Io { target, source });
     }
     let mut input = RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK));
-    let head = send_request(&mut stream, method, "localhost", url_path, &[], body)
+    let head = send_request(&mut stream, method, "localhost", url_path, &[], body, true)
         .and_then(|()| read_head(&mut stream, &mut input))
-        .and_then(|(status, headers)| {
-            let framing = wire::response_framing(status, &headers, method == "HEAD")
-                .map_err(Failure::Malformed)?;
-            Ok((status, headers, framing))
-        });
+        .and_then(
+            |Head {
+                 status, headers, ..
+             }| {
+                let framing = wire::response_framing(status, &headers, method == "HEAD")
+                    .map_err(Failure::Malformed)?;
+                Ok((status, headers, framing))
+            },
+        );
     let (status, headers, framing) = head.map_err(|f| f.at(&target))?;
     Ok(StreamingResponse {
         status,
@@ -273,9 +293,11 @@ pub fn unix_request_streaming(
     })
 }
 
-/// One request to `addr` (`host:port`, sent as the `Host` header), trying
+/// One request to `addr` (`host:port`, sent as the `Host` header) on a
+/// connection of its own (the tests' one-shot client), trying
 /// each address it resolves to. `timeout` bounds the connect and each read
 /// and write; zero means none.
+#[cfg(test)]
 pub fn tcp_request(
     addr: &str,
     method: &str,
@@ -284,6 +306,13 @@ pub fn tcp_request(
     body: Option<&[u8]>,
     timeout: Duration,
 ) -> Result<ClientResponse, HttpError> {
+    let mut stream = tcp_connect(addr, timeout)?;
+    exchange(&mut stream, method, addr, url_path, headers, body).map_err(|f| f.at(addr))
+}
+
+/// A connection to `addr`, trying each address it resolves to, with its
+/// timeouts set. `timeout` bounds the connect; zero means none.
+fn tcp_connect(addr: &str, timeout: Duration) -> Result<TcpStream, HttpError> {
     let connect_error = |source| HttpError::Connect {
         target: addr.to_owned(),
         source,
@@ -304,7 +333,7 @@ pub fn tcp_request(
             Err(e) => last_error = Some(e),
         }
     }
-    let mut stream = match connected {
+    let stream = match connected {
         Some(s) => s,
         None => {
             let e = last_error.unwrap_or_else(|| {
@@ -325,7 +354,229 @@ pub fn tcp_request(
             source,
         });
     }
-    exchange(&mut stream, method, addr, url_path, headers, body).map_err(|f| f.at(addr))
+    Ok(stream)
+}
+
+/// Requests to one `host:port` over one connection kept open between them
+/// (HTTP/1.1 keep-alive), in plain TCP or TLS. A new connection (and
+/// handshake) is made only when there is none or the last one ended. Not
+/// shared: each user (thread) has its own.
+pub struct KeepAlive {
+    /// `host:port`, also sent as `Host`.
+    addr: String,
+    tls: Option<tls::Connector>,
+    conn: Option<Conn>,
+}
+
+impl fmt::Debug for KeepAlive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeepAlive")
+            .field("addr", &self.addr)
+            .field("tls", &self.tls.is_some())
+            .field("connected", &self.conn.is_some())
+            .finish()
+    }
+}
+
+struct Conn {
+    stream: Transport,
+    /// Bytes read past the last response: none between requests, unless
+    /// the server is confused (then the connection is not reused).
+    input: RecvBuf,
+}
+
+enum Transport {
+    Plain(TcpStream),
+    Tls(Box<tls::Stream>),
+}
+
+impl Transport {
+    fn tcp(&self) -> &TcpStream {
+        match self {
+            Transport::Plain(s) => s,
+            Transport::Tls(s) => s.tcp(),
+        }
+    }
+}
+
+impl Read for Transport {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.read(buf),
+            Transport::Tls(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Transport {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Transport::Plain(s) => s.write(buf),
+            Transport::Tls(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Transport::Plain(s) => s.flush(),
+            Transport::Tls(s) => s.flush(),
+        }
+    }
+}
+
+/// Methods whose request may be sent twice with the effect of once
+/// (RFC 9110 §9.2.2): Consul's agent calls are all PUTs and GETs.
+fn idempotent(method: &str) -> bool {
+    matches!(method, "GET" | "HEAD" | "PUT" | "DELETE" | "OPTIONS")
+}
+
+impl KeepAlive {
+    /// Requests to `addr` (`host:port`), over TLS when `tls` is given.
+    pub fn new(addr: &str, tls: Option<tls::Connector>) -> KeepAlive {
+        KeepAlive {
+            addr: addr.to_owned(),
+            tls,
+            conn: None,
+        }
+    }
+
+    /// One request. `timeout` bounds the connect (and handshake) when one
+    /// is needed, and each read and write; zero means none.
+    pub fn request(
+        &mut self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<ClientResponse, HttpError> {
+        if let Some(mut conn) = self.conn.take() {
+            match self.exchange(&mut conn, method, path, headers, body, timeout) {
+                Ok((response, reusable)) => {
+                    if reusable {
+                        self.conn = Some(conn);
+                    }
+                    return Ok(response);
+                }
+                // The server closed the connection while it sat idle (an
+                // idle timeout, a restart) and never saw this request: send
+                // it once more on a new connection, if twice is harmless.
+                Err(f) if is_stale(&f, &conn) && idempotent(method) => {}
+                Err(f) => return Err(self.error(f)),
+            }
+        }
+        let mut conn = self.connect(timeout)?;
+        let (response, reusable) = self
+            .exchange(&mut conn, method, path, headers, body, timeout)
+            .map_err(|f| self.error(f))?;
+        if reusable {
+            self.conn = Some(conn);
+        }
+        Ok(response)
+    }
+
+    fn connect(&self, timeout: Duration) -> Result<Conn, HttpError> {
+        let tcp = tcp_connect(&self.addr, timeout)?;
+        let stream = match &self.tls {
+            None => Transport::Plain(tcp),
+            Some(connector) => match connector.connect(tcp) {
+                Ok(s) => Transport::Tls(Box::new(s)),
+                Err(tls::HandshakeError::Tls(reason)) => {
+                    return Err(HttpError::Tls {
+                        target: self.addr.clone(),
+                        reason,
+                    })
+                }
+                Err(tls::HandshakeError::Io(e)) => return Err(Failure::Io(e).at(&self.addr)),
+            },
+        };
+        Ok(Conn {
+            stream,
+            input: RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK)),
+        })
+    }
+
+    /// One request and its response on `conn`; also whether the
+    /// connection can carry the next request.
+    fn exchange(
+        &self,
+        conn: &mut Conn,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<(ClientResponse, bool), Failure> {
+        let timeout = (!timeout.is_zero()).then_some(timeout);
+        let tcp = conn.stream.tcp();
+        tcp.set_read_timeout(timeout)?;
+        tcp.set_write_timeout(timeout)?;
+        send_request(
+            &mut conn.stream,
+            method,
+            &self.addr,
+            path,
+            headers,
+            body,
+            false,
+        )?;
+        let Head {
+            status,
+            headers,
+            persistent,
+        } = read_head(&mut conn.stream, &mut conn.input)?;
+        let framing = wire::response_framing(status, &headers, method == "HEAD")
+            .map_err(Failure::Malformed)?;
+        let mut body = Vec::new();
+        read_body(
+            &mut conn.stream,
+            &mut conn.input,
+            framing,
+            MAX_BODY,
+            &mut |data| {
+                body.extend_from_slice(data);
+                ControlFlow::Continue(())
+            },
+        )?;
+        let reusable = persistent
+            && framing != ResponseFraming::UntilClose
+            && conn.input.buffered().is_empty();
+        Ok((
+            ClientResponse {
+                status,
+                headers,
+                body,
+            },
+            reusable,
+        ))
+    }
+
+    fn error(&self, f: Failure) -> HttpError {
+        if let (Failure::Io(e), Some(connector)) = (&f, &self.tls) {
+            if let Some(reason) = connector.explain(e) {
+                return HttpError::Tls {
+                    target: self.addr.clone(),
+                    reason,
+                };
+            }
+        }
+        f.at(&self.addr)
+    }
+}
+
+/// Whether `f` on a kept connection means the server had closed it before
+/// our request: nothing of a response arrived and the connection ended
+/// (a TLS connection closed without `close_notify` ends in UnexpectedEof).
+fn is_stale(f: &Failure, conn: &Conn) -> bool {
+    use io::ErrorKind as K;
+    conn.input.buffered().is_empty()
+        && match f {
+            Failure::Closed => true,
+            Failure::Io(e) => matches!(
+                e.kind(),
+                K::BrokenPipe | K::ConnectionReset | K::ConnectionAborted | K::UnexpectedEof
+            ),
+            Failure::Malformed(_) => false,
+        }
 }
 
 fn exchange<S: Read + Write>(
@@ -336,11 +587,11 @@ fn exchange<S: Read + Write>(
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
 ) -> Result<ClientResponse, Failure> {
-    send_request(stream, method, host, path, headers, body)?;
+    send_request(stream, method, host, path, headers, body, true)?;
     read_response(stream, method == "HEAD")
 }
 
-/// Writes one request, in one write.
+/// Writes one request, in one write; with `Connection: close` if `close`.
 fn send_request<S: Write>(
     stream: &mut S,
     method: &str,
@@ -348,6 +599,7 @@ fn send_request<S: Write>(
     path: &str,
     headers: &[(&str, &str)],
     body: Option<&[u8]>,
+    close: bool,
 ) -> Result<(), Failure> {
     let line_break = |s: &str| s.bytes().any(|b| b == b'\r' || b == b'\n');
     if [method, host, path]
@@ -359,15 +611,11 @@ fn send_request<S: Write>(
         ));
     }
     let mut out = Vec::with_capacity(128 + body.map_or(0, <[u8]>::len));
-    for part in [
-        method,
-        " ",
-        path,
-        " HTTP/1.1\r\nHost: ",
-        host,
-        "\r\nConnection: close\r\n",
-    ] {
+    for part in [method, " ", path, " HTTP/1.1\r\nHost: ", host, "\r\n"] {
         out.extend_from_slice(part.as_bytes());
+    }
+    if close {
+        out.extend_from_slice(b"Connection: close\r\n");
     }
     for (name, value) in headers {
         let ours = ["host", "connection", "content-length"]
@@ -406,11 +654,18 @@ fn fill<R: Read>(reader: &mut R, input: &mut RecvBuf) -> Result<usize, Failure> 
     Ok(input.read_from(reader, READ_CHUNK)?)
 }
 
+/// A response head as read.
+struct Head {
+    status: u16,
+    headers: Vec<(String, String)>,
+    /// The server keeps the connection open after this response (RFC 9112
+    /// §9.3: HTTP/1.1 unless `Connection: close`, HTTP/1.0 only with
+    /// `Connection: keep-alive`).
+    persistent: bool,
+}
+
 /// Reads a response head, skipping interim (1xx) responses.
-fn read_head<R: Read>(
-    reader: &mut R,
-    input: &mut RecvBuf,
-) -> Result<(u16, Vec<(String, String)>), Failure> {
+fn read_head<R: Read>(reader: &mut R, input: &mut RecvBuf) -> Result<Head, Failure> {
     loop {
         let head_len = loop {
             if let Some(end) = wire::find_head_end(input.buffered()) {
@@ -420,22 +675,39 @@ fn read_head<R: Read>(
                 return Err(Failure::Malformed("response header section too large"));
             }
             if fill(reader, input)? == 0 {
-                return Err(Failure::Malformed(if input.buffered().is_empty() {
-                    "the server closed the connection without answering"
+                return Err(if input.buffered().is_empty() {
+                    Failure::Closed
                 } else {
-                    "the connection closed in the middle of the response header"
-                }));
+                    Failure::Malformed("the connection closed in the middle of the response header")
+                });
             }
         };
         let head = std::str::from_utf8(&input.buffered()[..head_len])
             .map_err(|_| Failure::Malformed("response header is not valid UTF-8"))?;
         let (status, headers) = wire::parse_response_head(head).map_err(Failure::Malformed)?;
+        let http10 = head.starts_with("HTTP/1.0");
         input.consume(head_len);
         // An interim response (100 Continue) is followed by the real one.
         if (100..200).contains(&status) && status != 101 {
             continue;
         }
-        return Ok((status, headers));
+        let says = |token: &str| {
+            headers
+                .iter()
+                .filter(|(k, _)| k.eq_ignore_ascii_case("connection"))
+                .flat_map(|(_, v)| v.split(','))
+                .any(|t| t.trim().eq_ignore_ascii_case(token))
+        };
+        let persistent = if http10 {
+            says("keep-alive")
+        } else {
+            !says("close")
+        };
+        return Ok(Head {
+            status,
+            headers,
+            persistent,
+        });
     }
 }
 
@@ -518,7 +790,9 @@ fn read_body<R: Read>(
 
 fn read_response<R: Read>(reader: &mut R, head_only: bool) -> Result<ClientResponse, Failure> {
     let mut input = RecvBuf::with_vec(Vec::with_capacity(READ_CHUNK));
-    let (status, headers) = read_head(reader, &mut input)?;
+    let Head {
+        status, headers, ..
+    } = read_head(reader, &mut input)?;
     let framing =
         wire::response_framing(status, &headers, head_only).map_err(Failure::Malformed)?;
     let mut body = Vec::new();
@@ -856,5 +1130,324 @@ mod tests {
             .unwrap_err();
         assert!(matches!(e, HttpError::Timeout { .. }), "{e:?}");
         raw.release.send(()).unwrap();
+    }
+
+    /// A hand-written keep-alive server on TCP: answers each connection's
+    /// requests with `body` N (counting all requests), and after the
+    /// `per_conn`-th request of a connection closes it, telling the test.
+    struct KeptServer {
+        addr: String,
+        requests: Arc<Mutex<Vec<String>>>,
+        accepted: Arc<AtomicUsize>,
+        closed: mpsc::Receiver<()>,
+    }
+
+    fn kept_server(per_conn: usize) -> KeptServer {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let (closed_tx, closed) = mpsc::channel();
+        let (reqs, acc) = (requests.clone(), accepted.clone());
+        thread::spawn(move || {
+            for s in listener.incoming() {
+                let Ok(mut s) = s else { return };
+                acc.fetch_add(1, Ordering::SeqCst);
+                s.set_read_timeout(Some(T)).unwrap();
+                for _ in 0..per_conn {
+                    let mut request = Vec::new();
+                    while wire::find_head_end(&request).is_none() {
+                        let mut chunk = [0u8; 1024];
+                        match s.read(&mut chunk) {
+                            Ok(0) | Err(_) => break,
+                            Ok(n) => request.extend_from_slice(&chunk[..n]),
+                        }
+                    }
+                    if request.is_empty() {
+                        break;
+                    }
+                    let n = {
+                        let mut r = reqs.lock().unwrap();
+                        r.push(String::from_utf8_lossy(&request).into_owned());
+                        r.len()
+                    };
+                    let body = n.to_string();
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\nContent-Length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    s.write_all(answer.as_bytes()).unwrap();
+                }
+                drop(s);
+                let _ = closed_tx.send(());
+            }
+        });
+        KeptServer {
+            addr,
+            requests,
+            accepted,
+            closed,
+        }
+    }
+
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    #[test]
+    fn keep_alive_reuses_the_connection_and_resends_once_when_it_was_closed() {
+        let server = kept_server(2);
+        let mut c = KeepAlive::new(&server.addr, None);
+        let get = |c: &mut KeepAlive, method: &str| {
+            c.request(method, "/v1/agent/services", &[], None, T)
+                .map(|r| r.text().into_owned())
+        };
+        assert_eq!(get(&mut c, "GET").unwrap(), "1");
+        assert_eq!(get(&mut c, "GET").unwrap(), "2");
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 1);
+        // The server closed the connection after its second answer: the
+        // next request finds it closed and goes again on a new one.
+        server.closed.recv_timeout(T).unwrap();
+        assert_eq!(get(&mut c, "PUT").unwrap(), "3");
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+        assert_eq!(get(&mut c, "GET").unwrap(), "4");
+        server.closed.recv_timeout(T).unwrap();
+        // A POST is not sent twice: the closed connection is an error.
+        let e = get(&mut c, "POST").unwrap_err();
+        assert!(
+            matches!(e, HttpError::Malformed { .. } | HttpError::Io { .. }),
+            "{e:?}"
+        );
+        assert_eq!(server.accepted.load(Ordering::SeqCst), 2);
+        let requests = server.requests.lock().unwrap().clone();
+        assert_eq!(requests.len(), 4, "{requests:?}");
+        assert!(
+            requests.iter().all(|r| !r.contains("Connection")),
+            "{requests:?}"
+        );
+        assert!(requests[0].starts_with(&format!(
+            "GET /v1/agent/services HTTP/1.1\r\nHost: {}\r\n",
+            server.addr
+        )));
+    }
+
+    #[test]
+    fn keep_alive_closes_what_the_server_will_not_keep() {
+        for (answer, kept) in [
+            (&b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"[..], true),
+            (
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+                false,
+            ),
+            (b"HTTP/1.0 200 OK\r\nContent-Length: 2\r\n\r\nok", false),
+            (
+                b"HTTP/1.0 200 OK\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok",
+                true,
+            ),
+        ] {
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = listener.local_addr().unwrap().to_string();
+            let server = thread::spawn(move || {
+                let (mut s, _) = listener.accept().unwrap();
+                let mut request = [0u8; 1024];
+                let _ = s.read(&mut request).unwrap();
+                s.write_all(answer).unwrap();
+                s
+            });
+            let mut c = KeepAlive::new(&addr, None);
+            let r = c.request("GET", "/", &[], None, T).unwrap();
+            assert_eq!(r.text(), "ok");
+            assert_eq!(
+                c.conn.is_some(),
+                kept,
+                "{}",
+                String::from_utf8_lossy(answer)
+            );
+            drop(server.join().unwrap());
+        }
+    }
+
+    #[cfg(feature = "tls")]
+    mod over_tls {
+        use super::*;
+        use crate::discovery::double::FakeConsul;
+        use crate::http::tls::{self, Named, Settings, SystemRoots, Verify};
+        use crate::http::tls_double::{FrontOptions, Key, Pki, Spec, TlsFront};
+
+        fn settings(name: &str, ca: Option<&Path>, verify: Verify) -> Settings {
+            let named = |p: &Path| Named {
+                value: p.display().to_string(),
+                from: "consul.tls.cafile",
+            };
+            Settings {
+                server_name: Named {
+                    value: name.into(),
+                    from: "consul address",
+                },
+                ca_file: ca.map(named),
+                ca_path: None,
+                client_cert: None,
+                client_key: None,
+                verify,
+                system_roots: SystemRoots::default(),
+            }
+        }
+
+        fn client(addr: &str, s: &Settings) -> KeepAlive {
+            KeepAlive::new(addr, Some(tls::Connector::new(s).unwrap()))
+        }
+
+        fn get(c: &mut KeepAlive) -> Result<ClientResponse, HttpError> {
+            c.request("GET", "/v1/agent/services", &[], None, T)
+        }
+
+        fn tls_reason(r: Result<ClientResponse, HttpError>) -> String {
+            match r {
+                Err(HttpError::Tls { reason, .. }) => reason,
+                other => panic!("expected a TLS error, got {other:?}"),
+            }
+        }
+
+        #[test]
+        fn one_handshake_for_a_hundred_requests() {
+            let dir = TempDir::new();
+            let pki = Pki::new(&dir.0, "ca");
+            let (crt, key) = pki.issue("agent", &Spec::server(&["127.0.0.1"]));
+            let fake = FakeConsul::start();
+            let front = TlsFront::start(&fake.addr(), &FrontOptions::new(&crt, &key));
+            let mut c = client(
+                &front.addr(),
+                &settings("127.0.0.1", Some(&pki.ca_file()), Verify::Ca),
+            );
+            for _ in 0..100 {
+                let r = get(&mut c).unwrap();
+                assert_eq!((r.status, r.text().as_ref()), (200, "{}"));
+            }
+            let seen = front.seen();
+            assert_eq!(
+                (seen.connections, seen.handshakes.len()),
+                (1, 1),
+                "{seen:?}"
+            );
+            assert_eq!(fake.requests().len(), 100);
+            // A clone of the connector shares its session cache: a new
+            // connection resumes (still one handshake each, but short).
+            let mut other = client(
+                &front.addr(),
+                &settings("127.0.0.1", Some(&pki.ca_file()), Verify::Ca),
+            );
+            get(&mut other).unwrap();
+            assert_eq!(front.handshakes(), 2);
+        }
+
+        #[test]
+        fn a_closed_tls_connection_is_replaced_transparently() {
+            let dir = TempDir::new();
+            let pki = Pki::new(&dir.0, "ca");
+            let (crt, key) = pki.issue("agent", &Spec::server(&["127.0.0.1"]));
+            // Two requests per connection, then the server hangs up (the
+            // front ends TLS with close_notify).
+            let server = kept_server(2);
+            let front = TlsFront::start(&server.addr, &FrontOptions::new(&crt, &key));
+            let mut c = client(
+                &front.addr(),
+                &settings("127.0.0.1", Some(&pki.ca_file()), Verify::Ca),
+            );
+            for want in ["1", "2"] {
+                assert_eq!(get(&mut c).unwrap().text(), want);
+            }
+            server.closed.recv_timeout(T).unwrap();
+            assert_eq!(get(&mut c).unwrap().text(), "3");
+            assert_eq!(front.handshakes(), 2);
+        }
+
+        #[test]
+        fn failures_in_plain_words() {
+            let dir = TempDir::new();
+            let pki = Pki::new(&dir.0, "ca");
+            let stranger = Pki::new(&dir.0, "stranger");
+            let fake = FakeConsul::start();
+            let front = |spec: &Spec, client_ca: Option<&Path>, tls12_only: bool| {
+                let (crt, key) = pki.issue("agent", spec);
+                let mut opts = FrontOptions::new(&crt, &key);
+                opts.client_ca = client_ca.map(Path::to_path_buf);
+                opts.tls12_only = tls12_only;
+                TlsFront::start(&fake.addr(), &opts)
+            };
+            let ours = settings("127.0.0.1", Some(&pki.ca_file()), Verify::Ca);
+            let ip = Spec::server(&["127.0.0.1"]);
+
+            let f = front(&ip, None, false);
+            let theirs = settings("127.0.0.1", Some(&stranger.ca_file()), Verify::Ca);
+            assert_eq!(
+                tls_reason(get(&mut client(&f.addr(), &theirs))),
+                "the agent's certificate is signed by an unknown authority"
+            );
+            // Not verified: anything goes.
+            let off = settings("127.0.0.1", Some(&stranger.ca_file()), Verify::Off);
+            assert_eq!(get(&mut client(&f.addr(), &off)).unwrap().status, 200);
+
+            let f = front(&Spec::server(&["consul.example"]), None, false);
+            let e = get(&mut client(&f.addr(), &ours)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "cannot talk to {} over TLS: the agent's certificate is for consul.example, \
+                     not 127.0.0.1",
+                    f.addr()
+                )
+            );
+            let named = settings("consul.example", Some(&pki.ca_file()), Verify::Ca);
+            assert_eq!(get(&mut client(&f.addr(), &named)).unwrap().status, 200);
+
+            let f = front(&ip.clone().expired(), None, false);
+            assert_eq!(
+                tls_reason(get(&mut client(&f.addr(), &ours))),
+                "the agent's certificate expired on 2001-01-01 00:00:00 UTC"
+            );
+
+            for tls12_only in [false, true] {
+                let f = front(&ip, Some(&pki.ca_file()), tls12_only);
+                assert_eq!(
+                    tls_reason(get(&mut client(&f.addr(), &ours))),
+                    "the agent requires a client certificate (set tls.clientcert and \
+                     tls.clientkey, or CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY)",
+                    "TLS 1.2 only: {tls12_only}"
+                );
+                let (crt, key) = pki.issue("client", &Spec::client(Key::EcdsaPkcs8));
+                let mut mutual = ours.clone();
+                mutual.client_cert = Some(Named {
+                    value: crt.display().to_string(),
+                    from: "CONSUL_CLIENT_CERT",
+                });
+                mutual.client_key = Some(Named {
+                    value: key.display().to_string(),
+                    from: "CONSUL_CLIENT_KEY",
+                });
+                assert_eq!(get(&mut client(&f.addr(), &mutual)).unwrap().status, 200);
+                let want = if tls12_only { "TLSv1_2" } else { "TLSv1_3" };
+                assert_eq!(f.seen().handshakes, [want]);
+            }
+
+            // TLS to a plain HTTP port: Consul's answers 400, the double
+            // hangs up.
+            let plain = TcpListener::bind("127.0.0.1:0").unwrap();
+            let addr = plain.local_addr().unwrap().to_string();
+            let server = thread::spawn(move || {
+                let (mut s, _) = plain.accept().unwrap();
+                let mut hello = [0u8; 1024];
+                let _ = s.read(&mut hello).unwrap();
+                s.write_all(b"HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n")
+                    .unwrap();
+            });
+            assert_eq!(
+                tls_reason(get(&mut client(&addr, &ours))),
+                "the agent did not answer in TLS (is this its plain HTTP port?)"
+            );
+            server.join().unwrap();
+            assert_eq!(
+                tls_reason(get(&mut client(&fake.addr(), &ours))),
+                "the agent closed the connection during the TLS handshake"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@
 //! timeouts. Routing and what a request means live with the callers.
 //! `server` is the server's API, `pool` its threads and bound on
 //! connections, `conn` one connection, `wire` the format both sides share,
-//! `client` the client.
+//! `client` the client, `tls` the TLS under it for the Consul agent.
 //!
 //! Why our own instead of `tiny_http`: the spec (SPEC §4, §8) requires that
 //! every connection is timed out eventually, that idle or half-sent clients
@@ -22,11 +22,16 @@ mod message;
 mod pool;
 pub mod server;
 mod slots;
+pub mod tls;
 mod wire;
 
-pub use wire::reason;
+#[cfg(all(test, feature = "tls"))]
+#[path = "../../tests/support/tls.rs"]
+pub(crate) mod tls_double;
 
-pub use client::{tcp_request, ClientResponse, HttpError};
+#[cfg(test)]
+pub use client::tcp_request;
+pub use client::{ClientResponse, HttpError, KeepAlive};
 
 /// Whether a read or write failed because its socket timeout ran out.
 fn is_timeout(e: &std::io::Error) -> bool {

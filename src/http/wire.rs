@@ -669,7 +669,7 @@ fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
 }
 
 /// The reason phrase for a status code (RFC 9110 §15).
-pub fn reason(status: u16) -> &'static str {
+pub(crate) fn reason(status: u16) -> &'static str {
     match status {
         100 => "Continue",
         101 => "Switching Protocols",

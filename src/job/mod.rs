@@ -250,16 +250,35 @@ impl Job {
 
     /// The loop has started watching: arm `when.timeout`. `seeds`: the
     /// listed sources whose current state already is the awaited one
-    /// (`when.all` on `healthy`/`unhealthy`).
-    pub fn on_subscribed(&mut self, now: Instant, seeds: BTreeSet<String>) {
-        if let When::Event { timeout, all, .. } = &self.cfg.when {
-            if let Some(t) = timeout {
-                self.give_up_at = Some(now + *t);
-            }
-            if *all {
-                self.seen = seeds;
+    /// (`when.all` on `healthy`/`unhealthy`); when they are every source,
+    /// the job fires now: the events it waits for will not come again.
+    pub fn on_subscribed(&mut self, now: Instant, seeds: BTreeSet<String>) -> Vec<Action> {
+        let mut out = Vec::new();
+        let When::Event {
+            timeout,
+            all,
+            sources,
+            once,
+            ..
+        } = &self.cfg.when
+        else {
+            return out;
+        };
+        if let Some(t) = timeout {
+            self.give_up_at = Some(now + *t);
+        }
+        if *all {
+            self.seen = seeds;
+            if sources.iter().all(|s| self.seen.contains(s)) {
+                self.seen.clear();
+                if *once {
+                    self.armed = false;
+                }
+                self.give_up_at = None;
+                self.start(now, &mut out);
             }
         }
+        out
     }
 
     /// Deliver one event (published by anyone, this job included).

@@ -9,6 +9,9 @@
 
 /// The Consul agent test double (SPEC §6), the one mock of the project.
 pub mod consul;
+/// A throw-away PKI and a TLS server in front of the Consul double.
+#[cfg(feature = "tls")]
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};

@@ -42,7 +42,11 @@ impl Validator<'_> {
             if let Some(token) = self.env_var("CONSUL_HTTP_TOKEN") {
                 c.token = Some(token.to_string());
             }
-            self.tls_from_env(c);
+            // The TLS variables and files: resolved where they are used,
+            // checked here so that start-up and -validate report them.
+            for w in crate::discovery::consul::check(c, self.env).map_err(invalid)? {
+                self.warn(w);
+            }
         }
         Ok(cfg)
     }
@@ -72,6 +76,7 @@ impl Validator<'_> {
                 )));
             }
             cfg.scheme = scheme;
+            cfg.scheme_explicit = true;
         }
         cfg.token = o.str("token")?.map(str::to_string);
         if let Some(t) = self.obj_opt(&o, "tls", TLS_KEYS)? {
@@ -81,48 +86,10 @@ impl Validator<'_> {
                 clientcert: t.str("clientcert")?.map(str::to_string),
                 clientkey: t.str("clientkey")?.map(str::to_string),
                 servername: t.str("servername")?.map(str::to_string),
-                verify: t.bool("verify")?.unwrap_or(true),
+                verify: t.bool("verify")?,
             });
         }
         Ok(cfg)
-    }
-
-    /// The Consul CLI's TLS variables override the file, as in 3.x.
-    fn tls_from_env(&self, c: &mut ConsulConfig) {
-        let vars = [
-            "CONSUL_CACERT",
-            "CONSUL_CAPATH",
-            "CONSUL_CLIENT_CERT",
-            "CONSUL_CLIENT_KEY",
-            "CONSUL_TLS_SERVER_NAME",
-            "CONSUL_HTTP_SSL_VERIFY",
-        ];
-        if vars.iter().all(|v| self.env_var(v).is_none()) {
-            return;
-        }
-        let tls = c.tls.get_or_insert_with(|| TlsConfig {
-            verify: true,
-            ..TlsConfig::default()
-        });
-        let set = |slot: &mut Option<String>, var: &str| {
-            if let Some(v) = self.env_var(var) {
-                *slot = Some(v.to_string());
-            }
-        };
-        set(&mut tls.cafile, "CONSUL_CACERT");
-        set(&mut tls.capath, "CONSUL_CAPATH");
-        set(&mut tls.clientcert, "CONSUL_CLIENT_CERT");
-        set(&mut tls.clientkey, "CONSUL_CLIENT_KEY");
-        set(&mut tls.servername, "CONSUL_TLS_SERVER_NAME");
-        match self
-            .env_var("CONSUL_HTTP_SSL_VERIFY")
-            .map(str::to_ascii_lowercase)
-            .as_deref()
-        {
-            Some("1" | "true") => tls.verify = true,
-            Some("0" | "false") => tls.verify = false,
-            _ => {}
-        }
     }
 }
 
@@ -173,6 +140,7 @@ fn consul_uri(path: &str, raw: &str) -> Result<ConsulConfig> {
     Ok(ConsulConfig {
         address: format!("{host}:{port}"),
         scheme: scheme.to_string(),
+        scheme_explicit: raw.contains("://"),
         token: None,
         tls: None,
     })
@@ -231,14 +199,18 @@ mod tests {
     }
 
     #[test]
+    #[test]
+    #[test]
     fn consul_object_form() {
+        // Over http the tls block is kept but unused (a warning), and its
+        // files are not read.
         let c = consul(
-            "{consul: {address: 'consul:8501', scheme: 'https', token: 'secret', \
+            "{consul: {address: 'consul:8501', scheme: 'http', token: 'secret', \
               tls: {cafile: '/ca.pem', capath: '/cas', clientcert: '/c.pem', \
                     clientkey: '/k.pem', servername: 'consul.local'}}}",
         );
         assert_eq!(c.address, "consul:8501");
-        assert_eq!(c.scheme, "https");
+        assert_eq!((c.scheme.as_str(), c.scheme_explicit), ("http", true));
         assert_eq!(c.token.as_deref(), Some("secret"));
         assert_eq!(
             c.tls,
@@ -248,13 +220,16 @@ mod tests {
                 clientcert: Some("/c.pem".into()),
                 clientkey: Some("/k.pem".into()),
                 servername: Some("consul.local".into()),
-                // Beyond 3.x: verified unless the config says otherwise.
-                verify: true,
+                verify: None,
             })
         );
         let c = consul("{consul: {address: 'consul:8501', tls: {verify: false}}}");
-        assert!(!c.tls.expect("tls").verify);
-        assert_eq!(consul("{consul: {address: 'https://c:1'}}").scheme, "https");
+        assert_eq!(c.tls.expect("tls").verify, Some(false));
+        assert!(!consul("{consul: {address: 'consul:8501'}}").scheme_explicit);
+        let c = consul("{consul: {address: 'https://c:1'}}");
+        assert_eq!((c.scheme.as_str(), c.scheme_explicit), ("https", true));
+        let c = consul("{consul: {address: 'c:1', scheme: 'https'}}");
+        assert_eq!((c.scheme.as_str(), c.scheme_explicit), ("https", true));
         assert_eq!(consul("{consul: {}}").address, "127.0.0.1:8500");
         assert_eq!(
             err1("{consul: {address: 'c:1', scheme: 'ftp'}}"),
@@ -312,19 +287,20 @@ mod tests {
         assert!(
             err_env("{}", &[("CONSUL_HTTP_ADDR", "gopher://x")]).starts_with("CONSUL_HTTP_ADDR:")
         );
-        // The TLS variables, as 3.x.
-        let c = ok_env(
+        // The TLS variables are resolved by discovery::consul, but their
+        // files are checked here, so that -validate reports them.
+        let c = ok_env("{consul: 'https://c:1'}", &[("CONSUL_HTTP_SSL", "1")])
+            .0
+            .consul
+            .expect("consul");
+        assert_eq!(c.tls, None);
+        let e = err_env(
             "{consul: 'https://c:1'}",
-            &[
-                ("CONSUL_CACERT", "/ca"),
-                ("CONSUL_HTTP_SSL_VERIFY", "false"),
-            ],
-        )
-        .0
-        .consul
-        .expect("consul");
-        let tls = c.tls.expect("tls from env");
-        assert_eq!(tls.cafile.as_deref(), Some("/ca"));
-        assert!(!tls.verify);
+            &[("CONSUL_CACERT", "/nonexistent/ca.pem")],
+        );
+        assert!(
+            e.starts_with("CONSUL_CACERT: cannot read /nonexistent/ca.pem"),
+            "{e}"
+        );
     }
 }

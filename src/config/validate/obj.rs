@@ -498,6 +498,8 @@ mod tests {
         let expected = [
             "consul.tokn: unknown key, did you mean 'token'?",
             "consul.tls.verfy: unknown key, did you mean 'verify'?",
+            "consul.tls is set, but the Consul agent's address c:1 is http: the tls settings \
+             are not used (give an https:// address or scheme: \"https\")",
             "logging.levl: unknown key, did you mean 'level'?",
             "control.sockt: unknown key, did you mean 'socket'?",
             "stoptimeout: unknown key, did you mean 'stopTimeout'?",
