@@ -28,3 +28,11 @@ mod discovery;
 mod jobs;
 // Regression tests named after the faults they pin down (issue #12 and later).
 mod regression;
+// A job's life beyond 3.x (SPEC §2.3 jobs, §3.2, §3.3, §3.7): shutdownOn,
+// restartDelay backoff and what cancels it, when.any/when.all, duplicate
+// names and sources naming nothing, and the examples/app.json5 config.
+mod lifecycle;
+// Health beyond 3.x (SPEC §2.3, §3.7, §4, §5): http/tcp probes against real
+// servers, startPeriod, threshold, notify with real senders and its watchdog,
+// /v3/health and -healthcheck, the new /status fields.
+mod health;
