@@ -18,7 +18,7 @@ use std::process::{Command, Stdio};
 use serde_json::{json, Value};
 
 use crate::support::consul::FakeConsul;
-use crate::support::stub::HttpStub;
+use crate::support::stub::{HttpStub, StubBody};
 use crate::support::*;
 
 fn daemon(dir: &Dir, jobs: &str) -> Daemon {
@@ -200,6 +200,49 @@ fn http_check_output_is_the_status_line_the_server_sent() {
     );
     let s = wait_status(&mut d, &dir, "web", "unhealthy");
     assert_eq!(output_of(&s), "HTTP/1.1 503 Warming Up", "{s}");
+    terminate(&mut d);
+}
+
+#[test]
+fn http_check_does_not_wait_for_a_body_that_never_ends() {
+    // The status line is all a check needs; a server that answers 200 and
+    // then trickles its body byte by byte must not hold the checker beyond
+    // `timeout` (the house rule: bound the time any input can cost).
+    let stub = HttpStub::start();
+    stub.body(StubBody::Trickle);
+    let dir = Dir::new("http-trickle");
+    let mut d = daemon(
+        &dir,
+        &format!(
+            r#"[{{ name: "web", exec: ["sleep", "1000"],
+                   health: {{ http: {}, interval: "100ms", timeout: "300ms" }} }}]"#,
+            js(&stub.url("/"))
+        ),
+    );
+    d.wait_for("3 checks made", || stub.count() >= 3);
+    terminate(&mut d);
+}
+
+#[test]
+fn http_check_passes_on_its_status_whatever_the_size_of_the_body() {
+    // A 200 is a pass (SPEC §2.3); the body is not the check's business,
+    // and reading 100 MiB of it into memory would cost PID 1 as much.
+    let stub = HttpStub::start();
+    stub.body(StubBody::Size(100 * 1024 * 1024));
+    let dir = Dir::new("http-big");
+    let mut d = daemon(
+        &dir,
+        &format!(
+            r#"[{{ name: "web", exec: ["sleep", "1000"],
+                   health: {{ http: {}, interval: "100ms", timeout: "5s" }} }}]"#,
+            js(&stub.url("/"))
+        ),
+    );
+    let s = wait_service(&mut d, &dir, "web", "a check result", |s| {
+        s["last_check"].is_object()
+    });
+    assert_eq!(s["status"], "healthy", "{s}");
+    assert_eq!(output_of(&s), "HTTP/1.1 200 OK", "{s}");
     terminate(&mut d);
 }
 

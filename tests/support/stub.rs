@@ -1,6 +1,7 @@
 //! A stand-in HTTP server for `http` health checks (SPEC §2.3, §3.7): it
 //! listens on 127.0.0.1 (an ephemeral port), answers every request with the
-//! status line the test has set (no body, `Connection: close`) and records
+//! status line and body the test has set (no body by default; a large one;
+//! or one that trickles for ever), with `Connection: close`, and records
 //! what it was asked. Written with std only and sharing no code with `src/`.
 //!
 //! It can also say who was alive while a request was being answered: set
@@ -31,8 +32,22 @@ pub struct StubRequest {
     pub processes: Vec<(i32, String)>,
 }
 
+/// What follows the head of every answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StubBody {
+    /// `Content-Length: 0`.
+    Empty,
+    /// This many bytes, written at once.
+    Size(usize),
+    /// `Content-Length: 1000000` (under any sane body limit), then one byte
+    /// every 20ms (5.5 hours for all of it) until the client goes away or
+    /// the stub is dropped.
+    Trickle,
+}
+
 struct Shared {
     status_line: Mutex<String>,
+    body: Mutex<StubBody>,
     extra_headers: Mutex<String>,
     requests: Mutex<Vec<StubRequest>>,
     watch: AtomicI32,
@@ -52,6 +67,7 @@ impl HttpStub {
         let port = listener.local_addr().expect("stub address").port();
         let shared = Arc::new(Shared {
             status_line: Mutex::new("HTTP/1.1 200 OK".into()),
+            body: Mutex::new(StubBody::Empty),
             extra_headers: Mutex::new(String::new()),
             requests: Mutex::new(Vec::new()),
             watch: AtomicI32::new(0),
@@ -92,6 +108,11 @@ impl HttpStub {
     /// More header lines for every later answer, each ending in `\r\n`.
     pub fn headers(&self, lines: &str) {
         *self.shared.extra_headers.lock().expect("stub lock") = lines.to_string();
+    }
+
+    /// The body of every later answer.
+    pub fn body(&self, body: StubBody) {
+        *self.shared.body.lock().expect("stub lock") = body;
     }
 
     /// Record the descendants of `pid` with every request from now on.
@@ -149,8 +170,38 @@ fn serve(sh: &Shared, mut s: TcpStream) {
     });
     let status = sh.status_line.lock().expect("stub lock").clone();
     let extra = sh.extra_headers.lock().expect("stub lock").clone();
-    let reply = format!("{status}\r\n{extra}Content-Length: 0\r\nConnection: close\r\n\r\n");
-    let _ = s.write_all(reply.as_bytes());
+    let body = *sh.body.lock().expect("stub lock");
+    let length = match body {
+        StubBody::Empty => 0,
+        StubBody::Size(n) => n,
+        StubBody::Trickle => 1_000_000,
+    };
+    let head = format!("{status}\r\n{extra}Content-Length: {length}\r\nConnection: close\r\n\r\n");
+    if s.write_all(head.as_bytes()).is_err() {
+        return;
+    }
+    match body {
+        StubBody::Empty => {}
+        StubBody::Size(n) => {
+            let chunk = vec![b'x'; 64 * 1024];
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(chunk.len());
+                if s.write_all(&chunk[..k]).is_err() {
+                    return;
+                }
+                left -= k;
+            }
+        }
+        StubBody::Trickle => {
+            while !sh.stop.load(Ordering::SeqCst) {
+                if s.write_all(b"x").is_err() {
+                    return;
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
 }
 
 impl Drop for HttpStub {
