@@ -62,12 +62,7 @@ fn wait_service(
     what: &str,
     pred: impl Fn(&Value) -> bool,
 ) -> Value {
-    let mut last = Value::Null;
-    d.wait_for(&format!("{name}: {what} (last seen: see below)"), || {
-        last = service(dir, name);
-        pred(&last)
-    });
-    last
+    wait_doc(d, &format!("{name}: {what}"), || service(dir, name), pred)
 }
 
 fn wait_status(d: &mut Daemon, dir: &Dir, name: &str, status: &str) -> Value {

@@ -50,12 +50,12 @@ fn job(dir: &Dir, name: &str) -> Value {
 }
 
 fn wait_state(d: &mut Daemon, dir: &Dir, name: &str, state: &str) -> Value {
-    let mut last = Value::Null;
-    d.wait_for(&format!("job {name} in state {state}"), || {
-        last = job(dir, name);
-        last["state"] == state
-    });
-    last
+    wait_doc(
+        d,
+        &format!("job {name} in state {state}"),
+        || job(dir, name),
+        |j| j["state"] == state,
+    )
 }
 
 /// The `/status` entries named `name`.

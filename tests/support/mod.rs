@@ -1126,3 +1126,31 @@ pub fn event_times(d: &mut Daemon, name: &str) -> Vec<f64> {
         .map(|v| log_seconds(&v))
         .collect()
 }
+
+/// Poll `get` (a document read from the daemon: a `/status` entry, a job)
+/// every 10 ms until `pred` holds for it, and return it. Fails with the
+/// last value seen and all the evidence at the deadline, or at once when
+/// the daemon exits.
+pub fn wait_doc(
+    d: &mut Daemon,
+    what: &str,
+    mut get: impl FnMut() -> Value,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if d.has_exited() {
+            d.fail(&format!("exited while waiting for: {what}"));
+        }
+        let last = get();
+        if pred(&last) {
+            return last;
+        }
+        if Instant::now() >= deadline {
+            d.fail(&format!(
+                "timed out after {TIMEOUT:?} waiting for: {what}\nlast seen: {last}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
+    }
+}
