@@ -34,3 +34,11 @@ mod regression;
 // SPEC §6 TLS (issue #13): the agent behind a TLS front with a throw-away CA:
 // verification and its failures, mutual TLS, the 3.x variables, keep-alive.
 mod tls;
+// A job's life beyond 3.x (SPEC §2.3 jobs, §3.2, §3.3, §3.7): shutdownOn,
+// restartDelay backoff and what cancels it, when.any/when.all, duplicate
+// names and sources naming nothing, and the examples/app.json5 config.
+mod lifecycle;
+// Health beyond 3.x (SPEC §2.3, §3.7, §4, §5): http/tcp probes against real
+// servers, startPeriod, threshold, notify with real senders and its watchdog,
+// /v3/health and -healthcheck, the new /status fields.
+mod health;

@@ -12,6 +12,8 @@ pub mod consul;
 /// A throw-away PKI and a TLS server in front of the Consul double.
 #[cfg(feature = "tls")]
 pub mod tls;
+/// A stand-in HTTP server for `http` health checks.
+pub mod stub;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
@@ -1047,5 +1049,111 @@ pub fn terminate(d: &mut Daemon) {
     let code = d.wait_exit(TIMEOUT);
     if code != 0 {
         d.fail(&format!("exit code {code} after SIGTERM, want 0"));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Tools the jobs of some tests run
+
+/// Whether `tool` is on PATH. When it is not, says so through [`skip`]
+/// (which fails the test under CI, where `.ci/run` installs it).
+pub fn have(tool: &str) -> bool {
+    let found = std::env::split_paths(&path_env()).any(|d| {
+        std::fs::metadata(d.join(tool))
+            .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    });
+    if !found {
+        skip(&format!("`{tool}` is not installed"));
+    }
+    found
+}
+
+/// An sd_notify sender in python3 (no libsystemd), written into `dir`;
+/// returns its path. Run as `python3 PATH ARG...` from a job whose
+/// environment has `NOTIFY_SOCKET`. Each ARG is one datagram:
+/// `READY=1,STATUS=up` sends `READY=1\nSTATUS=up` (commas become
+/// newlines), `hex:FFFE00` sends those bytes, `size:N:TEXT` sends TEXT
+/// padded with `x` to N bytes. With `--wait`, it then blocks until its
+/// stdin closes (a sender that stays alive).
+pub fn notify_sender(dir: &Dir) -> String {
+    let p = dir.write(
+        "sd_notify.py",
+        r#"import os, socket, sys
+addr = os.environ["NOTIFY_SOCKET"]
+if addr.startswith("@"):
+    addr = "\0" + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+wait = False
+for arg in sys.argv[1:]:
+    if arg == "--wait":
+        wait = True
+    elif arg.startswith("hex:"):
+        s.sendto(bytes.fromhex(arg[4:]), addr)
+    elif arg.startswith("size:"):
+        _, n, text = arg.split(":", 2)
+        s.sendto(text.encode().ljust(int(n), b"x"), addr)
+    else:
+        s.sendto(arg.replace(",", "\n").encode(), addr)
+print("sent", flush=True)
+if wait:
+    sys.stdin.read()
+"#,
+    );
+    p.to_str().expect("utf-8 path").to_string()
+}
+
+/// The time of a JSON log entry in seconds since midnight UTC, for the
+/// spacing of events (lower bounds only: a loaded machine only adds).
+pub fn log_seconds(v: &Value) -> f64 {
+    let t = v["time"].as_str().unwrap_or_default();
+    // 2026-12-04T20:58:09.206084Z: only the time of day matters here.
+    let hms = t.get(11..t.len().saturating_sub(1)).unwrap_or("0:0:0");
+    let mut parts = hms.split(':');
+    let mut next = || {
+        parts
+            .next()
+            .and_then(|p| p.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (h, m, s) = (next(), next(), next());
+    h * 3600.0 + m * 60.0 + s
+}
+
+/// The log times of every publication of event `name` so far, in order.
+pub fn event_times(d: &mut Daemon, name: &str) -> Vec<f64> {
+    let want = format!("event: {name}");
+    d.lines_so_far()
+        .iter()
+        .filter(|l| is_msg(l, &want))
+        .filter_map(|l| json(l))
+        .map(|v| log_seconds(&v))
+        .collect()
+}
+
+/// Poll `get` (a document read from the daemon: a `/status` entry, a job)
+/// every 10 ms until `pred` holds for it, and return it. Fails with the
+/// last value seen and all the evidence at the deadline, or at once when
+/// the daemon exits.
+pub fn wait_doc(
+    d: &mut Daemon,
+    what: &str,
+    mut get: impl FnMut() -> Value,
+    pred: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + TIMEOUT;
+    loop {
+        if d.has_exited() {
+            d.fail(&format!("exited while waiting for: {what}"));
+        }
+        let last = get();
+        if pred(&last) {
+            return last;
+        }
+        if Instant::now() >= deadline {
+            d.fail(&format!(
+                "timed out after {TIMEOUT:?} waiting for: {what}\nlast seen: {last}"
+            ));
+        }
+        thread::sleep(Duration::from_millis(10));
     }
 }
