@@ -89,7 +89,8 @@ fn wait_state(d: &mut Daemon, dir: &Dir, name: &str, state: &str) -> Value {
     let mut entry = Value::Null;
     d.wait_for(&format!("job {name:?} {state}"), || {
         entry = job(dir, name);
-        entry["state"] == state
+        // A process is asked for before its pid is known.
+        entry["state"] == state && (state != "running" || entry["pid"].is_u64())
     });
     entry
 }

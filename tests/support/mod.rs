@@ -9,11 +9,11 @@
 
 /// The Consul agent test double (SPEC §6), the one mock of the project.
 pub mod consul;
+/// A stand-in HTTP server for `http` health checks.
+pub mod stub;
 /// A throw-away PKI and a TLS server in front of the Consul double.
 #[cfg(feature = "tls")]
 pub mod tls;
-/// A stand-in HTTP server for `http` health checks.
-pub mod stub;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read, Write};
