@@ -114,11 +114,17 @@ const EXPECTED_WARNINGS: &[(&str, &str)] = &[
 
 const DUPLICATE_SSL: &str = "warning: jobs[4] and jobs[5] are both named 'nginx-public-ssl'";
 
+/// `CONTAINERPILOT_CORPUS`, else `shared/corpus` beside the checkout or
+/// beside any directory above it (a clone made elsewhere for CI included).
 fn corpus_dir() -> PathBuf {
-    match std::env::var_os("CONTAINERPILOT_CORPUS") {
-        Some(dir) => PathBuf::from(dir),
-        None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus"),
+    if let Some(dir) = std::env::var_os("CONTAINERPILOT_CORPUS") {
+        return PathBuf::from(dir);
     }
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    here.ancestors()
+        .map(|a| a.join("shared/corpus"))
+        .find(|c| c.join("manifest.json").is_file())
+        .unwrap_or_else(|| here.join("../shared/corpus"))
 }
 
 /// One manifest entry, the fields this test needs.
