@@ -416,3 +416,20 @@ fn template_errors_name_the_line() {
     assert_eq!(out.code, 1, "{out}");
     assert!(out.stderr.contains("line 3"), "{out}");
 }
+
+#[test]
+fn regression_a_non_utf8_argument_is_a_usage_error_naming_its_position() {
+    // `containerpilot -config $'\xff'` panicked in std::env::args (exit
+    // 134) instead of a usage error (issue #11).
+    use std::os::unix::ffi::OsStrExt;
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_containerpilot"))
+        .arg("-config")
+        .arg(std::ffi::OsStr::from_bytes(b"\xff"))
+        .env_clear()
+        .output()
+        .expect("run containerpilot");
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("argument 2 is not valid UTF-8"), "{err}");
+    assert!(err.contains("-help"), "{err}");
+}
