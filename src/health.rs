@@ -27,7 +27,8 @@ use crate::logbuf::{cut, LogBuffer, Stream};
 use crate::msg::{Env, JobId, Msg, Published};
 use crate::output::Pipe;
 use crate::process::signal_group;
-use crate::spawn::{self, Spec};
+use crate::reaper;
+use crate::spawn::{self, Prepared};
 
 /// What Consul gets to see of a check's output, at most.
 const MAX_OUTPUT: usize = 4096;
@@ -78,6 +79,7 @@ pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCm
                 inbox: own,
                 next_due: None,
                 running: None,
+                prepared: None,
             }
             .run(mailbox)
         })
@@ -107,6 +109,8 @@ struct Checker {
     /// `None` while paused.
     next_due: Option<Instant>,
     running: Option<Running>,
+    /// The exec check ready to start, for the environment it was built for.
+    prepared: Option<(Arc<Env>, Prepared)>,
 }
 
 impl Checker {
@@ -137,6 +141,18 @@ impl Checker {
             }
             if ready.iter().skip(1).any(|r| *r) {
                 self.read_output();
+                if self.output_closed() {
+                    // Its output ended: it has most likely exited. Reap it
+                    // here rather than sleep until the signal thread has.
+                    reaper::reap_all();
+                    let (cmds, gone) = mailbox.take();
+                    for cmd in cmds {
+                        self.command(cmd);
+                    }
+                    if gone {
+                        return;
+                    }
+                }
             }
             self.progress();
             self.maybe_start();
@@ -198,14 +214,29 @@ impl Checker {
 
     fn start_exec(&mut self, argv: Vec<String>, now: Instant, at: SystemTime) {
         let env = self.spec.env.get();
-        let spec = Spec {
-            argv: &argv,
-            env: &env,
-            capture: !self.spec.raw,
+        let fresh = !self
+            .prepared
+            .as_ref()
+            .is_some_and(|(seen, _)| Arc::ptr_eq(seen, &env));
+        if fresh {
+            match Prepared::new(&argv, &env) {
+                Ok(p) => self.prepared = Some((env, p)),
+                Err(e) => {
+                    self.prepared = None;
+                    let msg = format!("cannot start {}: {}", self.label, e.reason);
+                    log::error(&msg);
+                    self.report(false, msg, now, at);
+                    return;
+                }
+            }
+        }
+        let Some((_, prepared)) = &self.prepared else {
+            return;
         };
         let inbox = self.inbox.clone();
-        let started = spawn::spawn(
-            &spec,
+        let started = spawn::start(
+            prepared,
+            !self.spec.raw,
             Box::new(move |pid, code| {
                 inbox.send(CheckCmd::Exited { pid, code });
             }),
@@ -226,11 +257,20 @@ impl Checker {
                 })
             }
             Err(e) => {
+                // Look the program up again next time: it may be installed by then.
+                self.prepared = None;
                 let msg = format!("cannot start {}: {}", self.label, e.reason);
                 log::error(&msg);
                 self.report(false, msg, now, at);
             }
         }
+    }
+
+    /// The running check has closed both its pipes and its exit is not known yet.
+    fn output_closed(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| {
+            r.exited.is_none() && ![&r.out, &r.err].into_iter().flatten().any(|p| p.is_open())
+        })
     }
 
     fn read_output(&mut self) {

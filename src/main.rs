@@ -107,7 +107,9 @@ fn supervise(path: &Path) -> Result<ExitCode, Error> {
     for w in &warnings {
         log::warn(&w.0);
     }
-    // 3. Reap orphans even when we are not PID 1.
+    // 3. Signals go to the signal thread alone (it starts in step 4; what
+    //    arrives before waits); reap orphans even when we are not PID 1.
+    signals::leave_to_signal_thread().map_err(Error::Fatal)?;
     if let Err(e) = reaper::become_subreaper() {
         log::warn(&e);
     }

@@ -160,6 +160,18 @@ impl Runner {
             };
             if ready.iter().skip(skip).any(|r| *r) {
                 self.pump(false);
+                if self.output_closed() {
+                    // Its output ended: it has most likely exited. Reap it
+                    // here rather than sleep until the signal thread has.
+                    reaper::reap_all();
+                    let (cmds, gone) = mailbox.take();
+                    for cmd in cmds {
+                        self.command(cmd);
+                    }
+                    if gone {
+                        return;
+                    }
+                }
             }
             self.finish_exit();
             self.recheck_survivors();
@@ -318,6 +330,13 @@ impl Runner {
             signal_group(*pid, sig);
             let _ = kill(Pid::from_raw(*pid as i32), sig);
         }
+    }
+
+    /// The process has closed both its pipes and its exit is not known yet.
+    fn output_closed(&self) -> bool {
+        self.current.as_ref().is_some_and(|p| {
+            p.exited.is_none() && ![&p.out, &p.err].into_iter().flatten().any(|x| x.is_open())
+        })
     }
 
     /// Log and keep what the pipes hold now; with `flush`, the partial

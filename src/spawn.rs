@@ -15,15 +15,19 @@
 //! actually missing: the program, its `#!` interpreter, its dynamic
 //! loader, or `/dev/null`.
 
+use std::ffi::CString;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::sync::OnceLock;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::{SigSet, Signal};
+use nix::unistd::{pipe2, Pid};
 
 use crate::reaper::{self, OnExit};
 
@@ -58,54 +62,144 @@ pub struct SpawnError {
 /// Start `spec`; `on_exit` is called (on the reaping thread) with its pid
 /// and exit status.
 pub fn spawn(spec: &Spec, on_exit: OnExit) -> Result<Child, SpawnError> {
-    let Some((prog, args)) = spec.argv.split_first() else {
-        return Err(SpawnError {
-            code: 127,
-            reason: "empty command".into(),
-        });
-    };
-    let path = resolve(prog, spec.env)?;
-    // std opens /dev/null itself and would report only "No such file or
-    // directory", as if the program were missing (a bare chroot lacks it).
-    let null = File::open("/dev/null").map_err(|e| SpawnError {
+    let prepared = Prepared::new(spec.argv, spec.env)?;
+    start(&prepared, spec.capture, on_exit)
+}
+
+/// A command ready to start: its program found in the child's `PATH`, its
+/// arguments and environment as C strings. A health check keeps one while
+/// the environment is unchanged, so a check does not build them again.
+pub struct Prepared {
+    prog: String,
+    path: CString,
+    argv: Vec<CString>,
+    envp: Vec<CString>,
+}
+
+impl Prepared {
+    pub fn new(argv: &[String], env: &[(String, String)]) -> Result<Prepared, SpawnError> {
+        let Some(prog) = argv.first() else {
+            return Err(SpawnError {
+                code: 127,
+                reason: "empty command".into(),
+            });
+        };
+        Ok(Prepared {
+            prog: prog.clone(),
+            path: resolve(prog, env)?,
+            argv: c_strings(argv.iter().map(String::as_str), "argument")?,
+            envp: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")), "environment variable")?,
+        })
+    }
+}
+
+/// Start a prepared command, piping its output back when `capture`.
+pub fn start(p: &Prepared, capture: bool, on_exit: OnExit) -> Result<Child, SpawnError> {
+    let (prog, path, argv, envp) = (&p.prog, &p.path, &p.argv, &p.envp);
+    let null = dev_null().map_err(|e| SpawnError {
         code: code_of(&e),
         reason: format!("cannot open /dev/null: {e} (processes get their stdin from it)"),
     })?;
-    let mut cmd = Command::new(&path);
-    cmd.arg0(prog)
-        .args(args)
-        .env_clear()
-        .envs(spec.env.iter().map(|(k, v)| (k, v)))
-        .process_group(0)
-        .stdin(Stdio::from(null));
-    if spec.capture {
-        cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let pipes = if capture {
+        Some((pipe().map_err(pipe_error)?, pipe().map_err(pipe_error)?))
     } else {
-        cmd.stdout(Stdio::inherit()).stderr(Stdio::inherit());
-    }
+        None
+    };
     let started = reaper::spawn(
         || {
-            let mut child = cmd.spawn()?;
-            let out = child.stdout.take().map(OwnedFd::from);
-            let err = child.stderr.take().map(OwnedFd::from);
-            // Dropping `child` neither waits nor kills: the reaper owns its exit.
-            Ok((child.id(), (out, err)))
+            let mut actions = PosixSpawnFileActions::init()?;
+            actions.add_dup2(null.as_raw_fd(), 0)?;
+            if let Some(((_, out_w), (_, err_w))) = &pipes {
+                actions.add_dup2(out_w.as_raw_fd(), 1)?;
+                actions.add_dup2(err_w.as_raw_fd(), 2)?;
+            }
+            let mut attr = PosixSpawnAttr::init()?;
+            attr.set_flags(
+                PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
+                    | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
+                    | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
+            )?;
+            // Its own process group (signals go to the group), no signal
+            // of ours blocked, and SIGPIPE back to its default: the Rust
+            // runtime ignores it, and an ignored signal stays ignored
+            // across exec.
+            attr.set_pgroup(Pid::from_raw(0))?;
+            attr.set_sigmask(&SigSet::empty())?;
+            let mut default = SigSet::empty();
+            default.add(Signal::SIGPIPE);
+            attr.set_sigdefault(&default)?;
+            let pid = posix_spawn(path.as_c_str(), &actions, &attr, argv, envp)?;
+            Ok((pid.as_raw() as u32, ()))
         },
         on_exit,
     );
     match started {
-        Ok((pid, (stdout, stderr))) => {
-            for fd in stdout.iter().chain(stderr.iter()) {
-                let _ = fcntl(fd, FcntlArg::F_SETFL(OFlag::O_NONBLOCK));
-            }
+        Ok((pid, ())) => {
+            // The write ends go with the child: the parent's copies close
+            // here, so that end of file means every writer is gone.
+            let (stdout, stderr) = match pipes {
+                Some(((out_r, _), (err_r, _))) => (Some(out_r), Some(err_r)),
+                None => (None, None),
+            };
             Ok(Child {
                 pid,
                 stdout,
                 stderr,
             })
         }
-        Err(e) => Err(explain(prog, &path, &e)),
+        Err(e) => Err(explain(prog, Path::new(&*path.to_string_lossy()), &io::Error::from(e))),
     }
+}
+
+/// `/dev/null`, opened once: every child's stdin is a copy of it.
+fn dev_null() -> io::Result<BorrowedFd<'static>> {
+    static NULL: OnceLock<OwnedFd> = OnceLock::new();
+    if let Some(fd) = NULL.get() {
+        return Ok(fd.as_fd());
+    }
+    let file = File::open("/dev/null")?;
+    let fd = NULL.get_or_init(|| OwnedFd::from(file));
+    Ok(fd.as_fd())
+}
+
+/// A pipe whose read end is non-blocking (for the poll loop) and whose
+/// ends are never below fd 3: a `dup2` onto itself would keep its
+/// close-on-exec flag, and the child would lose its stdout.
+fn pipe() -> nix::Result<(OwnedFd, OwnedFd)> {
+    let (r, w) = pipe2(OFlag::O_CLOEXEC)?;
+    fcntl(&r, FcntlArg::F_SETFL(OFlag::O_NONBLOCK))?;
+    let high = |fd: OwnedFd| -> nix::Result<OwnedFd> {
+        if fd.as_raw_fd() > 2 {
+            return Ok(fd);
+        }
+        let raw = fcntl(&fd, FcntlArg::F_DUPFD_CLOEXEC(3))?;
+        // SAFETY: F_DUPFD_CLOEXEC returned a new descriptor that we own.
+        Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+    };
+    Ok((high(r)?, high(w)?))
+}
+
+fn pipe_error(e: nix::Error) -> SpawnError {
+    SpawnError {
+        code: 126,
+        reason: format!("cannot create a pipe for its output: {e}"),
+    }
+}
+
+/// Arguments or variables as C strings; one with a NUL byte cannot be
+/// passed to a process at all.
+fn c_strings<S: Into<Vec<u8>>>(
+    items: impl Iterator<Item = S>,
+    what: &str,
+) -> Result<Vec<CString>, SpawnError> {
+    items
+        .map(|s| {
+            CString::new(s).map_err(|_| SpawnError {
+                code: 126,
+                reason: format!("an {what} contains a NUL byte"),
+            })
+        })
+        .collect()
 }
 
 fn code_of(e: &io::Error) -> i32 {
@@ -118,7 +212,15 @@ fn code_of(e: &io::Error) -> i32 {
 
 /// The program to execute: as written if it contains a `/`, else the first
 /// executable file of that name in the child's `PATH`.
-fn resolve(prog: &str, env: &[(String, String)]) -> Result<PathBuf, SpawnError> {
+fn resolve(prog: &str, env: &[(String, String)]) -> Result<CString, SpawnError> {
+    let path = find(prog, env)?;
+    CString::new(path.as_os_str().as_bytes()).map_err(|_| SpawnError {
+        code: 126,
+        reason: format!("exec {prog:?}: the program's name contains a NUL byte"),
+    })
+}
+
+fn find(prog: &str, env: &[(String, String)]) -> Result<PathBuf, SpawnError> {
     if prog.contains('/') {
         return Ok(PathBuf::from(prog));
     }
@@ -259,9 +361,9 @@ mod tests {
         std::fs::write(&prog, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&prog, std::fs::Permissions::from_mode(0o755)).unwrap();
         let path = format!("/nonexistent:{}", d.display());
-        assert_eq!(resolve("hello", &env(&path)).unwrap(), prog);
-        assert_eq!(resolve("./x", &env(&path)).unwrap(), PathBuf::from("./x"));
-        let e = resolve("nope", &env(&path)).unwrap_err();
+        assert_eq!(find("hello", &env(&path)).unwrap(), prog);
+        assert_eq!(find("./x", &env(&path)).unwrap(), PathBuf::from("./x"));
+        let e = find("nope", &env(&path)).unwrap_err();
         assert_eq!(e.code, 127);
         assert_eq!(
             e.reason,
@@ -273,7 +375,7 @@ mod tests {
     fn a_file_without_exec_permission_is_126_naming_it() {
         let d = tmp("noexec");
         std::fs::write(d.join("data"), "x").unwrap();
-        let e = resolve("data", &env(&d.display().to_string())).unwrap_err();
+        let e = find("data", &env(&d.display().to_string())).unwrap_err();
         assert_eq!(e.code, 126);
         assert!(e.reason.contains("is not executable"), "{}", e.reason);
     }
