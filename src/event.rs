@@ -86,6 +86,12 @@ impl Event {
     pub fn global(code: EventCode) -> Event {
         Event::new(code, GLOBAL)
     }
+
+    /// Whether this is `global.CODE`, without building one to compare with
+    /// (every event goes to every job: this runs jobs × events times).
+    pub fn is_global(&self, code: EventCode) -> bool {
+        self.code == code && self.source == GLOBAL
+    }
 }
 
 impl fmt::Display for Event {

@@ -278,10 +278,10 @@ impl Job {
                 self.finish_stopping(now, &mut out);
             }
         }
-        if *ev == Event::global(EventCode::Shutdown) {
+        if ev.is_global(EventCode::Shutdown) {
             self.on_shutdown();
         }
-        if *ev == Event::global(EventCode::Startup) {
+        if ev.is_global(EventCode::Startup) {
             self.on_startup(now, &mut out);
         }
         if self.triggered_by(ev) {
@@ -328,7 +328,7 @@ impl Job {
 
     fn triggered_by(&self, ev: &Event) -> bool {
         match &self.cfg.when {
-            When::Startup => *ev == Event::global(EventCode::Startup),
+            When::Startup => ev.is_global(EventCode::Startup),
             When::Interval(_) | When::Never => false,
             When::Event { sources, code, .. } => {
                 ev.code == *code && sources.contains(&ev.source)
