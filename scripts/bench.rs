@@ -1990,7 +1990,11 @@ fn fig_checks(ctx: &Ctx) {
             jobs as f64 * u0.secs_until(&u1) * 1000.0 / every_ms as f64
         };
         if checks == 0.0 {
-            return Err("no checks were made".into());
+            return Err(if counted {
+                "no check reached the probe server (does this build know the key?)".into()
+            } else {
+                "no checks were made".into()
+            });
         }
         drop(d);
         Ok((
