@@ -31,10 +31,24 @@ use nix::unistd::Pid;
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    if args.first().map(String::as_str) == Some("mark") {
-        // Used as a job: record when we started running (ns since the epoch).
-        let _ = std::fs::write(&args[1], now_ns().to_string());
-        return;
+    match args.first().map(String::as_str) {
+        Some("mark") => {
+            // Used as a job: record when we started running (ns since the epoch).
+            let _ = std::fs::write(&args[1], now_ns().to_string());
+            return;
+        }
+        Some("count") => {
+            // Used as a health check: one byte appended per run, so the
+            // file's size counts the checks.
+            let _ = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&args[1])
+                .and_then(|mut f| f.write_all(b"."));
+            return;
+        }
+        Some("spew") => return spew(),
+        _ => {}
     }
     let bin = PathBuf::from(
         args.first()
@@ -46,35 +60,46 @@ fn main() {
     let began = Instant::now();
 
     print_machine(&ctx);
-    println!("| figure | containerpilot | tini | dumb-init | supervisord | SPEC §8 target |");
-    println!("|---|---|---|---|---|---|");
     // BENCH_ONLY=name,name runs only those figures (while working on one).
     let only = std::env::var("BENCH_ONLY").ok();
+    let wanted = |name: &str| {
+        only.as_deref()
+            .is_none_or(|o| o.split(',').any(|n| n == name))
+    };
     type Figure = (&'static str, fn(&Ctx));
-    let figures: [Figure; 11] = [
+    let figures: [Figure; 15] = [
         ("size", fig_size),
         ("memory", fig_memory),
         ("idle", fig_idle),
         ("true_job", fig_true_job),
         ("ping", fig_ping),
         ("control_load", fig_control_load),
+        ("ping_conns", fig_ping_conns),
         ("reap", fig_reap),
         ("sigterm", fig_sigterm),
         ("startup", fig_startup),
+        ("checks", fig_checks),
+        ("check_rss", fig_check_rss),
+        ("logs", fig_logs),
         ("telemetry", fig_telemetry),
         ("consul", fig_consul),
     ];
-    for (name, fig) in figures {
-        if only
-            .as_deref()
-            .is_none_or(|o| o.split(',').any(|n| n == name))
-        {
-            fig(&ctx);
+    if figures.iter().any(|(name, _)| wanted(name)) {
+        println!("| figure | containerpilot | tini | dumb-init | supervisord | SPEC §8 target |");
+        println!("|---|---|---|---|---|---|");
+        for (name, fig) in figures {
+            if wanted(name) {
+                fig(&ctx);
+            }
         }
+        println!();
+        println!("`ours ×R` in a peer's cell: our figure divided by that peer's (below 1 is better for sizes, memory, ticks, switches and times; above 1 for req/s).");
+        println!("Times are medians of the runs given in the mode line; latency percentiles are over every request.");
     }
-    println!();
-    println!("`ours ×R` in a peer's cell: our figure divided by that peer's (below 1 is better for sizes, memory, ticks, switches and times; above 1 for req/s).");
-    println!("Times are medians of the runs given in the mode line; latency percentiles are over every request.");
+    // The scaling table has a column per job count rather than per peer.
+    if wanted("scaling") {
+        fig_scaling(&ctx);
+    }
     println!(
         "Done in {:.0} s; load average at the end: {}.",
         began.elapsed().as_secs_f64(),
@@ -511,7 +536,12 @@ impl Daemon {
         std::thread::spawn(move || {
             std::thread::sleep(limit);
             if !flag.load(Ordering::SeqCst) {
+                // Its jobs too, or they would be left running under PID 1.
+                let tree = descendants(pid);
                 let _ = kill(Pid::from_raw(pid as i32), Signal::SIGKILL);
+                for p in tree {
+                    let _ = kill(Pid::from_raw(p as i32), Signal::SIGKILL);
+                }
             }
         });
         let t = Instant::now();
@@ -972,7 +1002,7 @@ fn fig_true_job(ctx: &Ctx) {
         &format!("start → one `true` job done (direct `true`: {direct:.2} ms)"),
         fig(Who::Ours),
         each_peer(fig),
-        "",
+        "≤ 1.5× tini's",
     );
 }
 
@@ -1215,6 +1245,22 @@ impl LoadStats {
     }
 }
 
+/// Up to `n` sequential requests, each on a fresh connection, for at most
+/// `limit` (at least one): an overloaded daemon must not stall the bench.
+fn load_within(addr: &Addr, req: &[u8], n: usize, limit: Duration) -> Result<LoadStats, String> {
+    let start = Instant::now();
+    let mut lat = Vec::with_capacity(n);
+    while lat.len() < n && (lat.is_empty() || start.elapsed() < limit) {
+        let t = Instant::now();
+        roundtrip(addr, req, false)?;
+        lat.push(t.elapsed().as_secs_f64() * 1e6);
+    }
+    Ok(LoadStats {
+        rps: lat.len() as f64 / start.elapsed().as_secs_f64(),
+        lat_us: lat,
+    })
+}
+
 /// `n` requests split over `clients` threads, each on a fresh connection,
 /// cycling through `reqs`; every answer must be a 200.
 fn load(addr: &Addr, reqs: &[Vec<u8>], clients: usize, n: usize) -> Result<LoadStats, String> {
@@ -1341,7 +1387,7 @@ fn fig_sigterm(ctx: &Ctx) {
         "SIGTERM → exit, one `sleep` job (exits on SIGTERM)",
         ms_cell(median_of(ctx.runs(), || once(Who::Ours))),
         each_peer(|w| ms_cell(median_of(ctx.runs_of(w), || once(w)))),
-        "≤ 50 ms",
+        "≤ 50 ms, ≤ 3× tini's",
     );
 }
 
@@ -1607,5 +1653,990 @@ fn fig_consul(ctx: &Ctx) {
         cell(changed.map(|v| Cell::Val(v, format!("{v:.0} ms ({lag:.2} ms after the poll that saw it)")))),
         none(),
         "",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Many jobs: shared by the figures below
+
+/// Used as a job that prints continuously: a line every 2 ms, alternating
+/// stdout and stderr, of 80 bytes, 1 500 bytes (longer than a kept line)
+/// and 20 000 bytes (longer than a read line), until its output is closed.
+fn spew() {
+    let sizes = [80, 1_500, 20_000];
+    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    for i in 0usize.. {
+        let mut line = vec![b'x'; sizes[i % sizes.len()]];
+        line.push(b'\n');
+        let w: &mut dyn Write = if i % 2 == 0 { &mut out } else { &mut err };
+        if w.write_all(&line).and_then(|_| w.flush()).is_err() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("cannot find a free port: {e}"))
+}
+
+/// `/v3/status`, parsed.
+fn status_doc(ctl: &Addr) -> Option<serde_json::Value> {
+    let raw = roundtrip(ctl, &http("GET", "/v3/status", "text/plain", ""), true).ok()?;
+    let at = raw.windows(4).position(|w| w == b"\r\n\r\n")?;
+    serde_json::from_slice(&raw[at + 4..]).ok()
+}
+
+/// (name, pid) of every job `/v3/status` shows running with a pid.
+fn running_pids(ctl: &Addr) -> Option<Vec<(String, u64)>> {
+    let doc = status_doc(ctl)?;
+    Some(
+        doc["services"]
+            .as_array()?
+            .iter()
+            .filter(|s| s["state"] == "running")
+            .filter_map(|s| Some((s["name"].as_str()?.to_string(), s["pid"].as_u64()?)))
+            .collect(),
+    )
+}
+
+/// Starts our binary with `jobs` and waits until `/v3/status` shows `n`
+/// jobs running with a pid; the time from just before the exec.
+fn start_jobs(
+    ctx: &Ctx,
+    top: &str,
+    jobs: &[String],
+    n: usize,
+) -> Result<(Daemon, Addr, f64), String> {
+    let dir = ctx.fresh_dir("jobs");
+    let l = ctx.launch_ours(&dir, top, &jobs.join(", "));
+    let ctl = Addr::Unix(dir.join("cp.sock"));
+    let limit = Duration::from_secs(120);
+    let t = Instant::now();
+    let mut d = Daemon::spawn(l.cmd)?;
+    // A `/v3/status` of every job costs the daemon CPU that it would take
+    // from the start-up: count its children here until there are enough
+    // (polling less often the longer it takes, a resolution of 2 %), then
+    // ask it every millisecond until it reports them all.
+    let mut enough = false;
+    loop {
+        if !enough {
+            enough = child_pids(d.pid).len() >= n;
+        }
+        if enough && running_pids(&ctl).is_some_and(|p| p.len() >= n) {
+            return Ok((d, ctl, ms_since(t)));
+        }
+        if let Ok(Some(st)) = d.child.try_wait() {
+            d.reaped = true;
+            return Err(format!("exited during start-up ({st})"));
+        }
+        if t.elapsed() > limit {
+            return Err(format!("not all {n} jobs running after {limit:?}"));
+        }
+        let pause = if enough {
+            Duration::from_millis(1)
+        } else {
+            (t.elapsed() / 50).max(Duration::from_millis(1))
+        };
+        std::thread::sleep(pause);
+    }
+}
+
+/// CPU that the supervisor's threads and the processes of `jobs` have used
+/// so far, in ms (schedstat: exact, where stat's ticks would round a short
+/// exec down to nothing).
+fn cpu_so_far(pid: u32, jobs: &[(String, u64)]) -> (f64, f64) {
+    let own = Usage::of(pid).cpu_ns as f64 / 1e6;
+    let children: u64 = jobs
+        .iter()
+        .filter_map(|(_, p)| {
+            let s = std::fs::read_to_string(format!("/proc/{p}/schedstat")).ok()?;
+            s.split_whitespace().next()?.parse::<u64>().ok()
+        })
+        .sum();
+    (own, children as f64 / 1e6)
+}
+
+/// SIGTERM → exit.
+fn stop_ms(mut d: Daemon) -> Result<f64, String> {
+    let t = Instant::now();
+    d.signal(Signal::SIGTERM);
+    d.wait_exit(Duration::from_secs(60))?;
+    Ok(ms_since(t))
+}
+
+fn task_count(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count())
+}
+
+/// What a process has used so far: on-CPU ns of its threads (schedstat,
+/// ns resolution), CPU of its reaped children (cutime + cstime), context
+/// switches of its threads.
+#[derive(Clone, Copy)]
+struct Usage {
+    at: Instant,
+    cpu_ns: u64,
+    child_ticks: u64,
+    switches: u64,
+}
+
+impl Usage {
+    fn of(pid: u32) -> Usage {
+        let cpu_ns = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|t| {
+                let s = std::fs::read_to_string(t.path().join("schedstat")).ok()?;
+                s.split_whitespace().next()?.parse::<u64>().ok()
+            })
+            .sum();
+        let f = stat_fields(pid);
+        let get = |i: usize| f.get(i).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+        Usage {
+            at: Instant::now(),
+            cpu_ns,
+            child_ticks: get(13) + get(14), // cutime + cstime (fields 16 and 17)
+            switches: switches(pid),
+        }
+    }
+
+    /// (supervisor ms, children ms, switches) from `self` to `later`.
+    fn until(&self, later: &Usage) -> (f64, f64, f64) {
+        // USER_HZ is 100 on every Linux architecture we build for.
+        (
+            later.cpu_ns.saturating_sub(self.cpu_ns) as f64 / 1e6,
+            later.child_ticks.saturating_sub(self.child_ticks) as f64 * 10.0,
+            later.switches.saturating_sub(self.switches) as f64,
+        )
+    }
+
+    fn secs_until(&self, later: &Usage) -> f64 {
+        later.at.duration_since(self.at).as_secs_f64()
+    }
+}
+
+/// `n` jobs named j0, j1, ... running `exec` with `extra` keys (each
+/// starting with a comma).
+fn many_jobs(n: usize, exec: &[String], extra: &str) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{{ name: \"j{i}\", exec: {}{extra} }}", js(exec)))
+        .collect()
+}
+
+/// A TCP server for `http` and `tcp` probes and `curl`/`nc` checks: it
+/// answers any request `200 OK` and counts connections.
+struct ProbeServer {
+    addr: SocketAddr,
+    hits: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl ProbeServer {
+    fn start() -> Result<ProbeServer, String> {
+        let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen: {e}"))?;
+        let addr = l.local_addr().map_err(|e| e.to_string())?;
+        let hits = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let count = hits.clone();
+        std::thread::spawn(move || {
+            for s in l.incoming() {
+                count.fetch_add(1, Ordering::SeqCst);
+                let Ok(mut s) = s else { continue };
+                let _ = s.set_read_timeout(Some(Duration::from_secs(1)));
+                let mut got = Vec::new();
+                let mut buf = [0u8; 4096];
+                // A `tcp` probe or `nc -z` closes without a request.
+                while !got.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match s.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(k) => got.extend_from_slice(&buf[..k]),
+                    }
+                }
+                if !got.is_empty() {
+                    let _ = s.write_all(
+                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                    );
+                }
+            }
+        });
+        Ok(ProbeServer { addr, hits })
+    }
+
+    fn hits(&self) -> u64 {
+        self.hits.load(Ordering::SeqCst)
+    }
+}
+
+fn met(ok: bool) -> &'static str {
+    if ok {
+        "met"
+    } else {
+        "**missed**"
+    }
+}
+
+// ---------------------------------------------------------------------------
+// `/v3/ping` with many idle and half-sent connections open
+
+fn fig_ping_conns(ctx: &Ctx) {
+    let (idle, half) = (250, 250);
+    let n = if ctx.quick { 2_000 } else { 20_000 };
+    let name = format!("`GET /v3/ping`, 1 client, with {idle} idle and {half} half-sent connections open ({n} requests)");
+    let none = || {
+        [
+            na("no control plane"),
+            na("no control plane"),
+            na("not measured"),
+        ]
+    };
+    let l = match ctx.launch(Who::Ours, &argv(&["sleep", "1000"])) {
+        Ok(l) => l,
+        Err(e) => return row(&name, na(e), none(), ""),
+    };
+    let sock = l.dir.join("cp.sock");
+    let d = match start_until(l.cmd, "the control socket", |_| {
+        UnixStream::connect(&sock).is_ok()
+    }) {
+        Ok(d) => d,
+        Err(e) => return row(&name, na(e), none(), ""),
+    };
+    let mut open = Vec::new();
+    for i in 0..idle + half {
+        match UnixStream::connect(&sock) {
+            Ok(mut s) => {
+                if i >= idle {
+                    let _ = s.write_all(b"GET /v3/ping HTTP/1.1\r\nHost: loc");
+                }
+                open.push(s);
+            }
+            Err(e) => return row(&name, na(format!("connection {i}: {e}")), none(), ""),
+        }
+    }
+    let addr = Addr::Unix(sock);
+    let ping = http("GET", "/v3/ping", "text/plain", "");
+    let stats = load(&addr, std::slice::from_ref(&ping), 1, n);
+    // How many of ours the server closed to make room (reads end of stream).
+    let closed = open
+        .iter_mut()
+        .filter_map(|s| {
+            let _ = s.set_nonblocking(true);
+            let mut b = [0u8; 64];
+            matches!(s.read(&mut b), Ok(0)).then_some(())
+        })
+        .count();
+    let threads = task_count(d.pid);
+    row(
+        &name,
+        cell(stats.map(|s| {
+            relabel(
+                s.cell(),
+                &format!("{closed} of the open ones closed by the server, {threads} threads; "),
+            )
+        })),
+        none(),
+        "≥ 21 000 req/s, p99 ≤ 150 µs",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// What one health check costs, by probe
+
+/// Cost of one check: (supervisor µs, children µs, switches, checks counted).
+struct CheckCost {
+    sup_us: f64,
+    child_us: f64,
+    switches: f64,
+    checks: f64,
+}
+
+fn fig_checks(ctx: &Ctx) {
+    let (jobs, every_ms) = (10usize, 100u64);
+    let secs = if ctx.quick { 3 } else { 10 };
+    let none = || {
+        [
+            na("no health checks"),
+            na("no health checks"),
+            na("no health checks"),
+        ]
+    };
+    let server = match ProbeServer::start() {
+        Ok(s) => s,
+        Err(e) => return row("health checks", na(e), none(), ""),
+    };
+    let url = format!("http://{}/health", server.addr);
+    let (host, port) = (server.addr.ip().to_string(), server.addr.port().to_string());
+    // (label, probe keys, counted by the server, needs this program)
+    let probes: [(&str, String, bool, Option<&str>); 6] = [
+        ("none", String::new(), false, None),
+        ("exec `true`", r#"exec: "true""#.into(), false, None),
+        ("`http`", format!("http: {}", js(&url)), true, None),
+        (
+            "exec `curl -sf URL`",
+            format!("exec: {}", js(&argv(&["curl", "-sf", &url]))),
+            true,
+            Some("curl"),
+        ),
+        (
+            "`tcp`",
+            format!("tcp: {}", js(&server.addr.to_string())),
+            true,
+            None,
+        ),
+        (
+            "exec `nc -z HOST PORT`",
+            format!("exec: {}", js(&argv(&["nc", "-z", &host, &port]))),
+            true,
+            Some("nc"),
+        ),
+    ];
+    let sleep = argv(&["sleep", "1000"]);
+    let measure = |probe: &str, counted: bool| -> Result<(CheckCost, u64, u64), String> {
+        let extra = if probe.is_empty() {
+            String::new()
+        } else {
+            format!(", health: {{ {probe}, interval: \"{every_ms}ms\", timeout: \"5s\" }}")
+        };
+        let (d, _, _) = start_jobs(ctx, "", &many_jobs(jobs, &sleep, &extra), jobs)?;
+        std::thread::sleep(Duration::from_millis(1500));
+        let (u0, h0, rss0) = (Usage::of(d.pid), server.hits(), rss(d.pid));
+        std::thread::sleep(Duration::from_secs(secs));
+        let (u1, h1, rss1) = (Usage::of(d.pid), server.hits(), rss(d.pid));
+        let (sup, child, sw) = u0.until(&u1);
+        let checks = if probe.is_empty() {
+            1.0
+        } else if counted {
+            h1.saturating_sub(h0) as f64
+        } else {
+            // Every job's schedule, over the window.
+            jobs as f64 * u0.secs_until(&u1) * 1000.0 / every_ms as f64
+        };
+        if checks == 0.0 {
+            return Err(if counted {
+                "no check reached the probe server (does this build know the key?)".into()
+            } else {
+                "no checks were made".into()
+            });
+        }
+        drop(d);
+        Ok((
+            CheckCost {
+                sup_us: sup * 1e3 / checks,
+                child_us: child * 1e3 / checks,
+                switches: sw / checks,
+                checks,
+            },
+            rss0,
+            rss1,
+        ))
+    };
+    let mut got: Vec<Result<(CheckCost, u64, u64), String>> = Vec::new();
+    for (_, probe, counted, needs) in &probes {
+        got.push(match needs.filter(|p| which(p).is_none()) {
+            Some(p) => Err(format!("{p} not installed")),
+            None => measure(probe, *counted),
+        });
+    }
+    // The cost of N idle `sleep` jobs over the window, per check of each probe.
+    let (idle_sup, idle_sw) = match &got[0] {
+        Ok((c, _, _)) => (c.sup_us, c.switches),
+        Err(_) => (0.0, 0.0),
+    };
+    let net = |c: &CheckCost| CheckCost {
+        sup_us: (c.sup_us - idle_sup / c.checks).max(0.0),
+        child_us: c.child_us,
+        switches: (c.switches - idle_sw / c.checks).max(0.0),
+        checks: c.checks,
+    };
+    let total = |i: usize| {
+        got[i].as_ref().ok().map(|(c, _, _)| {
+            let c = net(c);
+            c.sup_us + c.child_us
+        })
+    };
+    let how = format!("{jobs} `sleep` jobs, each checked every {every_ms} ms, over {secs} s");
+    for (i, (label, _, _, _)) in probes.iter().enumerate().skip(1) {
+        let text = got[i].as_ref().map_err(Clone::clone).map(|(c, r0, r1)| {
+            let c = net(c);
+            let t = c.sup_us + c.child_us;
+            Cell::Val(
+                t,
+                format!(
+                    "supervisor {:.0} µs + children {:.0} µs = {t:.0} µs, {:.1} switches ({:.0} checks; RSS {} → {})",
+                    c.sup_us,
+                    c.child_us,
+                    c.switches,
+                    c.checks,
+                    mib(*r0 as f64),
+                    mib(*r1 as f64)
+                ),
+            )
+        });
+        let vs = |exec: usize, name: &str| match (total(i), total(exec)) {
+            (Some(a), Some(b)) if b > 0.0 => {
+                let r = a / b;
+                format!("≤ 1/10 of exec `{name}`: {r:.3} — {}", met(r <= 0.1))
+            }
+            _ => format!("≤ 1/10 of exec `{name}`"),
+        };
+        let target = match i {
+            1 => match &got[1] {
+                Ok((c, _, _)) => {
+                    let c = net(c);
+                    format!(
+                        "supervisor ≤ 6 switches, ≤ 150 µs — {}",
+                        met(c.switches <= 6.0 && c.sup_us <= 150.0)
+                    )
+                }
+                Err(_) => "supervisor ≤ 6 switches, ≤ 150 µs".into(),
+            },
+            2 => vs(3, "curl"),
+            4 => vs(5, "nc"),
+            _ => String::new(),
+        };
+        row(
+            &format!("{label} health check, cost per check ({how}; idle cost subtracted)"),
+            cell(text),
+            none(),
+            &target,
+        );
+    }
+}
+
+// ---------------------------------------------------------------------------
+// RSS after many health checks
+
+fn fig_check_rss(ctx: &Ctx) {
+    let (target, limit) = if ctx.quick {
+        (2_000u64, Duration::from_secs(30))
+    } else {
+        (100_000, Duration::from_secs(300))
+    };
+    let (jobs, warm) = (20, 500u64);
+    let none = || {
+        [
+            na("no health checks"),
+            na("no health checks"),
+            na("no health checks"),
+        ]
+    };
+    let dir = ctx.fresh_dir("count");
+    let counter = dir.join("checks");
+    let check = argv(&[
+        &ctx.me.to_string_lossy(),
+        "count",
+        &counter.to_string_lossy(),
+    ]);
+    let extra = format!(
+        ", health: {{ exec: {}, interval: \"10ms\", timeout: \"5s\" }}",
+        js(&check)
+    );
+    let count = || std::fs::metadata(&counter).map_or(0, |m| m.len());
+    let run = || -> Result<Cell, String> {
+        let (d, _, _) = start_jobs(
+            ctx,
+            "",
+            &many_jobs(jobs, &argv(&["sleep", "1000"]), &extra),
+            jobs,
+        )?;
+        if !wait_until(limit, || count() >= warm) {
+            return Err("the checks did not run".into());
+        }
+        let (rss0, c0, t) = (rss(d.pid), count(), Instant::now());
+        wait_until(limit, || count() >= c0 + target);
+        let (rss1, c1) = (rss(d.pid), count());
+        let rate = (c1 - c0) as f64 / t.elapsed().as_secs_f64();
+        Ok(relabel(
+            growth_cell(rss0, rss1),
+            &format!("{} checks at {rate:.0}/s: ", c1 - c0),
+        ))
+    };
+    row(
+        &format!("RSS before / after {target} exec health checks ({jobs} jobs checked every 10 ms, after {warm} warm-up checks)"),
+        cell(run()),
+        none(),
+        "flat within 10 %",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Memory with jobs printing continuously
+
+fn fig_logs(ctx: &Ctx) {
+    let jobs = 100;
+    let secs = if ctx.quick { 5 } else { 20 };
+    let keep = 100; // the default `logging.keep`
+    let none = || [na("not measured"), na("not measured"), na("not measured")];
+    let quiet = || -> Result<u64, String> {
+        let (d, _, _) = start_jobs(
+            ctx,
+            "",
+            &many_jobs(jobs, &argv(&["sleep", "1000"]), ""),
+            jobs,
+        )?;
+        settle(&[d.pid]);
+        Ok(rss(d.pid))
+    };
+    let loud = |quiet: u64| -> Result<Cell, String> {
+        let spew = argv(&[&ctx.me.to_string_lossy(), "spew"]);
+        let (d, _, _) = start_jobs(ctx, "", &many_jobs(jobs, &spew, ""), jobs)?;
+        std::thread::sleep(Duration::from_secs(1));
+        let (rss0, u0) = (rss(d.pid), Usage::of(d.pid));
+        std::thread::sleep(Duration::from_secs(secs));
+        let (rss1, u1) = (rss(d.pid), Usage::of(d.pid));
+        let cpu = u0.until(&u1).0 / u0.secs_until(&u1);
+        let bound = quiet + (jobs * keep) as u64; // KiB
+        Ok(Cell::Val(
+            rss1 as f64,
+            format!(
+                "quiet {} → printing 1 s {} → {secs} s later {} (bound {}; {} ; supervisor {cpu:.0} ms CPU/s)",
+                mib(quiet as f64),
+                mib(rss0 as f64),
+                mib(rss1 as f64),
+                mib(bound as f64),
+                met(rss1 <= bound && rss1 as f64 <= rss0 as f64 * 1.1)
+            ),
+        ))
+    };
+    row(
+        &format!("RSS, {jobs} jobs each printing a line every 2 ms (80 B / 1.5 KB / 20 KB, stdout and stderr), keep {keep}"),
+        cell(quiet().and_then(loud)),
+        none(),
+        "≤ quiet + jobs × keep × 1 KiB, flat",
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Scaling with the number of jobs (a table of its own)
+
+const SCALES: [usize; 5] = [1, 10, 100, 300, 1000];
+
+/// One fleet's steady state, measured once its jobs all run.
+struct Steady {
+    threads: usize,
+    rss: u64,
+    pss: u64,
+    /// Supervisor and children CPU in ms per s, context switches per s.
+    cpu: f64,
+    child: f64,
+    switches: f64,
+    status: LoadStats,
+    metrics: LoadStats,
+    reload_ms: f64,
+    /// Every job kept its pid across the reload.
+    reload_kept: bool,
+}
+
+/// Everything measured at one job count, in one variant.
+#[derive(Default)]
+struct Scale {
+    startup: Vec<f64>,
+    /// CPU in ms until every job ran: (supervisor, the jobs' processes).
+    startup_cpu: Vec<(f64, f64)>,
+    sigterm: Vec<f64>,
+    steady: Option<Result<Steady, String>>,
+    error: Option<String>,
+    load: String,
+}
+
+impl Scale {
+    fn failed(&self) -> Option<Cell> {
+        self.error.as_ref().map(|e| na(e.clone()))
+    }
+}
+
+fn fleet_steady(ctx: &Ctx, d: &Daemon, ctl: &Addr, web: &Addr) -> Result<Steady, String> {
+    // Checks run every second from a second after each job started: wait
+    // until every job has been checked, then measure a whole window.
+    std::thread::sleep(Duration::from_millis(1500));
+    let pid = d.pid;
+    let secs = if ctx.quick { 2 } else { 5 };
+    let u0 = Usage::of(pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    let u1 = Usage::of(pid);
+    let (cpu, child, sw) = u0.until(&u1);
+    let per_s = u0.secs_until(&u1);
+    let threads = task_count(pid);
+    let (rss, pss) = rss_pss(pid);
+    let (m, limit) = if ctx.quick {
+        (50, Duration::from_secs(5))
+    } else {
+        (200, Duration::from_secs(10))
+    };
+    let status = load_within(ctl, &http("GET", "/v3/status", "text/plain", ""), m, limit)?;
+    let metrics = load_within(web, &http("GET", "/metrics", "text/plain", ""), m, limit)?;
+    let before = running_pids(ctl).ok_or("no /v3/status before the reload")?;
+    let reload = http("POST", "/v3/reload", "text/plain", "");
+    let reload_ms = median_of(3, || {
+        let t = Instant::now();
+        roundtrip(ctl, &reload, false)?;
+        Ok(ms_since(t))
+    })?;
+    let after = running_pids(ctl).ok_or("no /v3/status after the reload")?;
+    Ok(Steady {
+        threads,
+        rss,
+        pss,
+        cpu: cpu / per_s,
+        child: child / per_s,
+        switches: sw / per_s,
+        status,
+        metrics,
+        reload_ms,
+        reload_kept: before == after,
+    })
+}
+
+/// Starts `n` jobs of `exec` (with `extra` keys), times the start-up, the
+/// steady state when `steady`, and SIGTERM → exit, into `into`.
+fn fleet_run(ctx: &Ctx, n: usize, exec: &[String], extra: &str, steady: bool, into: &mut Scale) {
+    if into.error.is_some() {
+        return;
+    }
+    let port = match free_port() {
+        Ok(p) => p,
+        Err(e) => {
+            into.error = Some(e);
+            return;
+        }
+    };
+    let top = format!("telemetry: {{ port: {port}, interfaces: [\"static:127.0.0.1\"] }},");
+    into.load = load_average();
+    match start_jobs(ctx, &top, &many_jobs(n, exec, extra), n) {
+        Ok((d, ctl, ms)) => {
+            into.startup.push(ms);
+            if let Some(jobs) = running_pids(&ctl) {
+                into.startup_cpu.push(cpu_so_far(d.pid, &jobs));
+            }
+            if steady {
+                let web = Addr::Tcp(([127, 0, 0, 1], port).into());
+                into.steady = Some(fleet_steady(ctx, &d, &ctl, &web));
+            }
+            match stop_ms(d) {
+                Ok(ms) => into.sigterm.push(ms),
+                Err(e) => into.error = Some(format!("SIGTERM: {e}")),
+            }
+        }
+        Err(e) => into.error = Some(e),
+    }
+}
+
+fn fig_scaling(ctx: &Ctx) {
+    let runs = if ctx.quick { 1 } else { 3 };
+    let check = r#", health: { exec: "true", interval: 1 }"#;
+    let (sleep, abs) = (argv(&["sleep", "1000"]), argv(&["/bin/sleep", "1000"]));
+    // [no check, `/bin/sleep`, with a check] × SCALES
+    let mut all: [Vec<Scale>; 3] = Default::default();
+    for v in all.iter_mut() {
+        v.resize_with(SCALES.len(), Scale::default);
+    }
+    let began = Instant::now();
+    for (i, &n) in SCALES.iter().enumerate() {
+        eprintln!(
+            "bench: scaling, {n} jobs ({:.0} s in)",
+            began.elapsed().as_secs_f64()
+        );
+        // Interleaved, so that a change in the machine's load hits all three.
+        for run in 0..runs {
+            fleet_run(ctx, n, &sleep, "", run == 0, &mut all[0][i]);
+            fleet_run(ctx, n, &abs, "", false, &mut all[1][i]);
+            fleet_run(ctx, n, &sleep, check, run == 0, &mut all[2][i]);
+        }
+    }
+    println!();
+    println!(
+        "Scaling (SPEC §8): N `sleep 1000` jobs (telemetry on, no user metrics), without and with an exec health check `true` every 1 s; start-up and SIGTERM → exit are medians of {runs} run(s), the rest from the first run (steady state over {} s, {} requests per latency figure, one connection per request, sequential).",
+        if ctx.quick { 2 } else { 5 },
+        if ctx.quick { 50 } else { 200 }
+    );
+    println!();
+    let head: Vec<String> = SCALES
+        .iter()
+        .map(|n| format!("{n} job{}", if *n == 1 { "" } else { "s" }))
+        .collect();
+    println!("| figure | {} | SPEC §8 target |", head.join(" | "));
+    println!("|---|{}---|", "---|".repeat(SCALES.len()));
+    let print = |name: &str, cells: Vec<Cell>, target: String| {
+        let text: Vec<String> = cells
+            .into_iter()
+            .map(|c| match c {
+                Cell::Val(_, t) => t,
+                Cell::Na(why) => format!("n/a ({why})"),
+            })
+            .collect();
+        println!(
+            "| {name} | {} | {} |",
+            text.join(" | "),
+            if target.is_empty() {
+                "—".into()
+            } else {
+                target
+            }
+        );
+        let _ = std::io::stdout().flush();
+    };
+    let at = |n: usize| SCALES.iter().position(|s| *s == n).unwrap_or(0);
+    let val = |c: &Cell| match c {
+        Cell::Val(v, _) => Some(*v),
+        Cell::Na(_) => None,
+    };
+
+    // Start-up
+    let per_job = |v: &[Scale], i: usize| {
+        (!v[i].startup.is_empty()).then(|| median(v[i].startup.clone()) / SCALES[i] as f64)
+    };
+    for (k, label) in [
+        (0, "`exec: [\"sleep\", \"1000\"]`"),
+        (1, "`exec: [\"/bin/sleep\", \"1000\"]`"),
+        (2, "`sleep`, with a check"),
+    ] {
+        let v = &all[k];
+        let cells: Vec<Cell> = v
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match (s.startup.is_empty(), s.failed()) {
+                (true, Some(c)) => c,
+                (true, None) => na("not run"),
+                (false, _) => {
+                    let ms = median(s.startup.clone());
+                    Cell::Val(
+                        ms,
+                        format!("{ms:.1} ms ({:.2} ms/job)", ms / SCALES[i] as f64),
+                    )
+                }
+            })
+            .collect();
+        let at300 = val(&cells[at(300)]);
+        let growth = per_job(v, at(1000))
+            .zip(per_job(v, at(10)))
+            .map(|(a, b)| a / b);
+        let target = format!(
+            "300: ≤ 600 ms{}; per job at 1000 ≤ 2× at 10{}",
+            at300.map_or(String::new(), |ms| format!(" — {}", met(ms <= 600.0))),
+            growth.map_or(String::new(), |g| format!(": {g:.2}× — {}", met(g <= 2.0)))
+        );
+        print(
+            &format!("start-up: exec → `/v3/status` shows every job running with a pid, {label}"),
+            cells,
+            target,
+        );
+        // The same in CPU, which the machine's load does not stretch.
+        let cpu_per_job = |i: usize| {
+            let c = &v[i].startup_cpu;
+            (!c.is_empty()).then(|| {
+                let n = SCALES[i] as f64;
+                (
+                    median(c.iter().map(|x| x.0).collect()) / n,
+                    median(c.iter().map(|x| x.1).collect()) / n,
+                )
+            })
+        };
+        let cells: Vec<Cell> = (0..SCALES.len())
+            .map(|i| match cpu_per_job(i) {
+                Some((own, kids)) => Cell::Val(own + kids, format!("{own:.2} + {kids:.2}")),
+                None => na("not measured"),
+            })
+            .collect();
+        let growth = cpu_per_job(at(1000))
+            .zip(cpu_per_job(at(10)))
+            .map(|(a, b)| (a.0 + a.1) / (b.0 + b.1));
+        print(
+            &format!("start-up CPU per job, ms: supervisor + the job's process, {label}"),
+            cells,
+            format!(
+                "per job at 1000 ≤ 2× at 10{}",
+                growth.map_or(String::new(), |g| format!(": {g:.2}× — {}", met(g <= 2.0)))
+            ),
+        );
+    }
+
+    // Steady state
+    let steady = |k: usize, f: &dyn Fn(&Steady, usize) -> Cell| -> Vec<Cell> {
+        all[k]
+            .iter()
+            .enumerate()
+            .map(|(i, s)| match (&s.steady, s.failed()) {
+                (Some(Ok(st)), _) => f(st, SCALES[i]),
+                (Some(Err(e)), _) => na(e.clone()),
+                (None, Some(c)) => c,
+                (None, None) => na("not run"),
+            })
+            .collect()
+    };
+    let get = |k: usize, n: usize| all[k][at(n)].steady.as_ref().and_then(|s| s.as_ref().ok());
+    for (k, with, per) in [(0, "", 1), (2, ", with a check", 2)] {
+        // Threads beyond `per` per job: the constant.
+        let consts: Vec<i64> = SCALES
+            .iter()
+            .filter_map(|&n| get(k, n).map(|s| s.threads as i64 - (per * n) as i64))
+            .collect();
+        let flat = !consts.is_empty() && consts.iter().all(|c| *c <= consts[0]);
+        print(
+            &format!("threads{with}"),
+            steady(k, &|s, n| {
+                let c = s.threads as i64 - (per * n) as i64;
+                let jobs = if per == 1 { "jobs" } else { "2 × jobs" };
+                Cell::Val(s.threads as f64, format!("{} ({jobs} {c:+})", s.threads))
+            }),
+            format!(
+                "≤ {} + a constant — {}",
+                if per == 1 { "jobs" } else { "2 × jobs" },
+                met(flat)
+            ),
+        );
+    }
+    for (k, with) in [(0, ""), (2, ", with a check")] {
+        let base = get(k, 1).map(|s| s.rss);
+        let per_job_kib = |s: &Steady, n: usize| {
+            base.filter(|_| n > 1)
+                .map(|b| (s.rss as f64 - b as f64) / (n - 1) as f64)
+        };
+        let worst = SCALES
+            .iter()
+            .filter(|&&n| n >= 100)
+            .filter_map(|&n| get(k, n).and_then(|s| per_job_kib(s, n)))
+            .fold(f64::NAN, f64::max);
+        print(
+            &format!("RSS{with} (each job beyond the first)"),
+            steady(k, &|s, n| {
+                let extra =
+                    per_job_kib(s, n).map_or(String::new(), |kib| format!(" (+{kib:.1} KiB/job)"));
+                Cell::Val(s.rss as f64, format!("{}{extra}", mib(s.rss as f64)))
+            }),
+            if k == 0 {
+                format!(
+                    "≤ 24 KiB per job beyond the first{}",
+                    if worst.is_nan() {
+                        String::new()
+                    } else {
+                        format!(
+                            " — {} (worst at ≥ 100 jobs: {worst:.1} KiB)",
+                            met(worst <= 24.0)
+                        )
+                    }
+                )
+            } else {
+                String::new()
+            },
+        );
+        print(
+            &format!("PSS{with}"),
+            steady(k, &|s, _| Cell::Val(s.pss as f64, mib(s.pss as f64))),
+            String::new(),
+        );
+    }
+    for (k, with) in [(0, ""), (2, ", with a check")] {
+        print(
+            &format!("CPU: supervisor + children, ms per s{with}"),
+            steady(k, &|s, n| {
+                let per = if k == 2 {
+                    let idle = get(0, n).map_or(0.0, |i| i.cpu);
+                    format!(
+                        " ({:.0} µs supervisor per check)",
+                        (s.cpu - idle) * 1e3 / n as f64
+                    )
+                } else {
+                    String::new()
+                };
+                Cell::Val(s.cpu, format!("{:.2} + {:.1}{per}", s.cpu, s.child))
+            }),
+            if k == 2 {
+                "≤ 150 µs supervisor CPU per exec check".into()
+            } else {
+                "0 when idle".into()
+            },
+        );
+        print(
+            &format!("context switches per s{with}"),
+            steady(k, &|s, n| {
+                let per = if k == 2 {
+                    let idle = get(0, n).map_or(0.0, |i| i.switches);
+                    format!(" ({:.1} per check)", (s.switches - idle) / n as f64)
+                } else {
+                    String::new()
+                };
+                Cell::Val(s.switches, format!("{:.1}{per}", s.switches))
+            }),
+            if k == 2 {
+                "≤ 6 per exec check".into()
+            } else {
+                "0 when idle".into()
+            },
+        );
+    }
+    let lat = |l: &LoadStats| {
+        let mut v = l.lat_us.clone();
+        (pct(&mut v, 0.5) / 1e3, pct(&mut v, 0.99) / 1e3, l.rps)
+    };
+    for (k, with) in [(0, ""), (2, ", with a check")] {
+        let p99 = get(k, 300).map(|s| lat(&s.status).1);
+        print(
+            &format!("`GET /v3/status` p50 / p99{with}"),
+            steady(k, &|s, _| {
+                let (a, b, _) = lat(&s.status);
+                Cell::Val(b, format!("{a:.2} / {b:.2} ms"))
+            }),
+            format!(
+                "300: p99 ≤ 5 ms{}",
+                p99.map_or(String::new(), |p| format!(" — {}", met(p <= 5.0)))
+            ),
+        );
+        print(
+            &format!("`GET /metrics` p50 / p99{with}"),
+            steady(k, &|s, _| {
+                let (a, b, rps) = lat(&s.metrics);
+                Cell::Val(b, format!("{a:.2} / {b:.2} ms ({rps:.0} req/s)"))
+            }),
+            String::new(),
+        );
+        print(
+            &format!("unchanged `POST /v3/reload` (median of 3){with}"),
+            steady(k, &|s, _| {
+                Cell::Val(
+                    s.reload_ms,
+                    format!(
+                        "{:.1} ms{}",
+                        s.reload_ms,
+                        if s.reload_kept {
+                            ""
+                        } else {
+                            ", **jobs restarted**"
+                        }
+                    ),
+                )
+            }),
+            "no job restarted".into(),
+        );
+    }
+    for (k, with) in [(0, ""), (2, ", with a check")] {
+        let cells: Vec<Cell> = all[k]
+            .iter()
+            .map(|s| match (s.sigterm.is_empty(), s.failed()) {
+                (true, Some(c)) => c,
+                (true, None) => na("not run"),
+                (false, _) => {
+                    let ms = median(s.sigterm.clone());
+                    Cell::Val(ms, format!("{ms:.1} ms"))
+                }
+            })
+            .collect();
+        let at300 = val(&cells[at(300)]);
+        print(
+            &format!("SIGTERM → exit{with}"),
+            cells,
+            format!(
+                "300: ≤ 100 ms{}",
+                at300.map_or(String::new(), |ms| format!(" — {}", met(ms <= 100.0)))
+            ),
+        );
+    }
+    print(
+        "load average (1, 5, 15 min) when the last run at this count started",
+        all[2]
+            .iter()
+            .map(|s| Cell::Val(0.0, s.load.clone()))
+            .collect(),
+        String::new(),
     );
 }
