@@ -28,7 +28,7 @@ use crate::msg::{Env, JobId, Msg, Published};
 use crate::output::Pipe;
 use crate::process::signal_group;
 use crate::reaper;
-use crate::spawn::{self, Prepared};
+use crate::spawn::{self, Output, Prepared};
 
 /// What Consul gets to see of a check's output, at most.
 const MAX_OUTPUT: usize = 4096;
@@ -234,9 +234,14 @@ impl Checker {
             return;
         };
         let inbox = self.inbox.clone();
+        let output = if self.spec.raw {
+            Output::Inherit
+        } else {
+            Output::Merged
+        };
         let started = spawn::start(
             prepared,
-            !self.spec.raw,
+            output,
             Box::new(move |pid, code| {
                 inbox.send(CheckCmd::Exited { pid, code });
             }),
@@ -246,8 +251,8 @@ impl Checker {
                 self.running = Some(Running {
                     pid: child.pid,
                     pid_text: child.pid.to_string(),
-                    out: child.stdout.map(|fd| Pipe::new(fd, Stream::Stdout)),
-                    err: child.stderr.map(|fd| Pipe::new(fd, Stream::Stderr)),
+                    out: child.stdout.map(|fd| Pipe::new(fd, Stream::Check)),
+                    err: child.stderr.map(|fd| Pipe::new(fd, Stream::Check)),
                     started: now,
                     at,
                     deadline: now + self.spec.timeout,

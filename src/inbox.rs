@@ -9,6 +9,7 @@
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,21 +18,28 @@ use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
 
-struct Waker(EventFd);
+struct Waker {
+    fd: EventFd,
+    /// Inboxes alive: the last one to go wakes the receiver.
+    senders: AtomicUsize,
+}
 
 impl Waker {
     fn new() -> io::Result<Waker> {
         let fd = EventFd::from_flags(EfdFlags::EFD_CLOEXEC | EfdFlags::EFD_NONBLOCK)?;
-        Ok(Waker(fd))
+        Ok(Waker {
+            fd,
+            senders: AtomicUsize::new(1),
+        })
     }
 
     fn wake(&self) {
         // EAGAIN only when the counter would overflow: it is readable anyway.
-        let _ = self.0.write(1);
+        let _ = self.fd.write(1);
     }
 
     fn clear(&self) {
-        let _ = self.0.read();
+        let _ = self.fd.read();
     }
 }
 
@@ -43,6 +51,9 @@ pub struct Inbox<T> {
 
 impl<T> Clone for Inbox<T> {
     fn clone(&self) -> Self {
+        if let Some(w) = &self.waker {
+            w.senders.fetch_add(1, Ordering::Relaxed);
+        }
         Inbox {
             tx: self.tx.clone(),
             waker: self.waker.clone(),
@@ -72,9 +83,12 @@ impl<T> Inbox<T> {
 impl<T> Drop for Inbox<T> {
     fn drop(&mut self) {
         // The last sender gone leaves the channel disconnected; wake the
-        // receiver so that it notices rather than sleeping on.
+        // receiver so that it notices rather than sleeping on. (Not on
+        // every drop: the reaper drops its copy after every exit.)
         if let Some(w) = &self.waker {
-            w.wake();
+            if w.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
+                w.wake();
+            }
         }
     }
 }
@@ -101,7 +115,7 @@ pub fn pair<T>() -> io::Result<(Inbox<T>, Mailbox<T>)> {
 impl<T> Mailbox<T> {
     /// Readable (for poll) when something may have arrived.
     pub fn fd(&self) -> BorrowedFd<'_> {
-        self.waker.0.as_fd()
+        self.waker.fd.as_fd()
     }
 
     /// Everything that has arrived, and whether every sender is gone.

@@ -13,6 +13,8 @@ use crate::logbuf::Stream;
 
 /// Lines longer than this become several entries.
 pub const MAX_LINE: usize = 16 * 1024;
+/// A line buffer grown past this is released once empty.
+const KEEP_CAPACITY: usize = 4096;
 /// At most this much is read per call, so one chatty pipe cannot starve
 /// the other or the thread's inbox.
 const BUDGET: usize = 256 * 1024;
@@ -47,7 +49,8 @@ impl Pipe {
     /// Read what the pipe holds now, handing on each complete line; at end
     /// of file the partial last line too.
     pub fn read(&mut self, line: &mut dyn FnMut(Stream, &str)) {
-        let mut chunk = [0u8; 16 * 1024];
+        // Small: it stays resident on the stack of every thread that reads.
+        let mut chunk = [0u8; 4096];
         let mut total = 0;
         while self.open && total < BUDGET {
             match read(&self.fd, &mut chunk) {
@@ -92,6 +95,12 @@ impl Pipe {
             }
         }
         self.buf.drain(..start);
+        // A long line grew the buffer: give the memory back once it is
+        // handed on, so that a job's memory is its kept lines, not its
+        // longest line ever.
+        if self.buf.is_empty() && self.buf.capacity() > KEEP_CAPACITY {
+            self.buf = Vec::new();
+        }
     }
 
     /// Hand on a partial last line (the process is gone, or we stop

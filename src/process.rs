@@ -236,10 +236,12 @@ impl Runner {
             env,
             capture: !self.spec.raw,
         };
+        // Listed before the spawn: a quick process can exit and leave its
+        // daemons to us before spawn_child even returns.
+        let orphans_before = reparented();
         match spawn_child(&spec, self.inbox.clone()) {
             Ok(child) => {
                 self.last_error = None;
-                let orphans_before = reparented();
                 let pid = child.pid;
                 // Survivors of earlier runs still go at shutdown; drop the dead.
                 self.survivors

@@ -34,8 +34,8 @@ pub fn leave_to_signal_thread() -> Result<(), String> {
 
 /// Install the handlers (before any child is spawned) and start the thread.
 pub fn start(tx: Sender<Msg>) -> Result<(), String> {
-    let mut signals = Signals::new(HANDLED)
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let mut signals =
+        Signals::new(HANDLED).map_err(|e| format!("cannot install signal handlers: {e}"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)

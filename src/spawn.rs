@@ -35,6 +35,18 @@ use crate::reaper::{self, OnExit};
 /// default for containers).
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
+/// Where a child's stdout and stderr go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    /// Ours (a `raw` job).
+    Inherit,
+    /// A pipe each, read back by the caller.
+    Pipes,
+    /// One pipe for both (a health check, whose lines are all `check`):
+    /// a pipe fewer to create, poll and close at every check.
+    Merged,
+}
+
 /// What to start.
 pub struct Spec<'a> {
     pub argv: &'a [String],
@@ -63,7 +75,12 @@ pub struct SpawnError {
 /// and exit status.
 pub fn spawn(spec: &Spec, on_exit: OnExit) -> Result<Child, SpawnError> {
     let prepared = Prepared::new(spec.argv, spec.env)?;
-    start(&prepared, spec.capture, on_exit)
+    let output = if spec.capture {
+        Output::Pipes
+    } else {
+        Output::Inherit
+    };
+    start(&prepared, output, on_exit)
 }
 
 /// A command ready to start: its program found in the child's `PATH`, its
@@ -88,29 +105,37 @@ impl Prepared {
             prog: prog.clone(),
             path: resolve(prog, env)?,
             argv: c_strings(argv.iter().map(String::as_str), "argument")?,
-            envp: c_strings(env.iter().map(|(k, v)| format!("{k}={v}")), "environment variable")?,
+            envp: c_strings(
+                env.iter().map(|(k, v)| format!("{k}={v}")),
+                "environment variable",
+            )?,
         })
     }
 }
 
-/// Start a prepared command, piping its output back when `capture`.
-pub fn start(p: &Prepared, capture: bool, on_exit: OnExit) -> Result<Child, SpawnError> {
+/// Start a prepared command, its output going where `output` says.
+pub fn start(p: &Prepared, output: Output, on_exit: OnExit) -> Result<Child, SpawnError> {
     let (prog, path, argv, envp) = (&p.prog, &p.path, &p.argv, &p.envp);
     let null = dev_null().map_err(|e| SpawnError {
         code: code_of(&e),
         reason: format!("cannot open /dev/null: {e} (processes get their stdin from it)"),
     })?;
-    let pipes = if capture {
-        Some((pipe().map_err(pipe_error)?, pipe().map_err(pipe_error)?))
-    } else {
-        None
+    let out = match output {
+        Output::Inherit => None,
+        Output::Pipes | Output::Merged => Some(pipe().map_err(pipe_error)?),
+    };
+    let err = match output {
+        Output::Pipes => Some(pipe().map_err(pipe_error)?),
+        Output::Inherit | Output::Merged => None,
     };
     let started = reaper::spawn(
         || {
             let mut actions = PosixSpawnFileActions::init()?;
             actions.add_dup2(null.as_raw_fd(), 0)?;
-            if let Some(((_, out_w), (_, err_w))) = &pipes {
-                actions.add_dup2(out_w.as_raw_fd(), 1)?;
+            if let Some((_, w)) = &out {
+                actions.add_dup2(w.as_raw_fd(), 1)?;
+                // Merged: stderr into the same pipe.
+                let err_w = err.as_ref().map_or(w, |(_, e)| e);
                 actions.add_dup2(err_w.as_raw_fd(), 2)?;
             }
             let mut attr = PosixSpawnAttr::init()?;
@@ -137,17 +162,13 @@ pub fn start(p: &Prepared, capture: bool, on_exit: OnExit) -> Result<Child, Spaw
         Ok((pid, ())) => {
             // The write ends go with the child: the parent's copies close
             // here, so that end of file means every writer is gone.
-            let (stdout, stderr) = match pipes {
-                Some(((out_r, _), (err_r, _))) => (Some(out_r), Some(err_r)),
-                None => (None, None),
-            };
             Ok(Child {
                 pid,
-                stdout,
-                stderr,
+                stdout: out.map(|(r, _)| r),
+                stderr: err.map(|(r, _)| r),
             })
         }
-        Err(e) => Err(explain(prog, Path::new(&*path.to_string_lossy()), &io::Error::from(e))),
+        Err(e) => Err(explain(prog, Path::new(&*path.to_string_lossy()), &e)),
     }
 }
 

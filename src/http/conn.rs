@@ -148,9 +148,10 @@ pub(super) fn handle_connection<S: Stream>(stream: S, slot: Slot<'_>) {
     if configured.is_ok() {
         serve_connection(&mut conn, &mut out);
     }
-    let mut buf = std::mem::take(&mut conn.input).into_vec();
+    let buf = std::mem::take(&mut conn.input).into_vec();
     if buf.capacity() <= MAX_SPARE && out.capacity() <= MAX_SPARE {
-        buf.clear();
+        // `buf` keeps its length: its bytes stay initialised for the next
+        // connection's reads (see `RecvBuf`).
         out.clear();
         SPARE_BUFFERS.with(|b| b.set((buf, out)));
     }

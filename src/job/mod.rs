@@ -685,8 +685,13 @@ impl Job {
         }
     }
 
+    /// A health block without a check heartbeats discovery every interval;
+    /// with nothing to heartbeat (no discovery, no process: the telemetry
+    /// service without Consul) there is no timer, so no wake-ups.
     fn schedule_heartbeat(&mut self, now: Instant) {
-        if let Some(h) = &self.cfg.health {
+        let matters =
+            self.cfg.exec.is_some() || self.cfg.service.as_ref().is_some_and(|s| s.advertised);
+        if let (Some(h), true) = (&self.cfg.health, matters) {
             self.check_at = Some(now + h.interval);
         }
     }

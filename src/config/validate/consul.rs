@@ -199,8 +199,6 @@ mod tests {
     }
 
     #[test]
-    #[test]
-    #[test]
     fn consul_object_form() {
         // Over http the tls block is kept but unused (a warning), and its
         // files are not read.
