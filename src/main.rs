@@ -29,6 +29,7 @@ mod signals;
 mod spawn;
 mod telemetry;
 mod version;
+mod vfork;
 
 use std::io::Write;
 use std::path::Path;

@@ -163,7 +163,9 @@ impl Runner {
                 if self.output_closed() {
                     // Its output ended: it has most likely exited. Reap it
                     // here rather than sleep until the signal thread has.
-                    reaper::reap_all();
+                    if let Some(pid) = self.current.as_ref().map(|r| r.pid) {
+                        reaper::reap_exiting(pid);
+                    }
                     let (cmds, gone) = self.mailbox.take();
                     for cmd in cmds {
                         self.command(cmd);

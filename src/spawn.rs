@@ -8,8 +8,8 @@
 //! from `posix_spawn` to `fork` when it must search a `PATH` that the
 //! child's environment sets, and a fork costs more with every thread
 //! stack the parent has mapped (one per job), which made start-up with
-//! hundreds of jobs superlinear. With an absolute path std uses
-//! `posix_spawn` (a vfork), whose cost does not grow with the parent.
+//! hundreds of jobs superlinear. The process itself is created by
+//! [`vfork`], whose cost does not grow with the parent either.
 //!
 //! When a process cannot be started the error names the file that is
 //! actually missing: the program, its `#!` interpreter, its dynamic
@@ -25,11 +25,10 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
-use nix::spawn::{posix_spawn, PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
-use nix::sys::signal::{SigSet, Signal};
-use nix::unistd::{pipe2, Pid};
+use nix::unistd::pipe2;
 
 use crate::reaper::{self, OnExit};
+use crate::vfork::{self, CArray};
 
 /// Where a child's `PATH` points when its environment has none (Docker's
 /// default for containers).
@@ -89,8 +88,11 @@ pub fn spawn(spec: &Spec, on_exit: OnExit) -> Result<Child, SpawnError> {
 pub struct Prepared {
     prog: String,
     path: CString,
-    argv: Vec<CString>,
-    envp: Vec<CString>,
+    /// Pointers into `args` and `vars`, which are kept for them.
+    argv: CArray,
+    envp: CArray,
+    _args: Vec<CString>,
+    _vars: Vec<CString>,
 }
 
 impl Prepared {
@@ -101,14 +103,18 @@ impl Prepared {
                 reason: "empty command".into(),
             });
         };
+        let args = c_strings(argv.iter().map(String::as_str), "argument")?;
+        let vars = c_strings(
+            env.iter().map(|(k, v)| format!("{k}={v}")),
+            "environment variable",
+        )?;
         Ok(Prepared {
             prog: prog.clone(),
             path: resolve(prog, env)?,
-            argv: c_strings(argv.iter().map(String::as_str), "argument")?,
-            envp: c_strings(
-                env.iter().map(|(k, v)| format!("{k}={v}")),
-                "environment variable",
-            )?,
+            argv: CArray::new(args.iter().map(CString::as_c_str)),
+            envp: CArray::new(vars.iter().map(CString::as_c_str)),
+            _args: args,
+            _vars: vars,
         })
     }
 }
@@ -128,33 +134,20 @@ pub fn start(p: &Prepared, output: Output, on_exit: OnExit) -> Result<Child, Spa
         Output::Pipes => Some(pipe().map_err(pipe_error)?),
         Output::Inherit | Output::Merged => None,
     };
+    let fds = [
+        null.as_raw_fd(),
+        out.as_ref().map_or(-1, |(_, w)| w.as_raw_fd()),
+        // Merged: stderr into the same pipe as stdout.
+        err.as_ref()
+            .or(out.as_ref())
+            .map_or(-1, |(_, w)| w.as_raw_fd()),
+    ];
     let started = reaper::spawn(
         || {
-            let mut actions = PosixSpawnFileActions::init()?;
-            actions.add_dup2(null.as_raw_fd(), 0)?;
-            if let Some((_, w)) = &out {
-                actions.add_dup2(w.as_raw_fd(), 1)?;
-                // Merged: stderr into the same pipe.
-                let err_w = err.as_ref().map_or(w, |(_, e)| e);
-                actions.add_dup2(err_w.as_raw_fd(), 2)?;
-            }
-            let mut attr = PosixSpawnAttr::init()?;
-            attr.set_flags(
-                PosixSpawnFlags::POSIX_SPAWN_SETPGROUP
-                    | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK
-                    | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF,
-            )?;
-            // Its own process group (signals go to the group), no signal
-            // of ours blocked, and SIGPIPE back to its default: the Rust
-            // runtime ignores it, and an ignored signal stays ignored
-            // across exec.
-            attr.set_pgroup(Pid::from_raw(0))?;
-            attr.set_sigmask(&SigSet::empty())?;
-            let mut default = SigSet::empty();
-            default.add(Signal::SIGPIPE);
-            attr.set_sigdefault(&default)?;
-            let pid = posix_spawn(path.as_c_str(), &actions, &attr, argv, envp)?;
-            Ok((pid.as_raw() as u32, ()))
+            // SAFETY: `argv` and `envp` point into `p`, borrowed for the
+            // call; the descriptors are open and above 2 (see `pipe`).
+            let pid = unsafe { vfork::spawn(path, argv, envp, fds)? };
+            Ok((pid, ()))
         },
         on_exit,
     );

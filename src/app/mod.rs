@@ -34,8 +34,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
-use nix::sys::signal::Signal;
 use nix::libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use nix::sys::signal::Signal;
 
 use crate::config::{Config, JobConfig, Probe, WatchConfig, When};
 use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, WatchState};
@@ -283,9 +283,16 @@ impl App {
             // Followers of `logs?follow=1` see the end.
             e.log.close();
         }
-        // Dropping the control server removes its socket file (SPEC §3.3).
-        self.control = None;
-        self.telemetry = None;
+        // The process ends next: remove the socket file (SPEC §3.3) but
+        // leave the servers' threads to exit with it. Stopping them first
+        // would wait for each accept() to let go, for nothing.
+        if let Some((path, server)) = self.control.take() {
+            let _ = std::fs::remove_file(path);
+            std::mem::forget(server);
+        }
+        if let Some((_, server)) = self.telemetry.take() {
+            std::mem::forget(server);
+        }
         let code = self.exit_code.unwrap_or(0);
         log::info(&format!("containerpilot stopped (exit status {code})"));
         code
