@@ -16,6 +16,7 @@
 
 use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
+use std::mem::{size_of, MaybeUninit};
 use std::os::fd::RawFd;
 
 use nix::libc;
@@ -74,8 +75,15 @@ pub unsafe fn spawn(path: &CStr, argv: &CArray, envp: &CArray, fds: [RawFd; 3]) 
         fds,
         err: 0,
     };
-    let mut stack = Stack([0; 8192]);
-    let top = stack.0.as_mut_ptr().add(stack.0.len()).cast::<c_void>();
+    // Left uninitialised: the child touches only the little it uses, and
+    // zeroing it would make every runner's and checker's stack 8 KiB
+    // resident.
+    let mut stack = MaybeUninit::<Stack>::uninit();
+    let top = stack
+        .as_mut_ptr()
+        .cast::<u8>()
+        .add(size_of::<Stack>())
+        .cast::<c_void>();
     // SIGCHLD as the exit signal: reaped like any child. CLONE_VFORK: we
     // resume only once the child has exec'd or exited, so `stack` and
     // `args` outlive its use of them.
