@@ -124,6 +124,9 @@ struct Logger {
 /// `pending` is given back to the allocator when an entry or a batch grew
 /// it past this; a batch is written out early when it reaches it.
 const PENDING_MAX: usize = 64 * 1024;
+/// What an output entry adds to its line, generously (time, level, the
+/// job's name and pid, quoting), ignoring escapes.
+const ENTRY_EXTRA: usize = 512;
 
 /// Before `init`: stdout, INFO, default format (SPEC §7).
 static LOGGER: Mutex<Logger> = Mutex::new(Logger {
@@ -292,6 +295,12 @@ impl<'a> Batch<'a> {
         let logger = &mut *self.logger;
         if Level::Info < logger.level {
             return;
+        }
+        // Written out before it would outgrow PENDING_MAX rather than after:
+        // growing past it would free the buffer, and every batch would
+        // allocate its way up again.
+        if logger.pending.len() + line.len() + ENTRY_EXTRA > PENDING_MAX {
+            logger.write_out();
         }
         let time = std::str::from_utf8(&self.time[..self.time_len]).unwrap_or_default();
         let fields = [(kind, name), ("pid", pid), ("stream", stream)];
@@ -923,7 +932,11 @@ mod tests {
             seed ^= seed >> 7;
             seed ^= seed << 17;
             // Up to the year 10000 and a little past it.
-            let secs = if i < 10 { i * 86_399 } else { seed % 254_000_000_000 };
+            let secs = if i < 10 {
+                i * 86_399
+            } else {
+                seed % 254_000_000_000
+            };
             let t = at(secs, (seed >> 40) as u32 % 1_000_000);
             let since = t.duration_since(UNIX_EPOCH).unwrap();
             let (y, m, d) = civil_from_days(secs / 86_400);

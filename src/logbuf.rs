@@ -79,12 +79,7 @@ pub struct LogBuffer {
 impl std::fmt::Debug for LogBuffer {
     fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
         let inner = self.lock();
-        write!(
-            f,
-            "LogBuffer({} of {} lines)",
-            inner.meta.len(),
-            inner.keep
-        )
+        write!(f, "LogBuffer({} of {} lines)", inner.meta.len(), inner.keep)
     }
 }
 
@@ -200,7 +195,12 @@ impl Inner {
 
     fn last(&self, n: usize) -> Vec<Arc<Line>> {
         let skip = self.meta.len().saturating_sub(n);
-        let mut at: usize = self.meta.iter().take(skip).map(|m| usize::from(m.len)).sum();
+        let mut at: usize = self
+            .meta
+            .iter()
+            .take(skip)
+            .map(|m| usize::from(m.len))
+            .sum();
         let (front, back) = self.text.as_slices();
         self.meta
             .iter()
@@ -268,13 +268,52 @@ mod tests {
     }
 
     #[test]
+    fn keep_zero_holds_nothing_even_while_followed() {
+        let b = LogBuffer::new(0);
+        let (tx, rx) = bounded(4);
+        b.follow(10, tx);
+        b.push(SystemTime::now(), Stream::Stdout, &"x".repeat(5000));
+        assert_eq!(rx.recv().unwrap().text.len(), MAX_LINE);
+        assert!(b.last(10).is_empty());
+        assert_eq!(b.held(), 0);
+    }
+
+    #[test]
     fn long_lines_are_cut_on_a_char_boundary() {
-        let b = LogBuffer::new(1);
-        let long = "é".repeat(MAX_LINE);
-        b.push(SystemTime::now(), Stream::Check, &long);
-        let kept = &b.last(1)[0];
-        assert!(kept.text.len() <= MAX_LINE && kept.text.len() >= MAX_LINE - 1);
-        assert_eq!(kept.stream, Stream::Check);
+        let b = LogBuffer::new(2);
+        // "é" is two bytes: after the "a" the 1 KiB mark falls inside one.
+        let odd = "a".to_string() + &"é".repeat(MAX_LINE);
+        b.push(SystemTime::now(), Stream::Check, &odd);
+        let even = "é".repeat(MAX_LINE);
+        b.push(SystemTime::now(), Stream::Stderr, &even);
+        let kept = b.last(2);
+        assert_eq!(kept[0].text, odd[..MAX_LINE - 1]);
+        assert_eq!(kept[0].stream, Stream::Check);
+        assert_eq!(kept[1].text, even[..MAX_LINE]);
+        // Short enough: kept whole.
+        assert_eq!(cut("héllo", MAX_LINE), "héllo");
+        assert_eq!(cut("héllo", 2), "h");
+        assert_eq!(cut("", 0), "");
+    }
+
+    #[test]
+    fn lines_that_wrap_round_the_ring_come_back_whole() {
+        // Once full, each new line lands where the oldest was: a line
+        // split across the ring's end must read back as one.
+        let b = LogBuffer::new(3);
+        let mut wrapped = 0;
+        for i in 0..200usize {
+            let text: String = (0..(i * 7 % 300 + 1))
+                .map(|j| char::from(b'a' + ((i + j) % 26) as u8))
+                .collect();
+            b.push(SystemTime::now(), Stream::Stdout, &text);
+            if !b.lock().text.as_slices().1.is_empty() {
+                wrapped += 1;
+            }
+            assert_eq!(b.last(1)[0].text, text, "line {i}");
+        }
+        assert!(wrapped > 10, "the ring wrapped {wrapped} times only");
+        assert_eq!(b.last(10).len(), 3);
     }
 
     #[test]
@@ -333,7 +372,10 @@ mod tests {
                     let want: Vec<_> = model.iter().skip(model.len().saturating_sub(n)).collect();
                     assert_eq!(got.len(), want.len());
                     for (g, (j, stream, text)) in got.iter().zip(want) {
-                        assert_eq!(g.at, UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000 + j));
+                        assert_eq!(
+                            g.at,
+                            UNIX_EPOCH + Duration::from_micros(1_700_000_000_000_000 + j)
+                        );
                         assert_eq!((g.stream, &g.text), (*stream, text));
                     }
                 }

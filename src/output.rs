@@ -3,13 +3,17 @@
 //! read, very long lines are split (never dropped), a `\r` before the
 //! newline is dropped, and a partial last line is handed on at the end.
 //!
-//! Lines are handed on straight from the buffer they were read into: only
-//! an unfinished line is kept between reads, and its buffer (at most
-//! [`MAX_LINE`] bytes) is given back once the line is done, so an idle pipe
-//! holds no memory and a 100 MB line without a newline costs 16 KiB.
+//! Every pipe is read into one buffer shared by all the threads that read
+//! pipes, taken in turns: a thread per job must not each hold a line's
+//! worth of memory (16 KiB) while it waits for the logger, which is what
+//! 100 jobs printing long lines did. Lines are handed on straight from that
+//! buffer; only a line still unfinished when its pipe runs dry is copied
+//! out, into the pipe's own buffer (at most [`MAX_LINE`] bytes, given back
+//! once the line is done), so an idle pipe holds no memory.
 
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Mutex;
 
 use nix::errno::Errno;
 use nix::unistd::read;
@@ -19,12 +23,18 @@ use crate::logbuf::{LogBuffer, Stream};
 
 /// Lines longer than this become several entries.
 pub const MAX_LINE: usize = 16 * 1024;
-/// What one read takes when no line is unfinished. Small: it stays
-/// resident on the stack of every thread that reads.
-const CHUNK: usize = 4096;
+/// The shared read buffer: a pipe's whole capacity (64 KiB on Linux) in
+/// one read, with room for an unfinished line carried in front.
+const SHARED: usize = 64 * 1024 + MAX_LINE;
 /// At most this much is read per call, so one chatty pipe cannot starve
 /// the other or the thread's inbox.
 const BUDGET: usize = 256 * 1024;
+
+/// The read buffer every pipe uses, one reader at a time. Static and zero:
+/// it costs no memory until the first read, then its pages once. Taken
+/// before the logger's lock (the sink logs each line), never after it;
+/// reads are non-blocking, so it is only ever held briefly.
+static READ_BUF: Mutex<[u8; SHARED]> = Mutex::new([0; SHARED]);
 
 /// Where a pipe's lines go.
 pub trait LineSink {
@@ -106,29 +116,30 @@ impl Pipe {
     }
 
     /// Read what the pipe holds now, handing on each complete line; at end
-    /// of file the partial last line too.
+    /// of file the partial last line too. Ends with `out.flush()`.
     pub fn read(&mut self, out: &mut dyn LineSink) {
-        let mut chunk = [0u8; CHUNK];
+        let mut shared = READ_BUF.lock().unwrap_or_else(|e| e.into_inner());
+        let buf = &mut shared[..];
+        // The unfinished line, at the front of `buf` (shorter than MAX_LINE,
+        // as complete_lines leaves it; min() only so that it cannot panic).
+        let mut carried = self.buf.len().min(MAX_LINE);
+        buf[..carried].copy_from_slice(&self.buf[..carried]);
         let mut total = 0;
         while self.open && total < BUDGET {
-            let unfinished = !self.buf.is_empty();
-            let got = if unfinished {
-                self.read_more()
-            } else {
-                read(&self.fd, &mut chunk)
-            };
-            match got {
+            match read(&self.fd, &mut buf[carried..]) {
                 Ok(0) => {
                     self.open = false;
-                    self.flush(out);
+                    if carried > 0 {
+                        emit(self.stream, &buf[..carried], out);
+                        carried = 0;
+                    }
                 }
                 Ok(n) => {
                     total += n;
-                    if unfinished {
-                        self.take_more(n, out);
-                    } else {
-                        self.take(&chunk[..n], out);
-                    }
+                    let data = &buf[..carried + n];
+                    let done = complete_lines(self.stream, data, out);
+                    carried = data.len() - done;
+                    buf.copy_within(done..done + carried, 0);
                     out.flush();
                 }
                 Err(Errno::EINTR) => {}
@@ -140,50 +151,31 @@ impl Pipe {
                         io::Error::from(e)
                     ));
                     self.open = false;
-                    self.flush(out);
+                    if carried > 0 {
+                        emit(self.stream, &buf[..carried], out);
+                        carried = 0;
+                    }
                 }
             }
         }
-        if self.buf.is_empty() {
+        out.flush();
+        self.keep_unfinished(&buf[..carried]);
+    }
+
+    /// Keep `rest`, a line the pipe has not finished yet, until it does;
+    /// nothing held when there is none.
+    fn keep_unfinished(&mut self, rest: &[u8]) {
+        if rest.is_empty() {
             self.buf = Vec::new();
-        }
-    }
-
-    /// Read on into the unfinished line's buffer (up to `MAX_LINE`).
-    fn read_more(&mut self) -> nix::Result<usize> {
-        let len = self.buf.len();
-        let room = MAX_LINE.saturating_sub(len);
-        if self.buf.capacity() - len < room.min(CHUNK) {
-            // Longer than a read: most likely a long line, so room for
-            // all of it at once rather than doubling up to it.
-            self.buf.reserve_exact(room);
-        }
-        let room = room.min(self.buf.capacity() - len);
-        self.buf.resize(len + room, 0);
-        let got = read(&self.fd, &mut self.buf[len..]);
-        self.buf.truncate(len + *got.as_ref().unwrap_or(&0));
-        got
-    }
-
-    /// `data` was read with no line unfinished.
-    fn take(&mut self, data: &[u8], out: &mut dyn LineSink) {
-        let done = complete_lines(self.stream, data, out);
-        let rest = &data[done..];
-        if !rest.is_empty() {
-            let want = if rest.len() == CHUNK { MAX_LINE } else { rest.len() };
-            self.buf.reserve_exact(want);
-            self.buf.extend_from_slice(rest);
-        }
-    }
-
-    /// The last `n` bytes of the buffer were just read.
-    fn take_more(&mut self, n: usize, out: &mut dyn LineSink) {
-        let fresh = &self.buf[self.buf.len() - n..];
-        if self.buf.len() < MAX_LINE && find_newline(fresh).is_none() {
             return;
         }
-        let done = complete_lines(self.stream, &self.buf, out);
-        self.buf.drain(..done);
+        if rest.len() > self.buf.capacity() {
+            // A line written in dribs: room to grow, never past MAX_LINE.
+            let want = (rest.len() * 2).clamp(64, MAX_LINE).max(rest.len());
+            self.buf = Vec::with_capacity(want);
+        }
+        self.buf.clear();
+        self.buf.extend_from_slice(rest);
     }
 
     /// Hand on a partial last line (the process is gone, or we stop
@@ -391,10 +383,7 @@ mod tests {
             });
             let mut got = Vec::new();
             while p.is_open() {
-                let mut fds = [nix::poll::PollFd::new(
-                    p.fd(),
-                    nix::poll::PollFlags::POLLIN,
-                )];
+                let mut fds = [nix::poll::PollFd::new(p.fd(), nix::poll::PollFlags::POLLIN)];
                 nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(5000u16)).unwrap();
                 p.read(&mut |_: Stream, l: &str| got.push(l.to_string()));
                 assert!(p.buf.capacity() <= MAX_LINE, "{}", p.buf.capacity());
@@ -433,7 +422,10 @@ mod tests {
         }
         writer.join().unwrap();
         // 2 MiB in pieces of 16 KiB; the newline ends an empty piece.
-        assert_eq!((lines, bytes), (2 * 1024 * 1024 / MAX_LINE + 1, 2 * 1024 * 1024));
+        assert_eq!(
+            (lines, bytes),
+            (2 * 1024 * 1024 / MAX_LINE + 1, 2 * 1024 * 1024)
+        );
         // Nothing unfinished: nothing held.
         assert_eq!(p.buf.capacity(), 0);
     }
