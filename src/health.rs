@@ -25,7 +25,7 @@ use crate::job::next_tick;
 use crate::log;
 use crate::logbuf::{cut, LogBuffer, Stream};
 use crate::msg::{Env, JobId, Msg, Published};
-use crate::output::Pipe;
+use crate::output::{LineSink, Logged, Pipe};
 use crate::process::signal_group;
 use crate::reaper;
 use crate::spawn::{self, Output, Prepared};
@@ -117,18 +117,18 @@ struct Checker {
 impl Checker {
     fn run(mut self) {
         loop {
-            let ready = {
-                let mut fds = vec![self.mailbox.fd()];
-                if let Some(r) = &self.running {
-                    let open = [&r.out, &r.err]
-                        .into_iter()
-                        .flatten()
-                        .filter(|p| p.is_open());
-                    fds.extend(open.map(|p| p.fd()));
-                }
-                inbox::wait(&fds, self.wake_at())
+            let [inbox, out, err, _] = {
+                let [out, err] = match &self.running {
+                    Some(r) => [&r.out, &r.err].map(|pipe| {
+                        pipe.as_ref()
+                            .filter(|pipe| pipe.is_open())
+                            .map(|pipe| pipe.fd())
+                    }),
+                    None => [None, None],
+                };
+                inbox::wait([Some(self.mailbox.fd()), out, err, None], self.wake_at())
             };
-            if ready.first() == Some(&true) {
+            if inbox {
                 let (cmds, gone) = self.mailbox.take();
                 for cmd in cmds {
                     self.command(cmd);
@@ -140,7 +140,7 @@ impl Checker {
                     return;
                 }
             }
-            if ready.iter().skip(1).any(|r| *r) {
+            if out || err {
                 self.read_output();
                 if self.output_closed() {
                     // Its output ended: it has most likely exited. Reap it
@@ -285,13 +285,13 @@ impl Checker {
         let Some(r) = self.running.as_mut() else {
             return;
         };
-        let (label, buf) = (&self.label, &self.spec.log);
-        let (pid, output) = (&r.pid_text, &mut r.output);
-        let mut line =
-            |stream: Stream, text: &str| take_line(label, buf, pid, output, stream, text);
+        let mut sink = CheckLines {
+            logged: Logged::new("check", &self.label, &r.pid_text, &self.spec.log),
+            output: &mut r.output,
+        };
         for p in [&mut r.out, &mut r.err].into_iter().flatten() {
             if p.is_open() {
-                p.read(&mut line);
+                p.read(&mut sink);
             }
         }
     }
@@ -317,13 +317,14 @@ impl Checker {
         let Some(mut r) = self.running.take() else {
             return;
         };
-        let (label, buf, pid) = (&self.label, &self.spec.log, &r.pid_text);
-        let output = &mut r.output;
-        let mut line =
-            |stream: Stream, text: &str| take_line(label, buf, pid, output, stream, text);
+        let mut sink = CheckLines {
+            logged: Logged::new("check", &self.label, &r.pid_text, &self.spec.log),
+            output: &mut r.output,
+        };
         for p in [&mut r.out, &mut r.err].into_iter().flatten() {
-            p.flush(&mut line);
+            p.flush(&mut sink);
         }
+        drop(sink);
         let (passed, output) = if r.timed_out {
             let msg = format!("check timed out after {:?}", self.spec.timeout);
             log::warn(&format!("{} {msg}", self.label));
@@ -347,23 +348,27 @@ impl Checker {
     }
 }
 
-/// A line of an exec check's output: logged, kept with the job's output,
-/// and collected (bounded) as the check's result.
-fn take_line(
-    label: &str,
-    buf: &LogBuffer,
-    pid: &str,
-    output: &mut String,
-    stream: Stream,
-    text: &str,
-) {
-    log::output_line("check", label, pid, stream.name(), text);
-    buf.push(Stream::Check, text);
-    if output.len() + text.len() < MAX_OUTPUT {
-        if !output.is_empty() {
-            output.push('\n');
+/// The lines of an exec check's output: logged, kept with the job's
+/// output, and collected (bounded) as the check's result.
+struct CheckLines<'a> {
+    logged: Logged<'a>,
+    output: &'a mut String,
+}
+
+impl LineSink for CheckLines<'_> {
+    fn line(&mut self, stream: Stream, text: &str) {
+        self.logged.line(stream, text);
+        let output = &mut *self.output;
+        if output.len() + text.len() < MAX_OUTPUT {
+            if !output.is_empty() {
+                output.push('\n');
+            }
+            output.push_str(text);
         }
-        output.push_str(text);
+    }
+
+    fn flush(&mut self) {
+        self.logged.flush();
     }
 }
 

@@ -142,10 +142,15 @@ impl<T> Mailbox<T> {
     }
 }
 
+/// How many descriptors a worker thread waits on at most: its mailbox,
+/// a notify socket and a process's two pipes.
+pub const MAX_FDS: usize = 4;
+
 /// Sleep until one of `fds` is readable (or hung up) or `until` passes;
-/// which ones are. The timeout is rounded up to the millisecond, so a
-/// deadline is never woken for early (that would spin).
-pub fn wait(fds: &[BorrowedFd<'_>], until: Option<Instant>) -> Vec<bool> {
+/// which ones are, by position (`None` never is). The timeout is rounded up
+/// to the millisecond, so a deadline is never woken for early (that would
+/// spin). Nothing is allocated: this runs once per wake-up of every worker.
+pub fn wait(fds: [Option<BorrowedFd<'_>>; MAX_FDS], until: Option<Instant>) -> [bool; MAX_FDS] {
     let timeout = match until {
         None => PollTimeout::NONE,
         Some(at) => {
@@ -153,16 +158,32 @@ pub fn wait(fds: &[BorrowedFd<'_>], until: Option<Instant>) -> Vec<bool> {
             PollTimeout::from(left.as_micros().div_ceil(1000).min(60_000) as u16)
         }
     };
-    let mut polled: Vec<PollFd> = fds
-        .iter()
-        .map(|fd| PollFd::new(*fd, PollFlags::POLLIN))
-        .collect();
-    match poll(&mut polled, timeout) {
+    let mut ready = [false; MAX_FDS];
+    let Some(first) = fds.iter().flatten().next() else {
+        let _ = poll(&mut [], timeout);
+        return ready;
+    };
+    // The descriptors present, packed at the front; `slot` maps them back.
+    let mut polled: [PollFd; MAX_FDS] =
+        std::array::from_fn(|_| PollFd::new(*first, PollFlags::POLLIN));
+    let mut slot = [0; MAX_FDS];
+    let mut n = 0;
+    for (i, fd) in fds.iter().enumerate() {
+        if let Some(fd) = fd {
+            polled[n] = PollFd::new(*fd, PollFlags::POLLIN);
+            slot[n] = i;
+            n += 1;
+        }
+    }
+    match poll(&mut polled[..n], timeout) {
         Ok(_) | Err(Errno::EINTR) => {}
         // EINVAL/ENOMEM: nothing to be done but try again next time round.
         Err(e) => crate::log::error(&format!("cannot poll: {e}")),
     }
-    polled.iter().map(|f| f.any().unwrap_or(false)).collect()
+    for (fd, i) in polled[..n].iter().zip(slot) {
+        ready[i] = fd.any().unwrap_or(false);
+    }
+    ready
 }
 
 #[cfg(test)]

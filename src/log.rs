@@ -115,13 +115,25 @@ struct Logger {
     level: Level,
     format: Format,
     sink: Sink,
+    /// Entries formatted and not yet written: one buffer for every thread
+    /// (they take turns under the lock), so that an entry costs no
+    /// allocation and a long line no memory in the thread that logs it.
+    pending: Vec<u8>,
 }
+
+/// `pending` is given back to the allocator when an entry or a batch grew
+/// it past this; a batch is written out early when it reaches it.
+const PENDING_MAX: usize = 64 * 1024;
+/// What an output entry adds to its line, generously (time, level, the
+/// job's name and pid, quoting), ignoring escapes.
+const ENTRY_EXTRA: usize = 512;
 
 /// Before `init`: stdout, INFO, default format (SPEC §7).
 static LOGGER: Mutex<Logger> = Mutex::new(Logger {
     level: Level::Info,
     format: Format::Default,
     sink: Sink::Stdout,
+    pending: Vec::new(),
 });
 
 /// Writes that failed (full disk, closed stdout). Logging must never take the
@@ -163,6 +175,7 @@ impl Logger {
             level: cfg.level,
             format: cfg.format,
             sink,
+            pending: Vec::new(),
         })
     }
 
@@ -178,19 +191,34 @@ impl Logger {
         if level < self.level {
             return;
         }
-        let line = format_entry(self.format, now, level, msg, fields);
+        let mut time = [0u8; TIME_LEN];
+        let time = rfc3339_into(&mut time, now);
+        format_into(&mut self.pending, self.format, time, level, msg, fields);
+        self.write_out();
+    }
+
+    /// Write what is pending with one `write_all`.
+    fn write_out(&mut self) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let bytes = &self.pending[..];
         let written = match &mut self.sink {
             Sink::Stdout => {
                 let mut out = io::stdout().lock();
-                out.write_all(line.as_bytes()).and_then(|()| out.flush())
+                out.write_all(bytes).and_then(|()| out.flush())
             }
-            Sink::Stderr => io::stderr().lock().write_all(line.as_bytes()),
-            Sink::File { file, .. } => file.write_all(line.as_bytes()),
+            Sink::Stderr => io::stderr().lock().write_all(bytes),
+            Sink::File { file, .. } => file.write_all(bytes),
             #[cfg(test)]
-            Sink::Buffer(buf) => buf.write_all(line.as_bytes()),
+            Sink::Buffer(buf) => buf.write_all(bytes),
         };
         if written.is_err() {
             WRITE_FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+        self.pending.clear();
+        if self.pending.capacity() > PENDING_MAX {
+            self.pending = Vec::new();
         }
     }
 }
@@ -225,15 +253,75 @@ pub fn log(level: Level, msg: &str, fields: &[(&str, &str)]) {
     global().log(SystemTime::now(), level, msg, fields)
 }
 
-/// One line of a job's or health check's output, logged at INFO (SPEC §7):
-/// `kind` is `"job"` or `"check"`, `stream` is `"stdout"` or `"stderr"`.
-/// In the default format this reads `TIME NAME PID LINE`.
-pub fn output_line(kind: &str, name: &str, pid: &str, stream: &str, line: &str) {
-    log(
-        Level::Info,
-        line,
-        &[(kind, name), ("pid", pid), ("stream", stream)],
-    )
+/// Lines of process output logged together: formatted one after the other
+/// while the logger stays locked, all with the time the batch began, and
+/// written with one `write_all` when the batch is dropped. Keep a batch
+/// only while handing on lines that are already read: nothing else on this
+/// thread may log while it lives (that would wait for the batch's own lock).
+pub struct Batch<'a> {
+    logger: MutexGuard<'a, Logger>,
+    now: SystemTime,
+    time: [u8; TIME_LEN],
+    time_len: usize,
+}
+
+/// Start a batch of output lines (see [`Batch`]).
+pub fn batch() -> Batch<'static> {
+    Batch::begin(global())
+}
+
+impl<'a> Batch<'a> {
+    fn begin(logger: MutexGuard<'a, Logger>) -> Batch<'a> {
+        let now = SystemTime::now();
+        let mut time = [0u8; TIME_LEN];
+        let time_len = rfc3339_into(&mut time, now).len();
+        Batch {
+            logger,
+            now,
+            time,
+            time_len,
+        }
+    }
+
+    /// The time of every entry of the batch.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+
+    /// One line of a job's or health check's output, logged at INFO (SPEC
+    /// §7): `kind` is `"job"` or `"check"`, `stream` is `"stdout"` or
+    /// `"stderr"`. In the default format this reads `TIME NAME PID LINE`.
+    pub fn output_line(&mut self, kind: &str, name: &str, pid: &str, stream: &str, line: &str) {
+        let logger = &mut *self.logger;
+        if Level::Info < logger.level {
+            return;
+        }
+        // Written out before it would outgrow PENDING_MAX rather than after:
+        // growing past it would free the buffer, and every batch would
+        // allocate its way up again.
+        if logger.pending.len() + line.len() + ENTRY_EXTRA > PENDING_MAX {
+            logger.write_out();
+        }
+        let time = std::str::from_utf8(&self.time[..self.time_len]).unwrap_or_default();
+        let fields = [(kind, name), ("pid", pid), ("stream", stream)];
+        format_into(
+            &mut logger.pending,
+            logger.format,
+            time,
+            Level::Info,
+            line,
+            &fields,
+        );
+        if logger.pending.len() >= PENDING_MAX {
+            logger.write_out();
+        }
+    }
+}
+
+impl Drop for Batch<'_> {
+    fn drop(&mut self) {
+        self.logger.write_out();
+    }
 }
 
 pub fn debug(msg: &str) {
@@ -249,7 +337,8 @@ pub fn error(msg: &str) {
     log(Level::Error, msg, &[])
 }
 
-/// One entry as a complete line, newline included. Pure, for the tests.
+/// One entry as a complete line, newline included. For the tests.
+#[cfg(test)]
 fn format_entry(
     format: Format,
     now: SystemTime,
@@ -257,115 +346,192 @@ fn format_entry(
     msg: &str,
     fields: &[(&str, &str)],
 ) -> String {
-    let time = rfc3339(now);
+    let mut out = Vec::new();
+    format_into(&mut out, format, &rfc3339(now), level, msg, fields);
+    String::from_utf8(out).expect("entries are UTF-8")
+}
+
+/// Append one entry, newline included, to `out`; `time` is the entry's
+/// time as [`rfc3339`] writes it.
+fn format_into(
+    out: &mut Vec<u8>,
+    format: Format,
+    time: &str,
+    level: Level,
+    msg: &str,
+    fields: &[(&str, &str)],
+) {
     let field = |key: &str| fields.iter().find(|(k, _)| *k == key).map(|&(_, v)| v);
-    let mut out = String::with_capacity(time.len() + msg.len() + 64);
     match format {
         Format::Default => {
-            out.push_str(&time);
+            out.extend_from_slice(time.as_bytes());
             for value in [field("job").or_else(|| field("check")), field("pid")]
                 .into_iter()
                 .flatten()
             {
-                out.push(' ');
-                out.push_str(value);
+                out.push(b' ');
+                out.extend_from_slice(value.as_bytes());
             }
-            out.push(' ');
+            out.push(b' ');
             // Go's log.Println, which 3.x used here, adds a newline only if missing.
-            out.push_str(msg.strip_suffix('\n').unwrap_or(msg));
+            out.extend_from_slice(msg.strip_suffix('\n').unwrap_or(msg).as_bytes());
         }
         Format::Text => {
-            out.push_str("time=");
-            push_logfmt_value(&mut out, &time);
-            out.push_str(" level=");
-            out.push_str(level_name(level));
-            out.push_str(" msg=");
-            push_logfmt_value(&mut out, msg);
+            out.extend_from_slice(b"time=");
+            push_logfmt_value(out, time);
+            out.extend_from_slice(b" level=");
+            out.extend_from_slice(level_name(level).as_bytes());
+            out.extend_from_slice(b" msg=");
+            push_logfmt_value(out, msg);
             for &(key, value) in fields {
-                out.push(' ');
-                push_key(&mut out, key);
-                out.push('=');
-                push_logfmt_value(&mut out, value);
+                out.push(b' ');
+                push_key(out, key);
+                out.push(b'=');
+                push_logfmt_value(out, value);
             }
         }
         Format::Json => {
-            out.push_str("{\"time\":");
-            push_json_string(&mut out, &time);
-            out.push_str(",\"level\":");
-            push_json_string(&mut out, level_name(level));
-            out.push_str(",\"msg\":");
-            push_json_string(&mut out, msg);
+            out.extend_from_slice(b"{\"time\":");
+            push_json_string(out, time);
+            out.extend_from_slice(b",\"level\":");
+            push_json_string(out, level_name(level));
+            out.extend_from_slice(b",\"msg\":");
+            push_json_string(out, msg);
             for &(key, value) in fields {
-                let mut k = String::new();
-                push_key(&mut k, key);
-                out.push(',');
-                push_json_string(&mut out, &k);
-                out.push(':');
+                out.push(b',');
+                if is_reserved(key) {
+                    push_json_string(out, &format!("fields.{key}"));
+                } else {
+                    push_json_string(out, key);
+                }
+                out.push(b':');
                 match value.parse::<u64>() {
-                    Ok(pid) if key == "pid" => out.push_str(&pid.to_string()),
-                    _ => push_json_string(&mut out, value),
+                    Ok(pid) if key == "pid" => {
+                        let mut digits = [0u8; 20];
+                        out.extend_from_slice(decimal(&mut digits, pid, 1));
+                    }
+                    _ => push_json_string(out, value),
                 }
             }
-            out.push('}');
+            out.push(b'}');
         }
     }
-    out.push('\n');
-    out
+    out.push(b'\n');
+}
+
+/// A field key that would clash with the entry's own.
+fn is_reserved(key: &str) -> bool {
+    matches!(key, "time" | "level" | "msg")
 }
 
 /// Field keys that would clash with the entry's own get a `fields.` prefix.
-fn push_key(out: &mut String, key: &str) {
-    if matches!(key, "time" | "level" | "msg") {
-        out.push_str("fields.");
+fn push_key(out: &mut Vec<u8>, key: &str) {
+    if is_reserved(key) {
+        out.extend_from_slice(b"fields.");
     }
-    out.push_str(key);
+    out.extend_from_slice(key.as_bytes());
 }
 
-fn push_json_string(out: &mut String, s: &str) {
-    // Display of a JSON value cannot fail and escapes per RFC 8259.
-    out.push_str(&serde_json::Value::from(s).to_string());
+fn push_json_string(out: &mut Vec<u8>, s: &str) {
+    // Escapes per RFC 8259; writing to a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, s);
 }
 
 /// logfmt value: bare when made only of characters logrus leaves unquoted,
 /// otherwise in double quotes with `"` `\` and control characters escaped.
-fn push_logfmt_value(out: &mut String, s: &str) {
+fn push_logfmt_value(out: &mut Vec<u8>, s: &str) {
     let bare = !s.is_empty()
-        && s.chars().all(|c| {
-            c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_' | '/' | '@' | '^' | '+')
+        && s.bytes().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_' | b'/' | b'@' | b'^' | b'+')
         });
     if bare {
-        out.push_str(s);
+        out.extend_from_slice(s.as_bytes());
         return;
     }
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
-            c => out.push(c),
+    out.push(b'"');
+    // Copied in runs: only ASCII needs escaping (C1 controls aside).
+    let mut run = 0;
+    for (i, c) in s.char_indices() {
+        let escape: &[u8] = match c {
+            '"' => b"\\\"",
+            '\\' => b"\\\\",
+            '\n' => b"\\n",
+            '\r' => b"\\r",
+            '\t' => b"\\t",
+            c if c.is_control() => b"",
+            _ => continue,
+        };
+        out.extend_from_slice(&s.as_bytes()[run..i]);
+        run = i + c.len_utf8();
+        if escape.is_empty() {
+            out.extend_from_slice(b"\\u");
+            let mut hex = [b'0'; 4];
+            let mut v = u32::from(c);
+            for h in hex.iter_mut().rev() {
+                *h = b"0123456789abcdef"[(v & 0xf) as usize];
+                v >>= 4;
+            }
+            out.extend_from_slice(&hex);
+        } else {
+            out.extend_from_slice(escape);
         }
     }
-    out.push('"');
+    out.extend_from_slice(&s.as_bytes()[run..]);
+    out.push(b'"');
 }
+
+/// The length of `2026-11-23T06:50:01.123456Z` (longer only past year 9999).
+const TIME_LEN: usize = 40;
 
 /// `2026-11-23T06:50:01.123456Z`. Times before 1970 (a broken clock) print as
 /// the epoch rather than failing.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut buf = [0u8; TIME_LEN];
+    rfc3339_into(&mut buf, t).to_string()
+}
+
+/// [`rfc3339`] written into `buf`, without an allocation.
+fn rfc3339_into(buf: &mut [u8; TIME_LEN], t: SystemTime) -> &str {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    )
+    let parts: [(u64, usize, &[u8]); 7] = [
+        (year, 4, b"-"),
+        (month, 2, b"-"),
+        (day, 2, b"T"),
+        (rem / 3600, 2, b":"),
+        (rem % 3600 / 60, 2, b":"),
+        (rem % 60, 2, b"."),
+        (u64::from(since.subsec_micros()), 6, b"Z"),
+    ];
+    let mut len = 0;
+    for (value, width, sep) in parts {
+        let mut digits = [0u8; 20];
+        for &b in decimal(&mut digits, value, width).iter().chain(sep) {
+            if let Some(slot) = buf.get_mut(len) {
+                *slot = b;
+                len += 1;
+            }
+        }
+    }
+    std::str::from_utf8(&buf[..len]).unwrap_or_default()
+}
+
+/// `value` in decimal, zero-padded to at least `width` digits (at most 20).
+fn decimal(digits: &mut [u8; 20], mut value: u64, width: usize) -> &[u8] {
+    digits.fill(b'0');
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (value % 10) as u8;
+        value /= 10;
+        if value == 0 {
+            break;
+        }
+    }
+    let at = at.min(digits.len().saturating_sub(width));
+    &digits[at..]
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
@@ -491,9 +657,9 @@ mod tests {
     #[test]
     fn text_format_quoting_and_escaping() {
         let value = |v: &str| {
-            let mut s = String::new();
+            let mut s = Vec::new();
             push_logfmt_value(&mut s, v);
-            s
+            String::from_utf8(s).unwrap()
         };
         assert_eq!(value("app-1.0_a/b@c^d+e"), "app-1.0_a/b@c^d+e");
         assert_eq!(value(""), "\"\"");
@@ -567,6 +733,7 @@ mod tests {
             level,
             format,
             sink: Sink::Buffer(Vec::new()),
+            pending: Vec::new(),
         }
     }
     fn written(l: &Logger) -> String {
@@ -700,7 +867,7 @@ mod tests {
         warn("marker-one");
         std::fs::rename(&path, &rotated).expect("rotate");
         reopen().expect("reopen");
-        output_line("job", "app", "42", "stderr", "marker-filtered-output");
+        batch().output_line("job", "app", "42", "stderr", "marker-filtered-output");
         log(Level::Error, "marker-two", &[("job", "app"), ("pid", "42")]);
         init(&LogConfig::default()).expect("restore default");
         reopen().expect("reopen of stdout is a no-op");
@@ -755,5 +922,65 @@ mod tests {
                 "torn line"
             );
         }
+    }
+
+    #[test]
+    fn rfc3339_agrees_with_format() {
+        let mut seed = 88_172_645_463_325_252u64;
+        for i in 0..20_000u64 {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            // Up to the year 10000 and a little past it.
+            let secs = if i < 10 {
+                i * 86_399
+            } else {
+                seed % 254_000_000_000
+            };
+            let t = at(secs, (seed >> 40) as u32 % 1_000_000);
+            let since = t.duration_since(UNIX_EPOCH).unwrap();
+            let (y, m, d) = civil_from_days(secs / 86_400);
+            let rem = secs % 86_400;
+            let want = format!(
+                "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:06}Z",
+                rem / 3600,
+                rem % 3600 / 60,
+                rem % 60,
+                since.subsec_micros()
+            );
+            assert_eq!(rfc3339(t), want);
+        }
+    }
+
+    #[test]
+    fn json_strings_are_escaped_as_serde_json_does() {
+        let all: String = (0u32..0x3000).filter_map(char::from_u32).collect();
+        for s in [all.as_str(), "", "plain", "\u{7f}\u{80}\u{9f}\u{2028}😀"] {
+            let mut out = Vec::new();
+            push_json_string(&mut out, s);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::Value::from(s).to_string()
+            );
+        }
+    }
+
+    #[test]
+    fn a_batch_is_written_at_once_with_one_time() {
+        let logger = Mutex::new(buffer_logger(Level::Info, Format::Default));
+        let mut b = Batch::begin(logger.lock().unwrap());
+        b.output_line("job", "app", "12", "stdout", "one");
+        b.output_line("job", "app", "12", "stderr", "two");
+        assert_eq!(written(&b.logger), "", "nothing written before the end");
+        let time = rfc3339(b.now());
+        drop(b);
+        assert_eq!(
+            written(&logger.lock().unwrap()),
+            format!("{time} app 12 one\n{time} app 12 two\n")
+        );
+        // Filtered like any entry.
+        let logger = Mutex::new(buffer_logger(Level::Warn, Format::Default));
+        Batch::begin(logger.lock().unwrap()).output_line("job", "app", "12", "stdout", "x");
+        assert_eq!(written(&logger.lock().unwrap()), "");
     }
 }

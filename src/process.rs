@@ -24,7 +24,7 @@ use crate::log;
 use crate::logbuf::{LogBuffer, Stream};
 use crate::msg::{JobId, Msg};
 use crate::notify::{self, NotifySocket, Verdict};
-use crate::output::Pipe;
+use crate::output::{Logged, Pipe};
 use crate::reaper;
 use crate::spawn::{self, Spec};
 
@@ -133,15 +133,12 @@ struct Runner {
 impl Runner {
     fn run(mut self) {
         loop {
-            let ready = {
-                let mut fds = vec![self.mailbox.fd()];
-                if let Some(n) = &self.notify {
-                    fds.push(n.as_fd());
-                }
-                fds.extend(self.pipe_fds());
-                inbox::wait(&fds, self.wake_at())
+            let [inbox, notify, out, err] = {
+                let notify = self.notify.as_ref().map(|n| n.as_fd());
+                let [out, err] = self.pipe_fds();
+                inbox::wait([Some(self.mailbox.fd()), notify, out, err], self.wake_at())
             };
-            if ready.first() == Some(&true) {
+            if inbox {
                 let (cmds, gone) = self.mailbox.take();
                 for cmd in cmds {
                     self.command(cmd);
@@ -150,15 +147,10 @@ impl Runner {
                     return;
                 }
             }
-            let skip = if self.notify.is_some() {
-                if ready.get(1) == Some(&true) {
-                    self.read_notify();
-                }
-                2
-            } else {
-                1
-            };
-            if ready.iter().skip(skip).any(|r| *r) {
+            if notify {
+                self.read_notify();
+            }
+            if out || err {
                 self.pump(false);
                 if self.output_closed() {
                     // Its output ended: it has most likely exited. Reap it
@@ -191,16 +183,16 @@ impl Runner {
         grace.into_iter().chain(recheck).min()
     }
 
-    fn pipe_fds(&self) -> Vec<BorrowedFd<'_>> {
+    /// The process's pipes that are still open.
+    fn pipe_fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
         let Some(p) = &self.current else {
-            return Vec::new();
+            return [None, None];
         };
-        [&p.out, &p.err]
-            .into_iter()
-            .flatten()
-            .filter(|pipe| pipe.is_open())
-            .map(|pipe| pipe.fd())
-            .collect()
+        [&p.out, &p.err].map(|pipe| {
+            pipe.as_ref()
+                .filter(|pipe| pipe.is_open())
+                .map(|pipe| pipe.fd())
+        })
     }
 
     fn command(&mut self, cmd: RunnerCmd) {
@@ -347,16 +339,12 @@ impl Runner {
         let Some(p) = self.current.as_mut() else {
             return;
         };
-        let (name, pid, buf) = (&self.spec.name, &p.pid_text, &self.spec.log);
-        let mut line = |stream: Stream, text: &str| {
-            log::output_line("job", name, pid, stream.name(), text);
-            buf.push(stream, text);
-        };
+        let mut sink = Logged::new("job", &self.spec.name, &p.pid_text, &self.spec.log);
         for pipe in [&mut p.out, &mut p.err].into_iter().flatten() {
             if flush {
-                pipe.flush(&mut line);
+                pipe.flush(&mut sink);
             } else if pipe.is_open() {
-                pipe.read(&mut line);
+                pipe.read(&mut sink);
             }
         }
     }
