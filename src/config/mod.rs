@@ -3,6 +3,7 @@
 //! Start-up, `-validate`, `-template` and reload all go through `load`, so a
 //! config that validates is exactly a config that runs.
 
+pub mod agent;
 pub mod duration;
 pub mod interfaces;
 pub mod template;
@@ -42,7 +43,7 @@ pub struct ConsulConfig {
     pub scheme_explicit: bool,
     pub token: Option<String>,
     /// The `tls` block as written; the environment's `CONSUL_*` TLS
-    /// variables are merged in by `discovery::consul::resolve`.
+    /// variables are merged in by `agent::resolve`.
     pub tls: Option<TlsConfig>,
 }
 

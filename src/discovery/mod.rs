@@ -11,8 +11,8 @@
 //!   turns two successive polls into `changed`/`healthy`/`unhealthy`.
 //!
 //! `https` goes through TLS (`http::tls`, the cargo feature `tls`; a build
-//! without it refuses https): [`consul::resolve`] merges the config with
-//! the 3.x `CONSUL_*` variables, and the validator calls [`consul::check`]
+//! without it refuses https): [`crate::config::agent::resolve`] merges the config with
+//! the 3.x `CONSUL_*` variables, and the validator calls [`crate::config::agent::check`]
 //! so that bad CA, certificate and key files stop start-up.
 //!
 //! How the event loop drives it (only when `consul` is configured):

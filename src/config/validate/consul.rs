@@ -44,7 +44,7 @@ impl Validator<'_> {
             }
             // The TLS variables and files: resolved where they are used,
             // checked here so that start-up and -validate report them.
-            for w in crate::discovery::consul::check(c, self.env).map_err(invalid)? {
+            for w in crate::config::agent::check(c, self.env).map_err(invalid)? {
                 self.warn(w);
             }
         }
@@ -148,13 +148,17 @@ fn consul_uri(path: &str, raw: &str) -> Result<ConsulConfig> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "tls")]
     use super::*;
     use crate::config::validate::testutil::*;
 
+    #[cfg(feature = "tls")]
     fn consul(text: &str) -> ConsulConfig {
         cfg(text).consul.expect("consul configured")
     }
 
+    // https addresses are refused without TLS (tested in discovery).
+    #[cfg(feature = "tls")]
     #[test]
     fn consul_string_forms() {
         let c = consul("{consul: 'consul:8500'}");
@@ -198,6 +202,8 @@ mod tests {
         assert_eq!(cfg("{consul: ''}").consul, None);
     }
 
+    // https addresses are refused without TLS (tested in discovery).
+    #[cfg(feature = "tls")]
     #[test]
     fn consul_object_form() {
         // Over http the tls block is kept but unused (a warning), and its
@@ -247,6 +253,8 @@ mod tests {
         );
     }
 
+    // https addresses are refused without TLS (tested in discovery).
+    #[cfg(feature = "tls")]
     #[test]
     fn consul_environment() {
         let c = ok_env("{consul: 'c:1'}", &[("CONSUL_HTTP_TOKEN", "t0k")])
