@@ -13,17 +13,17 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::{Map, Value};
 
 use crate::config;
-use crate::http::server::{ChunkSource, Next, Request, Response};
+use crate::http::server::{Body, ChunkSource, Next, Request, Response};
 use crate::log;
 use crate::logbuf::Line;
 use crate::metrics::{self, RequestCounter};
-use crate::msg::{Answer, Command, JobAction, Msg, Query, Refusal, RefusalKind};
+use crate::msg::{Answer, Command, JobAction, Msg, Pages, Query, Refusal, RefusalKind};
 
 /// How long a request waits for the event loop before giving up.
 const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,9 +57,11 @@ pub struct Ctx {
     pub tx: Sender<Msg>,
     /// The config file reload reads again (control plane only).
     pub config_path: PathBuf,
-    /// Answers counted by (status, route); the loop renders it on `/metrics`.
-    /// Only the control plane counts (`containerpilot_control_http_requests`).
-    pub requests: Option<Arc<Mutex<RequestCounter>>>,
+    /// Answers counted by (status, route): the control plane counts its
+    /// own (`containerpilot_control_http_requests`), telemetry renders them.
+    pub requests: Arc<Mutex<RequestCounter>>,
+    /// The pages the loop has rendered and cached, served without asking it.
+    pub pages: Arc<Pages>,
     /// `logs?follow=1` streams open now.
     pub followers: Arc<AtomicUsize>,
 }
@@ -70,6 +72,8 @@ pub enum Out {
     Answer(Answer),
     /// `text/plain`.
     Text(String),
+    /// The Prometheus text exposition.
+    Metrics(String),
     /// A chunked `text/plain` stream (`logs?follow=1`).
     Stream(Box<dyn ChunkSource>),
 }
@@ -146,8 +150,8 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
         }
         Err((label, resp)) => (label, resp),
     };
-    if let Some(requests) = &ctx.requests {
-        requests
+    if ctx.plane == Control {
+        ctx.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .inc(resp.status, label);
@@ -253,6 +257,13 @@ pub fn respond(result: Result<Out, Refusal>) -> Response {
     let answer = match result {
         Ok(Out::Answer(a)) => a,
         Ok(Out::Text(t)) => return Response::text(200, t),
+        Ok(Out::Metrics(text)) => {
+            return Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
+                body: text.into_bytes().into(),
+            }
+        }
         Ok(Out::Stream(s)) => return Response::stream(200, "text/plain; charset=utf-8", s),
         Err(r) => return Response::error(status_of(r.kind), &r.message),
     };
@@ -264,12 +275,15 @@ pub fn respond(result: Result<Out, Refusal>) -> Response {
             serde_json::to_vec_pretty(&serde_json::json!({ "updated": updated }))
                 .unwrap_or_default(),
         ),
-        Answer::Status(s) => Response::json(200, &s),
-        Answer::Metrics(text) => Response {
+        Answer::Status(json) => Response {
             status: 200,
-            headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
-            body: text.into_bytes().into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Body::Shared(json),
         },
+        // Completed into a page by `metrics_page`; never answered as is.
+        Answer::Metrics(_) => {
+            Response::error(500, "cannot answer a metrics query without the process metrics")
+        }
         Answer::Environment(env) => {
             let map: Map<String, Value> = env
                 .into_iter()
@@ -379,7 +393,10 @@ fn maintenance_off(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal>
 }
 
 fn status(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
-    query(ctx, Query::Status)
+    match ctx.pages.status.get() {
+        Some(json) => Ok(Out::Answer(Answer::Status(json))),
+        None => query(ctx, Query::Status),
+    }
 }
 
 fn health(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
@@ -568,23 +585,37 @@ fn signal_number(s: &str) -> Option<i32> {
         .map(|sig| sig as i32)
 }
 
-/// The `process_*` families need nothing from the loop: they are read here
-/// while the loop renders the rest.
+/// The loop's part of the page as it cached it, or else as it renders it
+/// now; the request counter (the control threads keep it) and the
+/// `process_*` families need nothing from the loop and are read here, the
+/// latter while the loop renders.
 fn metrics_page(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     let mut process = String::with_capacity(1024);
-    let answer = ask_meanwhile(
-        &ctx.tx,
-        |reply| Msg::Query(Query::Metrics, reply),
-        || metrics::render_process(&mut process),
-        LOOP_TIMEOUT,
-    )?;
-    match answer {
-        Answer::Metrics(mut text) => {
-            text.push_str(&process);
-            Ok(Out::Answer(Answer::Metrics(text)))
+    let cached = ctx.pages.metrics.get().filter(|p| p.fresh(Instant::now()));
+    let page = match cached {
+        Some(page) => {
+            metrics::render_process(&mut process);
+            page
         }
-        other => Ok(Out::Answer(other)),
-    }
+        None => match ask_meanwhile(
+            &ctx.tx,
+            |reply| Msg::Query(Query::Metrics, reply),
+            || metrics::render_process(&mut process),
+            LOOP_TIMEOUT,
+        )? {
+            Answer::Metrics(page) => page,
+            other => return Ok(Out::Answer(other)),
+        },
+    };
+    let mut text = String::with_capacity(page.head.len() + page.tail.len() + process.len() + 512);
+    text.push_str(&page.head);
+    ctx.requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .render(&mut text);
+    text.push_str(&page.tail);
+    text.push_str(&process);
+    Ok(Out::Metrics(text))
 }
 
 // --- Request bodies --------------------------------------------------------

@@ -355,17 +355,40 @@ fn push_logfmt_value(out: &mut String, s: &str) {
 /// `2026-11-23T06:50:01.123456Z`. Times before 1970 (a broken clock) print as
 /// the epoch rather than failing.
 pub fn rfc3339(t: SystemTime) -> String {
+    let mut out = Vec::with_capacity(27);
+    write_rfc3339(&mut out, t);
+    // Only ASCII digits and separators were written.
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`rfc3339`] appended to `out`, digit by digit rather than through
+/// `format!`: `/status` writes one per checked job.
+pub fn write_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
+    fn digits(out: &mut Vec<u8>, n: u64, width: u32) {
+        for i in (0..width).rev() {
+            out.push(b'0' + (n / 10u64.pow(i) % 10) as u8);
+        }
+    }
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (year, month, day) = civil_from_days(secs / 86_400);
     let rem = secs % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        since.subsec_micros()
-    )
+    // Four digits, or as many as a year past 9999 takes.
+    let year_width = year.checked_ilog10().unwrap_or(0).max(3) + 1;
+    digits(out, year, year_width);
+    out.push(b'-');
+    digits(out, month, 2);
+    out.push(b'-');
+    digits(out, day, 2);
+    out.push(b'T');
+    digits(out, rem / 3600, 2);
+    out.push(b':');
+    digits(out, rem % 3600 / 60, 2);
+    out.push(b':');
+    digits(out, rem % 60, 2);
+    out.push(b'.');
+    digits(out, u64::from(since.subsec_micros()), 6);
+    out.push(b'Z');
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
@@ -413,6 +436,10 @@ mod tests {
             "9999-12-31T23:59:59.000000Z"
         );
         assert_eq!(rfc3339(t0()), "2026-11-23T07:10:01.123456Z");
+        assert_eq!(
+            rfc3339(at(253_402_300_800, 5)),
+            "10000-01-01T00:00:00.000005Z"
+        );
         assert_eq!(
             rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00.000000Z"

@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::text::{sample_extra, sum_and_count};
+use super::text::{go_float, sample_extra, sum_and_count};
 
 /// Prometheus's default summary objectives: (quantile, allowed rank error).
 pub const DEFAULT_OBJECTIVES: [(f64, f64); 3] = [(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)];
@@ -102,6 +102,17 @@ impl Summary {
         (now.saturating_duration_since(origin).as_nanos() / step) as i64
     }
 
+    /// When the window next moves on after `now` (a stream is emptied and
+    /// another one answers): quantiles rendered at `now` hold until then.
+    /// `None` before the first observation or render, or without objectives.
+    pub fn next_rotation(&self, now: Instant) -> Option<Instant> {
+        let origin = self.origin.filter(|_| !self.streams.is_empty())?;
+        let step = SUMMARY_MAX_AGE / AGE_BUCKETS as u32;
+        let slots = now.saturating_duration_since(origin).as_nanos() / step.as_nanos();
+        let next = u32::try_from(slots + 1).ok()?;
+        origin.checked_add(step.checked_mul(next)?)
+    }
+
     /// Empties every stream whose reset time has come since it was last used:
     /// stream `j` is reset at the start of each slot `s` with `s % AGE_BUCKETS == j`.
     fn rotate(&mut self, now: Instant) -> i64 {
@@ -168,7 +179,7 @@ impl Summary {
     ) {
         let qs = self.quantiles(now);
         for ((q, _), v) in self.objectives.iter().zip(qs) {
-            sample_extra(out, name, "", labels, Some(("quantile", *q)), v);
+            sample_extra(out, name, "", labels, Some(("quantile", &go_float(*q))), v);
         }
         sum_and_count(out, name, labels, self.sum, self.count);
     }
