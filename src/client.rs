@@ -271,18 +271,22 @@ fn follow(socket: &Path, call: &Call) -> Result<(), String> {
 }
 
 /// SIGINT (^C) and SIGTERM end `-logs -follow` with exit 0: being told to
-/// stop is how following is meant to end. Handled on a thread of its own
-/// (signal-hook), as the daemon does (STYLE rule 9); `process::exit`
-/// flushes stdout without waiting for the lock a blocked write may hold.
+/// stop is how following is meant to end. They are blocked here and taken
+/// by a thread of their own, as the daemon does (STYLE rule 9);
+/// `process::exit` flushes stdout without waiting for the lock a blocked
+/// write may hold. Called before any other thread is started.
 fn exit_on_interrupt() -> Result<(), String> {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
-        .map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
+    let mut set = SigSet::empty();
+    set.add(Signal::SIGINT);
+    set.add(Signal::SIGTERM);
+    pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&set), None)
+        .map_err(|e| format!("cannot block signals: {e}"))?;
     std::thread::Builder::new()
         .name("interrupt".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            if signals.forever().next().is_some() {
+            if set.wait().is_ok() {
                 std::process::exit(0);
             }
         })

@@ -67,7 +67,6 @@ pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCm
         )
     })?;
     let name = spec.name.clone();
-    let own = inbox.clone();
     thread::Builder::new()
         .name(format!("check-{name}"))
         .stack_size(128 * 1024)
@@ -76,12 +75,12 @@ pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCm
                 label: format!("check.{}", spec.name),
                 spec,
                 tx,
-                inbox: own,
+                mailbox,
                 next_due: None,
                 running: None,
                 prepared: None,
             }
-            .run(mailbox)
+            .run()
         })
         .map_err(|e| format!("cannot start the health-check thread for job[{name}]: {e}"))?;
     Ok(inbox)
@@ -105,7 +104,9 @@ struct Checker {
     spec: CheckerSpec,
     label: String,
     tx: Sender<Msg>,
-    inbox: Inbox<CheckCmd>,
+    /// Commands from the loop, and exits from the reaper (through inboxes
+    /// minted here, one per check run).
+    mailbox: Mailbox<CheckCmd>,
     /// `None` while paused.
     next_due: Option<Instant>,
     running: Option<Running>,
@@ -114,10 +115,10 @@ struct Checker {
 }
 
 impl Checker {
-    fn run(mut self, mailbox: Mailbox<CheckCmd>) {
+    fn run(mut self) {
         loop {
             let ready = {
-                let mut fds = vec![mailbox.fd()];
+                let mut fds = vec![self.mailbox.fd()];
                 if let Some(r) = &self.running {
                     let open = [&r.out, &r.err]
                         .into_iter()
@@ -128,7 +129,7 @@ impl Checker {
                 inbox::wait(&fds, self.wake_at())
             };
             if ready.first() == Some(&true) {
-                let (cmds, gone) = mailbox.take();
+                let (cmds, gone) = self.mailbox.take();
                 for cmd in cmds {
                     self.command(cmd);
                 }
@@ -145,7 +146,7 @@ impl Checker {
                     // Its output ended: it has most likely exited. Reap it
                     // here rather than sleep until the signal thread has.
                     reaper::reap_all();
-                    let (cmds, gone) = mailbox.take();
+                    let (cmds, gone) = self.mailbox.take();
                     for cmd in cmds {
                         self.command(cmd);
                     }
@@ -233,7 +234,7 @@ impl Checker {
         let Some((_, prepared)) = &self.prepared else {
             return;
         };
-        let inbox = self.inbox.clone();
+        let inbox = self.mailbox.inbox();
         let output = if self.spec.raw {
             Output::Inherit
         } else {

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use crossbeam_channel::{unbounded, Receiver, Sender, TryRecvError};
+use crossbeam_channel::{unbounded, Receiver, Sender};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::eventfd::{EfdFlags, EventFd};
@@ -96,6 +96,8 @@ impl<T> Drop for Inbox<T> {
 /// The receiving side, owned by the worker thread.
 pub struct Mailbox<T> {
     rx: Receiver<T>,
+    /// Not an inbox (not counted): only for minting inboxes with [`Mailbox::inbox`].
+    tx: Sender<T>,
     waker: Arc<Waker>,
 }
 
@@ -105,10 +107,10 @@ pub fn pair<T>() -> io::Result<(Inbox<T>, Mailbox<T>)> {
     let (tx, rx) = unbounded();
     Ok((
         Inbox {
-            tx,
+            tx: tx.clone(),
             waker: Some(waker.clone()),
         },
-        Mailbox { rx, waker },
+        Mailbox { rx, tx, waker },
     ))
 }
 
@@ -118,17 +120,25 @@ impl<T> Mailbox<T> {
         self.waker.fd.as_fd()
     }
 
-    /// Everything that has arrived, and whether every sender is gone.
+    /// A new inbox to this mailbox, for the worker to hand out (to the
+    /// reaper, for its process's exit). Being the worker's own, it does
+    /// not keep the worker alive once that inbox is dropped.
+    pub fn inbox(&self) -> Inbox<T> {
+        self.waker.senders.fetch_add(1, Ordering::Relaxed);
+        Inbox {
+            tx: self.tx.clone(),
+            waker: Some(self.waker.clone()),
+        }
+    }
+
+    /// Everything that has arrived, and whether every inbox is gone.
     pub fn take(&self) -> (Vec<T>, bool) {
         self.waker.clear();
-        let mut got = Vec::new();
-        loop {
-            match self.rx.try_recv() {
-                Ok(m) => got.push(m),
-                Err(TryRecvError::Empty) => return (got, false),
-                Err(TryRecvError::Disconnected) => return (got, true),
-            }
-        }
+        let got: Vec<T> = self.rx.try_iter().collect();
+        // Read after the channel is empty: an inbox that sent and was then
+        // dropped has had its message taken; one dropped later wakes us.
+        let gone = self.waker.senders.load(Ordering::Acquire) == 0;
+        (got, gone)
     }
 }
 
@@ -185,6 +195,18 @@ mod tests {
         drop(other);
         assert!(readable(&mailbox));
         assert_eq!(mailbox.take(), (vec![7], true));
+    }
+
+    #[test]
+    fn an_inbox_minted_by_the_worker_counts_only_while_it_lives() {
+        let (inbox, mailbox) = pair::<u32>().unwrap();
+        let own = mailbox.inbox();
+        drop(inbox);
+        assert_eq!(mailbox.take(), (vec![], false), "its own is still out");
+        own.send(3);
+        drop(own);
+        assert!(readable(&mailbox));
+        assert_eq!(mailbox.take(), (vec![3], true));
     }
 
     #[test]

@@ -75,7 +75,6 @@ pub fn start_runner(spec: RunnerSpec, tx: Sender<Msg>) -> Result<Inbox<RunnerCmd
     let (inbox, mailbox) =
         inbox::pair().map_err(|e| format!("cannot create the inbox of job[{}]: {e}", spec.name))?;
     let name = spec.name.clone();
-    let own = inbox.clone();
     thread::Builder::new()
         .name(format!("job-{name}"))
         .stack_size(THREAD_STACK)
@@ -88,14 +87,14 @@ pub fn start_runner(spec: RunnerSpec, tx: Sender<Msg>) -> Result<Inbox<RunnerCmd
             Runner {
                 spec,
                 tx,
-                inbox: own,
+                mailbox,
                 notify,
                 current: None,
                 survivors: Vec::new(),
                 recheck: None,
                 last_error: None,
             }
-            .run(mailbox)
+            .run()
         })
         .map_err(|e| format!("cannot start the thread for job[{name}]: {e}"))?;
     Ok(inbox)
@@ -116,8 +115,9 @@ struct Proc {
 struct Runner {
     spec: RunnerSpec,
     tx: Sender<Msg>,
-    /// Our own inbox, for the reaper to deliver exits to.
-    inbox: Inbox<RunnerCmd>,
+    /// Commands from the loop, and exits from the reaper (through inboxes
+    /// minted here, one per process).
+    mailbox: Mailbox<RunnerCmd>,
     /// The job's sd_notify socket, kept across its processes.
     notify: Option<NotifySocket>,
     current: Option<Proc>,
@@ -131,10 +131,10 @@ struct Runner {
 }
 
 impl Runner {
-    fn run(mut self, mailbox: Mailbox<RunnerCmd>) {
+    fn run(mut self) {
         loop {
             let ready = {
-                let mut fds = vec![mailbox.fd()];
+                let mut fds = vec![self.mailbox.fd()];
                 if let Some(n) = &self.notify {
                     fds.push(n.as_fd());
                 }
@@ -142,7 +142,7 @@ impl Runner {
                 inbox::wait(&fds, self.wake_at())
             };
             if ready.first() == Some(&true) {
-                let (cmds, gone) = mailbox.take();
+                let (cmds, gone) = self.mailbox.take();
                 for cmd in cmds {
                     self.command(cmd);
                 }
@@ -164,7 +164,7 @@ impl Runner {
                     // Its output ended: it has most likely exited. Reap it
                     // here rather than sleep until the signal thread has.
                     reaper::reap_all();
-                    let (cmds, gone) = mailbox.take();
+                    let (cmds, gone) = self.mailbox.take();
                     for cmd in cmds {
                         self.command(cmd);
                     }
@@ -178,8 +178,6 @@ impl Runner {
         }
     }
 
-    /// How long poll may sleep: until the output grace of an exited
-    /// process or the survivor recheck, else until something happens.
     /// When poll must return even if nothing happens: the output grace of
     /// an exited process, or the survivor recheck.
     fn wake_at(&self) -> Option<Instant> {
@@ -239,7 +237,7 @@ impl Runner {
         // Listed before the spawn: a quick process can exit and leave its
         // daemons to us before spawn_child even returns.
         let orphans_before = reparented();
-        match spawn_child(&spec, self.inbox.clone()) {
+        match spawn_child(&spec, self.mailbox.inbox()) {
             Ok(child) => {
                 self.last_error = None;
                 let pid = child.pid;

@@ -1,10 +1,17 @@
 //! Signals become messages here, in one thread (SPEC §3.4): SIGCHLD reaps on
 //! this thread; everything else goes to the event loop as `Msg::Signalled`.
+//!
+//! No handler is installed: the signals stay blocked in every thread and
+//! this one reads them from a signalfd, one read(2) per signal (a handler
+//! would interrupt the thread, write to a pipe and return through the
+//! kernel first). Blocked, they are queued even for PID 1, which the kernel
+//! otherwise spares signals it has no handler for.
 
 use crossbeam_channel::Sender;
+use nix::errno::Errno;
+use nix::libc::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
 use nix::sys::signal::{pthread_sigmask, SigSet, SigmaskHow, Signal};
-use signal_hook::consts::{SIGCHLD, SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
-use signal_hook::iterator::Signals;
+use nix::sys::signalfd::{SfdFlags, SignalFd};
 
 use crate::log;
 use crate::msg::Msg;
@@ -23,29 +30,32 @@ fn handled() -> SigSet {
 }
 
 /// Block the handled signals in this thread, and so in every thread it
-/// starts from now on; only the signal thread takes them. Otherwise each
-/// signal (a SIGCHLD for every process that exits, every health check)
-/// interrupts whichever thread the kernel picks, the event loop first,
-/// for nothing. Processes start with an empty mask (see `spawn`).
+/// starts from now on: they wait, queued, for the signal thread's signalfd.
+/// Processes start with an empty mask (see `spawn`).
 pub fn leave_to_signal_thread() -> Result<(), String> {
     pthread_sigmask(SigmaskHow::SIG_BLOCK, Some(&handled()), None)
         .map_err(|e| format!("cannot block signals: {e}"))
 }
 
-/// Install the handlers (before any child is spawned) and start the thread.
+/// Start the signal thread (before any child is spawned).
 pub fn start(tx: Sender<Msg>) -> Result<(), String> {
-    let mut signals =
-        Signals::new(HANDLED).map_err(|e| format!("cannot install signal handlers: {e}"))?;
+    let fd = SignalFd::with_flags(&handled(), SfdFlags::SFD_CLOEXEC)
+        .map_err(|e| format!("cannot read signals from a signalfd: {e}"))?;
     std::thread::Builder::new()
         .name("signals".into())
         .stack_size(64 * 1024)
         .spawn(move || {
-            if let Err(e) = pthread_sigmask(SigmaskHow::SIG_UNBLOCK, Some(&handled()), None) {
-                log::error(&format!("cannot unblock signals in the signal thread: {e}"));
-            }
-            // Children that exited before the handler was installed.
+            // Children that exited before the thread started.
             reaper::reap_all();
-            for sig in signals.forever() {
+            loop {
+                let sig = match fd.read_signal() {
+                    Ok(Some(info)) => info.ssi_signo as i32,
+                    Ok(None) | Err(Errno::EINTR) => continue,
+                    Err(e) => {
+                        log::error(&format!("cannot read signals: {e}"));
+                        return;
+                    }
+                };
                 if sig == SIGCHLD {
                     let orphans = reaper::reap_all();
                     if orphans > 0 {

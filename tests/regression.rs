@@ -293,3 +293,56 @@ fn threads_are_one_per_job_and_one_per_checked_job() {
         assert_eq!(r.status, 200);
     }
 }
+
+#[test]
+fn regression_jobs_replaced_by_reloads_leave_no_threads_behind() {
+    // A runner and a checker each kept a handle to their own inbox, so they
+    // never saw the loop let go of them: every reload that replaced a job
+    // left two idle threads (and their descriptors) for good.
+    let dir = Dir::new("reg-reload-threads");
+    let jobs = |n: u32| {
+        format!(
+            r#"[{{ name: "app", exec: "sleep {n}", health: {{ exec: "true", interval: "50ms", ttl: 10 }} }}]"#
+        )
+    };
+    let cfg = dir.cfg().stop_timeout("2s").jobs(&jobs(1000)).write();
+    let mut d = Daemon::start(&cfg, &[]);
+    d.wait_started();
+    wait_for_socket(&dir.socket(), TIMEOUT);
+    // Workers are named after their job: `job-app`, `check-app`.
+    let workers = |pid: i32| -> Vec<String> {
+        std::fs::read_dir(format!("/proc/{pid}/task")).map_or(vec![], |d| {
+            d.flatten()
+                .map(|e| std::fs::read_to_string(e.path().join("comm")).unwrap_or_default())
+                .map(|n| n.trim().to_string())
+                .filter(|n| n.starts_with("job-") || n.starts_with("check-"))
+                .collect()
+        })
+    };
+    let pid_of_app = || {
+        status(&dir)["services"]
+            .as_array()
+            .and_then(|s| s.iter().find(|j| j["name"] == "app"))
+            .and_then(|j| j["pid"].as_i64())
+    };
+    wait_until(TIMEOUT, "the first app running", || pid_of_app().is_some());
+    let mut last = pid_of_app();
+    for n in 1001..1006 {
+        dir.cfg().stop_timeout("2s").jobs(&jobs(n)).write();
+        let r = uds_request(&dir.socket(), "POST", "/v3/reload", "");
+        assert_eq!(r.status, 200, "{r:?}");
+        wait_until(TIMEOUT, "the replaced app running", || {
+            let now = pid_of_app();
+            now.is_some() && now != last
+        });
+        last = pid_of_app();
+    }
+    let pid = d.pid();
+    wait_until(TIMEOUT, "one runner and one checker left", || {
+        let mut w = workers(pid);
+        w.sort();
+        w == ["check-app", "job-app"]
+    });
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait_exit(TIMEOUT), 0, "{}", d.evidence());
+}
