@@ -23,7 +23,7 @@ use crate::http::server::{Body, ChunkSource, Next, Request, Response};
 use crate::log;
 use crate::logbuf::Line;
 use crate::metrics::{self, RequestCounter};
-use crate::msg::{Answer, Command, JobAction, Msg, Pages, Query, Refusal, RefusalKind};
+use crate::msg::{Answer, Cached, Command, JobAction, Msg, Pages, Query, Refusal, RefusalKind};
 
 /// How long a request waits for the event loop before giving up.
 const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -281,9 +281,10 @@ pub fn respond(result: Result<Out, Refusal>) -> Response {
             body: Body::Shared(json),
         },
         // Completed into a page by `metrics_page`; never answered as is.
-        Answer::Metrics(_) => {
-            Response::error(500, "cannot answer a metrics query without the process metrics")
-        }
+        Answer::Metrics(_) => Response::error(
+            500,
+            "cannot answer a metrics query without the process metrics",
+        ),
         Answer::Environment(env) => {
             let map: Map<String, Value> = env
                 .into_iter()
@@ -334,6 +335,19 @@ fn ask_meanwhile(
             "containerpilot did not answer in time",
         ))
     })
+}
+
+/// The page the loop cached, unless messages wait for it: without the
+/// cache a query would be answered after them, and a fact a worker has
+/// reported (a check result, an exit) must not be hidden behind a page
+/// from before it. A message the loop has already taken is another
+/// matter: it drops the page before applying it, and a request that
+/// overlaps that may see either side.
+fn cached<T>(ctx: &Ctx, page: &Cached<T>) -> Option<Arc<T>> {
+    if !ctx.tx.is_empty() {
+        return None;
+    }
+    page.get()
 }
 
 fn command(ctx: &Ctx, cmd: Command) -> Result<Out, Refusal> {
@@ -393,7 +407,7 @@ fn maintenance_off(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal>
 }
 
 fn status(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
-    match ctx.pages.status.get() {
+    match cached(ctx, &ctx.pages.status) {
         Some(json) => Ok(Out::Answer(Answer::Status(json))),
         None => query(ctx, Query::Status),
     }
@@ -591,8 +605,7 @@ fn signal_number(s: &str) -> Option<i32> {
 /// latter while the loop renders.
 fn metrics_page(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     let mut process = String::with_capacity(1024);
-    let cached = ctx.pages.metrics.get().filter(|p| p.fresh(Instant::now()));
-    let page = match cached {
+    let page = match cached(ctx, &ctx.pages.metrics).filter(|p| p.fresh(Instant::now())) {
         Some(page) => {
             metrics::render_process(&mut process);
             page
@@ -716,6 +729,7 @@ pub fn parse_metrics(body: &[u8]) -> Result<Vec<(String, f64)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::MetricsPage;
 
     #[test]
     fn env_values() {
@@ -792,6 +806,86 @@ mod tests {
         }
         let (label, resp) = find(Plane::Control, "GET", "/metrics").err().expect("404");
         assert_eq!((label, resp.status), ("other", 404));
+    }
+
+    /// A telemetry context whose loop is `rx`, with `page` cached.
+    fn telemetry_with(page: MetricsPage) -> (Ctx, crossbeam_channel::Receiver<Msg>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let ctx = Ctx {
+            plane: Plane::Telemetry,
+            tx,
+            config_path: PathBuf::new(),
+            requests: Arc::default(),
+            pages: Arc::default(),
+            followers: Arc::default(),
+        };
+        ctx.pages.metrics.set(Arc::new(page));
+        (ctx, rx)
+    }
+
+    fn page(head: &str, valid_until: Option<Instant>) -> MetricsPage {
+        MetricsPage {
+            head: head.into(),
+            tail: String::new(),
+            valid_until,
+        }
+    }
+
+    /// Serves `/metrics` while a stand-in loop answers a query, if one
+    /// comes, with a page saying `loop` (and skips other messages); the
+    /// body and whether the loop was asked.
+    fn scrape(ctx: &Ctx, rx: &crossbeam_channel::Receiver<Msg>) -> (String, bool) {
+        std::thread::scope(|s| {
+            let stand_in = s.spawn(|| {
+                while let Ok(msg) = rx.recv_timeout(Duration::from_secs(5)) {
+                    match msg {
+                        Msg::Query(Query::Metrics, reply) => {
+                            let page = Arc::new(page("loop\n", None));
+                            let _ = reply.send(Ok(Answer::Metrics(page)));
+                            return true;
+                        }
+                        // The scrape is over without asking.
+                        Msg::Deregistered => return false,
+                        _ => {}
+                    }
+                }
+                false
+            });
+            let out = metrics_page(ctx, &Request::default(), &[]);
+            let _ = ctx.tx.send(Msg::Deregistered);
+            let asked = stand_in.join().unwrap_or(false);
+            while rx.try_recv().is_ok() {}
+            match out {
+                Ok(Out::Metrics(text)) => (text, asked),
+                _ => panic!("no page"),
+            }
+        })
+    }
+
+    #[test]
+    fn a_cached_page_is_served_only_while_it_holds() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let (ctx, rx) = telemetry_with(page("cached\n", Some(later)));
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("cached\n") && !asked, "{text}");
+        assert!(text.contains("process_open_fds"), "{text}");
+
+        // A summary's window has moved on since it was rendered.
+        let (ctx, rx) = telemetry_with(page("cached\n", Some(Instant::now())));
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("loop\n") && asked, "{text}");
+
+        // A fact waits for the loop: the loop answers, after it.
+        let (ctx, rx) = telemetry_with(page("cached\n", None));
+        ctx.pages.status.set(Arc::new(b"{}".to_vec()));
+        assert!(cached(&ctx, &ctx.pages.status).is_some());
+        ctx.tx.send(Msg::OrphansReaped).unwrap();
+        assert!(cached(&ctx, &ctx.pages.status).is_none());
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("loop\n") && asked, "{text}");
+        // Once it is taken (the loop drops the pages before applying it).
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("cached\n") && !asked, "{text}");
     }
 
     #[test]

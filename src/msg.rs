@@ -61,7 +61,8 @@ impl<T> Published<T> {
 /// nor waits for it. Only the loop fills it, with what it has just
 /// rendered, and it empties it before anything that may change what it
 /// would render (see `App::stale`), so a cached page is always the one the
-/// loop would render now. A requester that finds none asks the loop.
+/// loop would render now. A requester that finds none, or finds messages
+/// waiting for the loop (see `api::cached`), asks the loop.
 pub struct Cached<T>(Mutex<Option<Arc<T>>>);
 
 impl<T> Default for Cached<T> {

@@ -36,8 +36,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{unbounded, Receiver, RecvTimeoutError, Sender};
-use nix::sys::signal::Signal;
 use nix::libc::{SIGHUP, SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+use nix::sys::signal::Signal;
 
 use crate::config::{Config, JobConfig, Probe, WatchConfig, When};
 use crate::discovery::{self, Agent, Command as DiscoveryCmd, Poller, WatchState};

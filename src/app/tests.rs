@@ -723,3 +723,73 @@ fn cached_pages_never_outlive_a_change() {
     h.app.finish_turn(true, None);
     assert!(pages.metrics.get().is_none());
 }
+
+#[test]
+fn a_command_is_answered_only_after_the_pages_it_changes_are_dropped() {
+    let mut h = Harness::started(
+        r#"{jobs: [{name: "a", exec: "sleep"}],
+            telemetry: {interfaces: ["static:127.0.0.1"],
+                        metrics: [{name: "lat", help: "l", type: "summary"}]}}"#,
+    );
+    h.running("a", 10);
+    let pages = h.app.pages.clone();
+    // Caches both pages, takes `cmd` as the loop does and returns its
+    // answer as it stood when the answer was sent.
+    let answer_of = |h: &mut Harness, cmd: Command| {
+        h.status();
+        h.metrics();
+        assert!(pages.status.get().is_some() && pages.metrics.get().is_some());
+        let (tx, rx) = bounded(1);
+        let due = h.app.next_deadline();
+        h.app.take(Msg::Command(cmd, tx));
+        let answer = rx.try_recv();
+        assert!(pages.status.get().is_none() && pages.metrics.get().is_none());
+        h.app.finish_turn(true, due);
+        answer
+    };
+    let on = answer_of(&mut h, Command::Maintenance(true));
+    assert!(matches!(on, Ok(Ok(Answer::Updated(true)))));
+    assert!(h.status().maintenance);
+    let page = h.metrics();
+    assert!(
+        page.tail
+            .contains("containerpilot_events{code=\"enterMaintenance\",source=\"global\"} 1\n"),
+        "{}",
+        page.tail
+    );
+    let off = answer_of(&mut h, Command::Maintenance(false));
+    assert!(matches!(off, Ok(Ok(Answer::Updated(true)))));
+    assert_eq!(h.status().services[0].status, "nonadvertised");
+
+    // A summary's page says when its window moves on.
+    let put = answer_of(&mut h, Command::PutMetric(vec![("lat".into(), 0.5)]));
+    assert!(matches!(put, Ok(Ok(Answer::Done))));
+    let page = h.metrics();
+    assert!(page.head.contains("\nlat_count 1\n"), "{}", page.head);
+    let until = page.valid_until.expect("a window");
+    assert!(until > Instant::now() && until <= Instant::now() + Duration::from_secs(120));
+
+    // A stop is answered once the process is gone: by then the pages that
+    // showed it running are gone too.
+    h.status();
+    h.metrics();
+    let rx = h.command_later(Command::Job {
+        name: "a".into(),
+        action: JobAction::Stop,
+    });
+    assert!(rx.try_recv().is_err());
+    h.status();
+    h.metrics();
+    let job = h.id("a");
+    let due = h.app.next_deadline();
+    h.app.take(Msg::ProcessExited {
+        job,
+        code: 143,
+        spawn_failed: false,
+        survivors: vec![],
+    });
+    h.app.finish_turn(true, due);
+    assert!(matches!(rx.try_recv(), Ok(Ok(Answer::Updated(true)))));
+    assert!(pages.status.get().is_none() && pages.metrics.get().is_none());
+    assert_eq!(h.status().services[0].state, "stopped");
+}

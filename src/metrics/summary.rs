@@ -353,6 +353,37 @@ mod tests {
     }
 
     #[test]
+    fn quantiles_hold_until_the_next_rotation() {
+        // A cached `/metrics` page is served until `next_rotation`: the
+        // quantiles must not change before it, and must have their say
+        // when it comes (the old observations leave the window).
+        let mut s = Summary::new(&DEFAULT_OBJECTIVES);
+        let t0 = Instant::now();
+        assert_eq!(s.next_rotation(t0), None);
+        for v in 1..=100 {
+            s.observe(v as f64, t0);
+        }
+        let step = SUMMARY_MAX_AGE / AGE_BUCKETS as u32;
+        let mut changes = 0;
+        let mut t = t0;
+        while t < t0 + 3 * SUMMARY_MAX_AGE {
+            let until = s.next_rotation(t).expect("a rotation ahead");
+            assert!(until > t && until <= t + step, "{:?}", until - t);
+            let now = s.quantiles(t);
+            let mut probe = s.clone();
+            let last = probe.quantiles(until - Duration::from_nanos(1));
+            assert_eq!(format!("{now:?}"), format!("{last:?}"));
+            let next = s.clone().quantiles(until);
+            changes += usize::from(format!("{now:?}") != format!("{next:?}"));
+            t += Duration::from_secs(37);
+        }
+        // The window emptied at some rotation, and only then.
+        assert!(changes >= 1);
+        assert!(s.quantiles(t).iter().all(|q| q.is_nan()));
+        assert_eq!(Summary::new(&[]).next_rotation(t0), None);
+    }
+
+    #[test]
     fn summary_empty_is_nan() {
         let mut r = Registry::new(&[cfg("app_s", MetricKind::Summary)]);
         let text = render(&mut r, Instant::now());

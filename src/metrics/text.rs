@@ -213,18 +213,10 @@ fn plain_from_scientific(out: &mut String, mantissa: &str, exp: i32) {
 
 /// A small text buffer on the stack for one formatted number; writes that
 /// do not fit fail instead of allocating.
+#[derive(Default)]
 struct StackText {
     buf: [u8; 32],
     len: usize,
-}
-
-impl Default for StackText {
-    fn default() -> StackText {
-        StackText {
-            buf: [0; 32],
-            len: 0,
-        }
-    }
 }
 
 impl StackText {
@@ -286,8 +278,12 @@ mod tests {
         let e = format!("{v:e}");
         let (mantissa, exp) = e.split_once('e').unwrap();
         let exp: i32 = exp.parse().unwrap();
-        if exp < -4 || exp >= 6 {
-            format!("{mantissa}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        if !(-4..6).contains(&exp) {
+            format!(
+                "{mantissa}e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            )
         } else {
             format!("{v}")
         }
@@ -318,7 +314,16 @@ mod tests {
                 }
             }
         }
-        for v in [1e-5, 1.5e-5, 0.0001, 0.00012, 999999.5, 1e100, 1.7976931348623157e308, 5e-324] {
+        for v in [
+            1e-5,
+            1.5e-5,
+            0.0001,
+            0.00012,
+            999999.5,
+            1e100,
+            1.7976931348623157e308,
+            5e-324,
+        ] {
             assert_eq!(go_float(v), reference_go_float(v), "{v:e}");
         }
         let mut s = String::new();
