@@ -13,17 +13,17 @@ use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::{Map, Value};
 
 use crate::config;
-use crate::http::server::{ChunkSource, Next, Request, Response};
+use crate::http::server::{Body, ChunkSource, Next, Request, Response};
 use crate::log;
 use crate::logbuf::Line;
 use crate::metrics::{self, RequestCounter};
-use crate::msg::{Answer, Command, JobAction, Msg, Query, Refusal, RefusalKind};
+use crate::msg::{Answer, Cached, Command, JobAction, Msg, Pages, Query, Refusal, RefusalKind};
 
 /// How long a request waits for the event loop before giving up.
 const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -57,9 +57,11 @@ pub struct Ctx {
     pub tx: Sender<Msg>,
     /// The config file reload reads again (control plane only).
     pub config_path: PathBuf,
-    /// Answers counted by (status, route); the loop renders it on `/metrics`.
-    /// Only the control plane counts (`containerpilot_control_http_requests`).
-    pub requests: Option<Arc<Mutex<RequestCounter>>>,
+    /// Answers counted by (status, route): the control plane counts its
+    /// own (`containerpilot_control_http_requests`), telemetry renders them.
+    pub requests: Arc<Mutex<RequestCounter>>,
+    /// The pages the loop has rendered and cached, served without asking it.
+    pub pages: Arc<Pages>,
     /// `logs?follow=1` streams open now.
     pub followers: Arc<AtomicUsize>,
 }
@@ -70,6 +72,8 @@ pub enum Out {
     Answer(Answer),
     /// `text/plain`.
     Text(String),
+    /// The Prometheus text exposition.
+    Metrics(String),
     /// A chunked `text/plain` stream (`logs?follow=1`).
     Stream(Box<dyn ChunkSource>),
 }
@@ -146,8 +150,8 @@ pub fn handle(ctx: &Ctx, req: &Request) -> Response {
         }
         Err((label, resp)) => (label, resp),
     };
-    if let Some(requests) = &ctx.requests {
-        requests
+    if ctx.plane == Control {
+        ctx.requests
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .inc(resp.status, label);
@@ -253,6 +257,13 @@ pub fn respond(result: Result<Out, Refusal>) -> Response {
     let answer = match result {
         Ok(Out::Answer(a)) => a,
         Ok(Out::Text(t)) => return Response::text(200, t),
+        Ok(Out::Metrics(text)) => {
+            return Response {
+                status: 200,
+                headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
+                body: text.into_bytes().into(),
+            }
+        }
         Ok(Out::Stream(s)) => return Response::stream(200, "text/plain; charset=utf-8", s),
         Err(r) => return Response::error(status_of(r.kind), &r.message),
     };
@@ -264,12 +275,16 @@ pub fn respond(result: Result<Out, Refusal>) -> Response {
             serde_json::to_vec_pretty(&serde_json::json!({ "updated": updated }))
                 .unwrap_or_default(),
         ),
-        Answer::Status(s) => Response::json(200, &s),
-        Answer::Metrics(text) => Response {
+        Answer::Status(json) => Response {
             status: 200,
-            headers: vec![("Content-Type".into(), METRICS_TYPE.into())],
-            body: text.into_bytes().into(),
+            headers: vec![("Content-Type".into(), "application/json".into())],
+            body: Body::Shared(json),
         },
+        // Completed into a page by `metrics_page`; never answered as is.
+        Answer::Metrics(_) => Response::error(
+            500,
+            "cannot answer a metrics query without the process metrics",
+        ),
         Answer::Environment(env) => {
             let map: Map<String, Value> = env
                 .into_iter()
@@ -320,6 +335,19 @@ fn ask_meanwhile(
             "containerpilot did not answer in time",
         ))
     })
+}
+
+/// The page the loop cached, unless messages wait for it: without the
+/// cache a query would be answered after them, and a fact a worker has
+/// reported (a check result, an exit) must not be hidden behind a page
+/// from before it. A message the loop has already taken is another
+/// matter: it drops the page before applying it, and a request that
+/// overlaps that may see either side.
+fn cached<T>(ctx: &Ctx, page: &Cached<T>) -> Option<Arc<T>> {
+    if !ctx.tx.is_empty() {
+        return None;
+    }
+    page.get()
 }
 
 fn command(ctx: &Ctx, cmd: Command) -> Result<Out, Refusal> {
@@ -379,7 +407,10 @@ fn maintenance_off(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal>
 }
 
 fn status(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
-    query(ctx, Query::Status)
+    match cached(ctx, &ctx.pages.status) {
+        Some(json) => Ok(Out::Answer(Answer::Status(json))),
+        None => query(ctx, Query::Status),
+    }
 }
 
 fn health(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
@@ -568,23 +599,36 @@ fn signal_number(s: &str) -> Option<i32> {
         .map(|sig| sig as i32)
 }
 
-/// The `process_*` families need nothing from the loop: they are read here
-/// while the loop renders the rest.
+/// The loop's part of the page as it cached it, or else as it renders it
+/// now; the request counter (the control threads keep it) and the
+/// `process_*` families need nothing from the loop and are read here, the
+/// latter while the loop renders.
 fn metrics_page(ctx: &Ctx, _: &Request, _: &[String]) -> Result<Out, Refusal> {
     let mut process = String::with_capacity(1024);
-    let answer = ask_meanwhile(
-        &ctx.tx,
-        |reply| Msg::Query(Query::Metrics, reply),
-        || metrics::render_process(&mut process),
-        LOOP_TIMEOUT,
-    )?;
-    match answer {
-        Answer::Metrics(mut text) => {
-            text.push_str(&process);
-            Ok(Out::Answer(Answer::Metrics(text)))
+    let page = match cached(ctx, &ctx.pages.metrics).filter(|p| p.fresh(Instant::now())) {
+        Some(page) => {
+            metrics::render_process(&mut process);
+            page
         }
-        other => Ok(Out::Answer(other)),
-    }
+        None => match ask_meanwhile(
+            &ctx.tx,
+            |reply| Msg::Query(Query::Metrics, reply),
+            || metrics::render_process(&mut process),
+            LOOP_TIMEOUT,
+        )? {
+            Answer::Metrics(page) => page,
+            other => return Ok(Out::Answer(other)),
+        },
+    };
+    let mut text = String::with_capacity(page.head.len() + page.tail.len() + process.len() + 512);
+    text.push_str(&page.head);
+    ctx.requests
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .render(&mut text);
+    text.push_str(&page.tail);
+    text.push_str(&process);
+    Ok(Out::Metrics(text))
 }
 
 // --- Request bodies --------------------------------------------------------
@@ -685,6 +729,7 @@ pub fn parse_metrics(body: &[u8]) -> Result<Vec<(String, f64)>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::msg::MetricsPage;
 
     #[test]
     fn env_values() {
@@ -761,6 +806,86 @@ mod tests {
         }
         let (label, resp) = find(Plane::Control, "GET", "/metrics").err().expect("404");
         assert_eq!((label, resp.status), ("other", 404));
+    }
+
+    /// A telemetry context whose loop is `rx`, with `page` cached.
+    fn telemetry_with(page: MetricsPage) -> (Ctx, crossbeam_channel::Receiver<Msg>) {
+        let (tx, rx) = crossbeam_channel::unbounded();
+        let ctx = Ctx {
+            plane: Plane::Telemetry,
+            tx,
+            config_path: PathBuf::new(),
+            requests: Arc::default(),
+            pages: Arc::default(),
+            followers: Arc::default(),
+        };
+        ctx.pages.metrics.set(Arc::new(page));
+        (ctx, rx)
+    }
+
+    fn page(head: &str, valid_until: Option<Instant>) -> MetricsPage {
+        MetricsPage {
+            head: head.into(),
+            tail: String::new(),
+            valid_until,
+        }
+    }
+
+    /// Serves `/metrics` while a stand-in loop answers a query, if one
+    /// comes, with a page saying `loop` (and skips other messages); the
+    /// body and whether the loop was asked.
+    fn scrape(ctx: &Ctx, rx: &crossbeam_channel::Receiver<Msg>) -> (String, bool) {
+        std::thread::scope(|s| {
+            let stand_in = s.spawn(|| {
+                while let Ok(msg) = rx.recv_timeout(Duration::from_secs(5)) {
+                    match msg {
+                        Msg::Query(Query::Metrics, reply) => {
+                            let page = Arc::new(page("loop\n", None));
+                            let _ = reply.send(Ok(Answer::Metrics(page)));
+                            return true;
+                        }
+                        // The scrape is over without asking.
+                        Msg::Deregistered => return false,
+                        _ => {}
+                    }
+                }
+                false
+            });
+            let out = metrics_page(ctx, &Request::default(), &[]);
+            let _ = ctx.tx.send(Msg::Deregistered);
+            let asked = stand_in.join().unwrap_or(false);
+            while rx.try_recv().is_ok() {}
+            match out {
+                Ok(Out::Metrics(text)) => (text, asked),
+                _ => panic!("no page"),
+            }
+        })
+    }
+
+    #[test]
+    fn a_cached_page_is_served_only_while_it_holds() {
+        let later = Instant::now() + Duration::from_secs(60);
+        let (ctx, rx) = telemetry_with(page("cached\n", Some(later)));
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("cached\n") && !asked, "{text}");
+        assert!(text.contains("process_open_fds"), "{text}");
+
+        // A summary's window has moved on since it was rendered.
+        let (ctx, rx) = telemetry_with(page("cached\n", Some(Instant::now())));
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("loop\n") && asked, "{text}");
+
+        // A fact waits for the loop: the loop answers, after it.
+        let (ctx, rx) = telemetry_with(page("cached\n", None));
+        ctx.pages.status.set(Arc::new(b"{}".to_vec()));
+        assert!(cached(&ctx, &ctx.pages.status).is_some());
+        ctx.tx.send(Msg::OrphansReaped).unwrap();
+        assert!(cached(&ctx, &ctx.pages.status).is_none());
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("loop\n") && asked, "{text}");
+        // Once it is taken (the loop drops the pages before applying it).
+        let (text, asked) = scrape(&ctx, &rx);
+        assert!(text.starts_with("cached\n") && !asked, "{text}");
     }
 
     #[test]

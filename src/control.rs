@@ -12,7 +12,7 @@ use crossbeam_channel::Sender;
 use crate::api::{self, Ctx, Plane};
 use crate::http::server::{self, Limits, Request, ServerHandle};
 use crate::metrics::RequestCounter;
-use crate::msg::Msg;
+use crate::msg::{Msg, Pages};
 
 /// Bind the control socket: refuse if another process answers on it,
 /// replace a stale file, and make it owner-only before serving.
@@ -46,22 +46,25 @@ pub struct Control {
 }
 
 impl Control {
-    /// `requests` counts every answer by (status, route); the loop reads it
-    /// when it renders `/metrics`. A counter bumped under an uncontended
-    /// lock costs the request nothing, where a message would wake the loop
-    /// for every request.
+    /// `requests` counts every answer by (status, route); the telemetry
+    /// server reads it when it serves `/metrics`. A counter bumped under an
+    /// uncontended lock costs the request nothing, where a message would
+    /// wake the loop for every request. `pages` holds what the loop has
+    /// rendered for `/v3/status`.
     pub fn start(
         path: &Path,
         config_path: &Path,
         tx: Sender<Msg>,
         requests: Arc<Mutex<RequestCounter>>,
+        pages: Arc<Pages>,
     ) -> Result<Control, String> {
         let listener = bind(path)?;
         let ctx = Ctx {
             plane: Plane::Control,
             tx,
             config_path: config_path.to_path_buf(),
-            requests: Some(requests),
+            requests,
+            pages,
             followers: Arc::default(),
         };
         let handler = Arc::new(move |req: &Request| api::handle(&ctx, req));

@@ -490,6 +490,12 @@ pub fn rfc3339(t: SystemTime) -> String {
     rfc3339_into(&mut buf, t).to_string()
 }
 
+/// [`rfc3339`] appended to `out`: `/status` writes one per checked job.
+pub fn write_rfc3339(out: &mut Vec<u8>, t: SystemTime) {
+    let mut buf = [0u8; TIME_LEN];
+    out.extend_from_slice(rfc3339_into(&mut buf, t).as_bytes());
+}
+
 /// [`rfc3339`] written into `buf`, without an allocation.
 fn rfc3339_into(buf: &mut [u8; TIME_LEN], t: SystemTime) -> &str {
     let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -579,6 +585,10 @@ mod tests {
             "9999-12-31T23:59:59.000000Z"
         );
         assert_eq!(rfc3339(t0()), "2026-11-23T07:10:01.123456Z");
+        assert_eq!(
+            rfc3339(at(253_402_300_800, 5)),
+            "10000-01-01T00:00:00.000005Z"
+        );
         assert_eq!(
             rfc3339(UNIX_EPOCH - Duration::from_secs(5)),
             "1970-01-01T00:00:00.000000Z"

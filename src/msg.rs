@@ -14,7 +14,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use crossbeam_channel::Sender;
 use serde::Serialize;
@@ -53,6 +53,66 @@ impl<T> Published<T> {
 
     pub fn set(&self, value: Arc<T>) {
         *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+}
+
+/// A rendering the loop keeps for requesters to take without asking it
+/// (`/status`, `/metrics`): a scrape that finds one neither wakes the loop
+/// nor waits for it. Only the loop fills it, with what it has just
+/// rendered, and it empties it before anything that may change what it
+/// would render (see `App::stale`), so a cached page is always the one the
+/// loop would render now. A requester that finds none, or finds messages
+/// waiting for the loop (see `api::cached`), asks the loop.
+pub struct Cached<T>(Mutex<Option<Arc<T>>>);
+
+impl<T> Default for Cached<T> {
+    fn default() -> Cached<T> {
+        Cached(Mutex::new(None))
+    }
+}
+
+impl<T> Cached<T> {
+    pub fn get(&self) -> Option<Arc<T>> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn set(&self, value: Arc<T>) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+    }
+
+    pub fn clear(&self) {
+        // The old page is freed here, outside the lock.
+        let old = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        drop(old);
+    }
+}
+
+/// The pages the loop renders for the servers, cached (see [`Cached`]).
+#[derive(Default)]
+pub struct Pages {
+    /// The `/status` document, serialised.
+    pub status: Cached<Vec<u8>>,
+    pub metrics: Cached<MetricsPage>,
+}
+
+/// The `/metrics` page as the loop renders it. The server adds what it
+/// reads itself: the control plane's request counter between the two
+/// parts (that is its place in the page), the `process_*` families last.
+#[derive(Debug)]
+pub struct MetricsPage {
+    /// The user's metrics.
+    pub head: String,
+    /// ContainerPilot's events, watches and jobs.
+    pub tail: String,
+    /// When a summary's window moves on: the page is stale from then on
+    /// although nothing happened.
+    pub valid_until: Option<Instant>,
+}
+
+impl MetricsPage {
+    /// Whether it may still be served at `now`.
+    pub fn fresh(&self, now: Instant) -> bool {
+        self.valid_until.is_none_or(|t| now < t)
     }
 }
 
@@ -175,9 +235,9 @@ pub enum Answer {
     Done,
     /// Applied if it changed anything (idempotent requests).
     Updated(bool),
-    Status(StatusReport),
-    /// Prometheus text exposition.
-    Metrics(String),
+    /// The `/status` document, serialised.
+    Status(Arc<Vec<u8>>),
+    Metrics(Arc<MetricsPage>),
     Environment(Vec<(String, String)>),
     Health(HealthReport),
     Jobs(Vec<ServiceReport>),
@@ -228,6 +288,9 @@ impl fmt::Display for Refusal {
 }
 
 /// The `/status` document (SPEC §5), field names as the seed design has them.
+/// The loop writes it as text (`App::status_json`); this value, serialised
+/// by serde_json, is what the tests hold that text against.
+#[cfg(test)]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct StatusReport {
     pub version: &'static str,
@@ -236,7 +299,7 @@ pub struct StatusReport {
     pub watches: Vec<WatchReport>,
 }
 
-/// One job as `/status` shows it.
+/// One job as `/status` shows it (and `/v3/jobs`, with its keys sorted).
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ServiceReport {
     pub name: String,
@@ -273,6 +336,8 @@ pub struct HealthReport {
     pub unhealthy: Vec<String>,
 }
 
+/// One watch as `/status` shows it.
+#[cfg(test)]
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct WatchReport {
     pub name: String,

@@ -3,13 +3,14 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crossbeam_channel::Sender;
 
 use crate::api::{self, Ctx, Plane};
 use crate::http::server::{self, Limits, Request, ServerHandle};
-use crate::msg::Msg;
+use crate::metrics::RequestCounter;
+use crate::msg::{Msg, Pages};
 
 /// A running telemetry server; dropping it stops it.
 pub struct Telemetry {
@@ -17,14 +18,23 @@ pub struct Telemetry {
 }
 
 impl Telemetry {
-    pub fn start(addr: SocketAddr, tx: Sender<Msg>) -> Result<Telemetry, String> {
+    /// `requests`: the control plane's request counter, which `/metrics`
+    /// shows; `pages`: what the loop has rendered for `/metrics` and
+    /// `/status`.
+    pub fn start(
+        addr: SocketAddr,
+        tx: Sender<Msg>,
+        requests: Arc<Mutex<RequestCounter>>,
+        pages: Arc<Pages>,
+    ) -> Result<Telemetry, String> {
         let listener = TcpListener::bind(addr)
             .map_err(|e| format!("cannot listen for telemetry on {addr}: {e}"))?;
         let ctx = Ctx {
             plane: Plane::Telemetry,
             tx,
             config_path: PathBuf::new(),
-            requests: None,
+            requests,
+            pages,
             followers: Default::default(),
         };
         let handler = Arc::new(move |req: &Request| api::handle(&ctx, req));

@@ -427,3 +427,119 @@ fn a_real_prometheus_scrapes_what_we_put() {
     d.signal(Signal::SIGTERM);
     assert_eq!(d.wait_exit(TIMEOUT), 0);
 }
+
+/// Pages are cached between changes (the loop drops them before it applies
+/// anything): a page read right after a change, however many were read
+/// before it, shows the change.
+#[test]
+fn no_page_outlives_a_change() {
+    let dir = Dir::new("tm-fresh");
+    let port = free_port();
+    let cfg = dir
+        .cfg()
+        .top(&format!(
+            r#"telemetry: {{ port: {port}, interfaces: ["static:127.0.0.1"], metrics: [
+                {{ name: "hits", help: "h", type: "counter" }} ] }}"#
+        ))
+        // `keep` keeps the container up while `app` is stopped.
+        .jobs(r#"[ { name: "app", exec: "sleep 1000" }, { name: "keep", exec: "sleep 1000" } ]"#)
+        .write();
+    let mut d = Daemon::start(&cfg, &[]);
+    d.wait_started();
+    wait_for_socket(&dir.socket(), TIMEOUT);
+    let addr = format!("127.0.0.1:{port}");
+    let sock = dir.socket();
+    // Both planes, each read after the change: they share the cache.
+    let both = || {
+        let tcp = http_get(&addr, "/status");
+        let uds = uds_request(&sock, "GET", "/v3/status", "");
+        assert_eq!((tcp.status, uds.status), (200, 200), "{tcp:?} {uds:?}");
+        [tcp.json(), uds.json()]
+    };
+    let status = || both()[0].clone();
+    let app = |st: &Value| {
+        let services = st["services"].as_array().cloned().unwrap_or_default();
+        let app = services.into_iter().find(|s| s["name"] == "app");
+        app.unwrap_or_else(|| panic!("no app in {st}"))
+    };
+    let metrics = || {
+        let r = http_get(&addr, "/metrics");
+        assert_eq!(r.status, 200, "{r:?}");
+        prom::parse(&r.body).unwrap_or_else(|e| panic!("bad exposition: {e}\n{}", r.body))
+    };
+    // Read each page a few times, so that the next read, the one after a
+    // change, would find it cached if nothing dropped it.
+    let settle = || {
+        for _ in 0..3 {
+            status();
+            metrics();
+        }
+    };
+    let post = |path: &str, body: &str| {
+        let r = uds_request(&sock, "POST", path, body);
+        assert_eq!(r.status, 200, "{path}: {r:?}");
+    };
+    wait_until(TIMEOUT, "app running", || {
+        app(&status())["state"] == "running"
+    });
+
+    settle();
+    post("/v3/maintenance/enable", "");
+    for st in both() {
+        assert_eq!(st["maintenance"], true);
+        assert_eq!(app(&st)["status"], "maintenance");
+    }
+    let events = |m: &std::collections::BTreeMap<String, prom::Family>, code| {
+        prom::value(
+            m,
+            "containerpilot_events",
+            &[("code", code), ("source", "global")],
+        )
+    };
+    assert_eq!(events(&metrics(), "enterMaintenance"), Some(1.0));
+    settle();
+    post("/v3/maintenance/disable", "");
+    assert_eq!(status()["maintenance"], false);
+    assert_eq!(events(&metrics(), "exitMaintenance"), Some(1.0));
+
+    for (add, total) in [(2, 2.0), (3, 5.0), (1, 6.0)] {
+        settle();
+        post("/v3/metric", &format!(r#"{{"hits": {add}}}"#));
+        assert_eq!(prom::value(&metrics(), "hits", &[]), Some(total));
+    }
+
+    // A stop is answered once the process is gone.
+    settle();
+    post("/v3/jobs/app/stop", "");
+    for st in both() {
+        let app = app(&st);
+        assert_eq!(
+            (&app["state"], &app["pid"]),
+            (&"stopped".into(), &Value::Null)
+        );
+    }
+    let exits = |outcome| {
+        prom::value(
+            &metrics(),
+            "containerpilot_job_exits_total",
+            &[("job", "app"), ("outcome", outcome)],
+        )
+        .unwrap_or(0.0)
+    };
+    assert_eq!(exits("failed") + exits("success"), 1.0);
+
+    // Facts the workers report (a start, an exit) show up while the pages
+    // are read over and over.
+    post("/v3/jobs/app/start", "");
+    let mut pid = 0;
+    wait_until(TIMEOUT, "app running again", || {
+        let st = status();
+        pid = app(&st)["pid"].as_i64().unwrap_or(0);
+        pid > 0 && app(&st)["runs"] == 2
+    });
+    settle();
+    d.signal_pid(pid as i32, Signal::SIGKILL);
+    wait_until(TIMEOUT, "the kill seen", || {
+        app(&status())["last_exit_code"] == 137 && exits("failed") + exits("success") == 2.0
+    });
+}

@@ -11,7 +11,8 @@
 //! what a new config keeps, replaces, adds and removes), [`shutdown`] (the
 //! shutdown sequence as a state machine), [`maintenance`], [`jobs`] (the
 //! per-job API), [`env`] (what a child process gets), [`report`]
-//! (`/status`, `/v3/health`, `/metrics`), [`servers`] (the control socket
+//! (`/v3/jobs` entries, `/v3/health`), [`pages`] (`/status` and `/metrics`,
+//! which the servers cache), [`servers`] (the control socket
 //! and the telemetry listener), [`services`] (registration and watches in
 //! discovery), and [`workers`] (the seam through
 //! which the loop gets its threads, so unit tests can drive the loop over
@@ -20,6 +21,7 @@
 mod env;
 mod jobs;
 mod maintenance;
+mod pages;
 mod reload;
 mod report;
 mod servers;
@@ -46,7 +48,9 @@ use crate::job::{Action, Job, Status};
 use crate::log::{self, Level};
 use crate::logbuf::LogBuffer;
 use crate::metrics::{Histogram, Registry, RequestCounter};
-use crate::msg::{Answer, Command, Env, JobId, Msg, Published, Query, Refusal, RefusalKind, Reply};
+use crate::msg::{
+    Answer, Command, Env, JobId, Msg, Pages, Published, Query, Refusal, RefusalKind, Reply,
+};
 use crate::process::{NotifySpec, RunnerCmd, RunnerSpec};
 use crate::signals;
 
@@ -123,13 +127,18 @@ pub struct App {
     control: Option<(PathBuf, workers::Guard)>,
     /// The telemetry server and its address.
     telemetry: Option<(SocketAddr, workers::Guard)>,
-    /// Bumped by the control server's threads (see `Control::start`).
+    /// Bumped by the control server's threads (see `Control::start`),
+    /// rendered by the telemetry server's.
     requests: Arc<Mutex<RequestCounter>>,
+    /// What the servers serve without asking (see `pages`).
+    pages: Arc<Pages>,
     /// Events published so far, by (code, source), for `containerpilot_events`.
     events: BTreeMap<(String, String), u64>,
     stats: BTreeMap<String, JobStats>,
-    /// Length of the last `/metrics` page.
-    metrics_len: usize,
+    /// Lengths of the last `/metrics` page's two parts.
+    metrics_len: (usize, usize),
+    /// Length of the last `/status` document.
+    status_len: usize,
     entries: Vec<Entry>,
     next_id: u64,
     /// Counts process starts, for `Entry::started_seq`.
@@ -171,9 +180,11 @@ impl App {
             control: None,
             telemetry: None,
             requests: Arc::default(),
+            pages: Arc::default(),
             events: BTreeMap::new(),
             stats: BTreeMap::new(),
-            metrics_len: 0,
+            metrics_len: (0, 0),
+            status_len: 0,
             entries: Vec::new(),
             next_id: 1,
             starts: 0,
@@ -302,7 +313,8 @@ impl App {
         self.begin();
         self.end_turn();
         while !self.finished() {
-            let msg = match self.next_deadline() {
+            let due = self.next_deadline();
+            let msg = match due {
                 Some(at) => match self.rx.recv_deadline(at) {
                     Ok(m) => Some(m),
                     Err(RecvTimeoutError::Timeout) => None,
@@ -313,22 +325,43 @@ impl App {
                     Err(_) => break,
                 },
             };
+            let mut changed = false;
             if let Some(m) = msg {
-                self.handle(m);
-                self.drain();
+                changed |= self.take(m);
                 // Take what else has arrived before the work done once per
                 // turn (republishing the environment, answering requests):
                 // 300 jobs starting at once report 300 pids in one burst.
                 for m in self.rx.try_iter().take(255).collect::<Vec<_>>() {
-                    self.handle(m);
-                    self.drain();
+                    changed |= self.take(m);
                 }
             }
-            self.fire_timers(Instant::now());
-            self.drain();
-            self.sweep();
-            self.end_turn();
+            self.finish_turn(changed, due);
         }
+    }
+
+    /// Handles one message and delivers the events it caused; whether it
+    /// may have changed the state (anything but a query may).
+    fn take(&mut self, msg: Msg) -> bool {
+        let query = matches!(msg, Msg::Query(..));
+        self.handle(msg);
+        self.drain();
+        !query
+    }
+
+    /// The work done once per turn: timers, then bookkeeping. `changed`:
+    /// the turn handled something other than queries; `due`: the deadline
+    /// the turn waited for.
+    fn finish_turn(&mut self, changed: bool, due: Option<Instant>) {
+        let now = Instant::now();
+        if changed || due.is_some_and(|at| at <= now) {
+            // A query may have cached a page since; what follows may
+            // change what it shows.
+            self.stale();
+        }
+        self.fire_timers(now);
+        self.drain();
+        self.sweep();
+        self.end_turn();
     }
 
     /// Subscribe every job, then publish `startup` (SPEC §3.1).
@@ -419,6 +452,11 @@ impl App {
     }
 
     fn handle(&mut self, msg: Msg) {
+        if !matches!(msg, Msg::Query(..)) {
+            // Before it is applied: a command's answer must not be followed
+            // by a page from before it.
+            self.stale();
+        }
         let now = Instant::now();
         match msg {
             Msg::Signalled(sig) => self.on_signal(sig),
@@ -561,8 +599,8 @@ impl App {
 
     fn query(&mut self, q: Query) -> Result<Answer, Refusal> {
         Ok(match q {
-            Query::Status => Answer::Status(self.status()),
-            Query::Metrics => Answer::Metrics(self.metrics_text()),
+            Query::Status => Answer::Status(self.status_page()),
+            Query::Metrics => Answer::Metrics(self.metrics_page()),
             Query::Environment => Answer::Environment(self.child_env().to_vec()),
             Query::Health => Answer::Health(self.health_report(Instant::now())),
             Query::Jobs(name) => Answer::Jobs(self.job_reports(name.as_deref())?),

@@ -1,22 +1,23 @@
-//! What the loop shows of its state: the `/status` document (SPEC §5), the
-//! container's health for `/v3/health` (SPEC §4), and the `/metrics` page
-//! (but for `process_*`, which the telemetry thread reads itself).
+//! What the loop shows of its state as values: the jobs of `/v3/jobs`
+//! and the container's health for `/v3/health` (SPEC §4). The cached
+//! pages, `/status` and `/metrics`, are in `pages`.
 
-use std::collections::BTreeMap;
 use std::time::Instant;
 
 use crate::job::{Job, Status};
 use crate::log;
-use crate::metrics::{self, JobSample};
-use crate::msg::{CheckReport, HealthReport, ServiceReport, StatusReport, WatchReport};
-use crate::version::VERSION;
+use crate::msg::{CheckReport, HealthReport, ServiceReport};
 
 use super::{App, Retiring};
 
 impl App {
-    pub(super) fn status(&self) -> StatusReport {
+    /// The `/status` document as a value: what `status_json` writes, for
+    /// the tests that hold the two side by side and read the document.
+    #[cfg(test)]
+    pub(super) fn status(&self) -> crate::msg::StatusReport {
+        use crate::msg::{StatusReport, WatchReport};
         StatusReport {
-            version: VERSION,
+            version: crate::version::VERSION,
             maintenance: self.maintenance,
             services: self
                 .entries
@@ -36,21 +37,28 @@ impl App {
         }
     }
 
-    pub(super) fn service_report(&self, job: &Job) -> ServiceReport {
+    /// `maintenance` while in maintenance; else for a job with a health
+    /// check or `notify` `unknown`/`healthy`/`unhealthy`; else
+    /// `nonadvertised` (SPEC §5).
+    pub(super) fn service_status(&self, job: &Job) -> &'static str {
         let cfg = &job.cfg;
-        let status = if self.maintenance {
+        if self.maintenance {
             "maintenance"
         } else if cfg.health.is_some() || cfg.notify.is_some() {
             job.health.status.name()
         } else {
             "nonadvertised"
-        };
+        }
+    }
+
+    pub(super) fn service_report(&self, job: &Job) -> ServiceReport {
+        let cfg = &job.cfg;
         let svc = cfg.service.as_ref();
         ServiceReport {
             name: cfg.name.clone(),
             address: svc.and_then(|s| s.address).map(|a| a.to_string()),
             port: svc.map(|s| s.port),
-            status,
+            status: self.service_status(job),
             depends_on: job.depends_on().into_iter().map(str::to_string).collect(),
             state: job.state(),
             pid: job.pid,
@@ -94,58 +102,5 @@ impl App {
         }
         let healthy = unhealthy.is_empty() && !self.maintenance && self.exit_code.is_none();
         HealthReport { healthy, unhealthy }
-    }
-
-    /// The `GET /metrics` page, but for the `process_*` families.
-    pub(super) fn metrics_text(&mut self) -> String {
-        // The page is about as long as last time: one allocation, not a dozen.
-        let mut out = String::with_capacity(self.metrics_len + 1024);
-        self.metrics.render(Instant::now(), &mut out);
-        self.requests
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .render(&mut out);
-        metrics::render_events(&self.events, &mut out);
-        let watched: Vec<(&str, usize)> = self
-            .watches
-            .iter()
-            .map(|w| {
-                (
-                    w.cfg.name.as_str(),
-                    w.state.instances().map_or(0, |s| s.len()),
-                )
-            })
-            .collect();
-        metrics::render_watch_instances(&watched, &mut out);
-        // One series per name: duplicates are summed (SPEC §3.7).
-        let mut by_name: BTreeMap<&str, (u64, u64, Option<bool>)> = BTreeMap::new();
-        for e in self.entries.iter().filter(|e| e.retiring == Retiring::No) {
-            let s = by_name.entry(e.job.name()).or_default();
-            s.0 += e.job.restarts;
-            s.1 += e.job.runs;
-            let passed = e.job.health.status.passed();
-            s.2 = match (s.2, passed) {
-                (Some(a), Some(b)) => Some(a && b),
-                (a, b) => a.or(b),
-            };
-        }
-        let jobs: Vec<JobSample> = by_name
-            .iter()
-            .map(|(name, (restarts, runs, healthy))| {
-                let stats = self.stats.get(*name);
-                JobSample {
-                    name,
-                    restarts: *restarts,
-                    runs: *runs,
-                    exits_success: stats.map_or(0, |s| s.exits_success),
-                    exits_failed: stats.map_or(0, |s| s.exits_failed),
-                    healthy: *healthy,
-                    check_durations: stats.and_then(|s| s.check_durations.as_ref()),
-                }
-            })
-            .collect();
-        metrics::render_jobs(&jobs, &mut out);
-        self.metrics_len = out.len();
-        out
     }
 }

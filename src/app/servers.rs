@@ -19,8 +19,13 @@ impl App {
     }
 
     pub(super) fn open_control(&mut self, path: &Path) -> Result<workers::Guard, String> {
-        self.workers
-            .control(path, &self.config_path, &self.tx, &self.requests)
+        self.workers.control(
+            path,
+            &self.config_path,
+            &self.tx,
+            &self.requests,
+            &self.pages,
+        )
     }
 
     pub(super) fn telemetry_addr(&self) -> Option<SocketAddr> {
@@ -31,7 +36,9 @@ impl App {
     /// Listen for telemetry if configured; failing to is fatal at start-up.
     pub fn start_telemetry(&mut self) -> Result<(), String> {
         if let Some(addr) = self.telemetry_addr() {
-            let guard = self.workers.telemetry(addr, &self.tx)?;
+            let guard = self
+                .workers
+                .telemetry(addr, &self.tx, &self.requests, &self.pages)?;
             self.telemetry = Some((addr, guard));
         }
         Ok(())

@@ -15,7 +15,7 @@ use crate::config::{self, ConsulConfig};
 use crate::discovery::watch::PollCmd;
 use crate::health::{CheckCmd, CheckerSpec};
 use crate::inbox::Inbox;
-use crate::msg::{JobAction, StatusReport};
+use crate::msg::{JobAction, MetricsPage, StatusReport};
 use crate::process::RunnerSpec;
 
 /// Parse a JSON5 config the way start-up does (no interfaces needed).
@@ -85,11 +85,18 @@ impl Workers for Recorder {
         _: &Path,
         _: &Sender<Msg>,
         _: &Arc<Mutex<RequestCounter>>,
+        _: &Arc<Pages>,
     ) -> Result<workers::Guard, String> {
         Ok(Box::new(()))
     }
 
-    fn telemetry(&mut self, _: SocketAddr, _: &Sender<Msg>) -> Result<workers::Guard, String> {
+    fn telemetry(
+        &mut self,
+        _: SocketAddr,
+        _: &Sender<Msg>,
+        _: &Arc<Mutex<RequestCounter>>,
+        _: &Arc<Pages>,
+    ) -> Result<workers::Guard, String> {
         Ok(Box::new(()))
     }
 }
@@ -127,12 +134,9 @@ impl Harness {
 
     /// One turn of the loop with `msg`, as `supervise` takes it.
     fn send(&mut self, msg: Msg) {
-        self.app.handle(msg);
-        self.app.drain();
-        self.app.fire_timers(Instant::now());
-        self.app.drain();
-        self.app.sweep();
-        self.app.end_turn();
+        let due = self.app.next_deadline();
+        let changed = self.app.take(msg);
+        self.app.finish_turn(changed, due);
     }
 
     fn id(&self, name: &str) -> JobId {
@@ -203,13 +207,30 @@ impl Harness {
         rx
     }
 
+    /// The `/status` document the loop answers, as a value; checked to be
+    /// byte for byte what serde_json makes of that value.
     fn status(&mut self) -> StatusReport {
         let (tx, rx) = bounded(1);
         self.send(Msg::Query(Query::Status, tx));
-        match rx.try_recv() {
-            Ok(Ok(Answer::Status(s))) => s,
-            _ => panic!("no status"),
-        }
+        let Ok(Ok(Answer::Status(json))) = rx.try_recv() else {
+            panic!("no status")
+        };
+        let report = self.app.status();
+        assert_eq!(
+            String::from_utf8_lossy(&json),
+            serde_json::to_string(&report).unwrap()
+        );
+        report
+    }
+
+    /// The loop's part of the `/metrics` page.
+    fn metrics(&mut self) -> Arc<MetricsPage> {
+        let (tx, rx) = bounded(1);
+        self.send(Msg::Query(Query::Metrics, tx));
+        let Ok(Ok(Answer::Metrics(page))) = rx.try_recv() else {
+            panic!("no metrics")
+        };
+        page
     }
 
     fn events(&self, code: &str, source: &str) -> u64 {
@@ -422,12 +443,8 @@ fn a_bad_metric_update_applies_nothing() {
     let r = h.command(bad).expect_err("refused");
     assert_eq!(r.kind, RefusalKind::Invalid);
     assert!(r.message.contains("nope"), "{}", r.message);
-    let (tx, rx) = bounded(1);
-    h.send(Msg::Query(Query::Metrics, tx));
-    let Ok(Ok(Answer::Metrics(page))) = rx.try_recv() else {
-        panic!("no metrics")
-    };
-    assert!(page.contains("\nhits 0\n"), "{page}");
+    let page = h.metrics();
+    assert!(page.head.contains("\nhits 0\n"), "{}", page.head);
 }
 
 #[test]
@@ -613,4 +630,166 @@ fn health_counts_checked_jobs_only_and_maintenance_is_unhealthy() {
     assert!(h.app.health_report(now).healthy);
     h.command(Command::Maintenance(true)).unwrap();
     assert!(!h.app.health_report(now).healthy);
+}
+
+#[test]
+fn status_text_is_what_serde_writes_of_every_field() {
+    // Addresses, ports, dependencies, a check's odd output, a notify
+    // status, a watch, maintenance: `status()` compares the written text
+    // with serde_json's at each step.
+    let mut h = Harness::started(
+        r#"{consul: "127.0.0.1:8500", watches: [{name: "db", interval: 5}], jobs: [
+            {name: "web", exec: "sleep", port: 80, interfaces: ["static:10.0.0.1"],
+             health: {exec: "true", interval: 1, ttl: 5}},
+            {name: "v6", exec: "sleep", port: 8080, interfaces: ["static:::1"],
+             health: {exec: "true", interval: 1, ttl: 5}},
+            {name: "after \"web\"", exec: "sleep", when: {source: "web", once: "healthy"}},
+            {name: "sd", exec: "sleep", notify: true},
+            {name: "either", exec: "sleep", when: {any: ["web", "watch.db"], each: "healthy"}},
+        ]}"#,
+    );
+    h.status();
+    h.running("web", 10);
+    h.running("sd", 11);
+    let job = h.id("web");
+    h.send(Msg::HealthChecked {
+        job,
+        passed: true,
+        output: "quote \" slash \\ newline \n ctl \u{1} tab \t é ☃ 𝄞".into(),
+        duration: Duration::from_micros(1500),
+        at: std::time::SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_417_801_123_456),
+    });
+    let job = h.id("sd");
+    h.send(Msg::Notified {
+        job,
+        pid: 11,
+        ready: true,
+        watchdog: false,
+        trigger: false,
+        status: Some("serving </script> \u{7f}".into()),
+    });
+    let watch = h.app.watches[0].key;
+    h.send(Msg::WatchPolled {
+        watch,
+        instances: Some([("10.0.0.9".to_string(), 5432)].into_iter().collect()),
+    });
+    h.exited("sd", 3);
+    let s = h.status();
+    let web = &s.services[0];
+    assert_eq!(web.address.as_deref(), Some("10.0.0.1"));
+    assert!(web.last_check.is_some());
+    assert_eq!(s.services[3].last_exit_code, Some(3));
+    assert_eq!(s.services[4].depends_on, ["web", "watch.db"]);
+    assert_eq!(s.watches[0].instances, 1);
+    h.command(Command::Maintenance(true)).unwrap();
+    assert_eq!(h.status().services[1].status, "maintenance");
+}
+
+#[test]
+fn cached_pages_never_outlive_a_change() {
+    let mut h = Harness::started(
+        r#"{jobs: [{name: "a", exec: "sleep"}],
+            telemetry: {interfaces: ["static:127.0.0.1"],
+                        metrics: [{name: "hits", help: "h", type: "counter"}]}}"#,
+    );
+    let pages = h.app.pages.clone();
+    // A query caches what it rendered, and a query-only turn keeps it.
+    let status = h.status();
+    let page = h.metrics();
+    assert!(Arc::ptr_eq(&page, &pages.metrics.get().expect("cached")));
+    assert!(pages.status.get().is_some());
+    assert_eq!(h.status(), status);
+    // A command's answer comes after the pages are dropped.
+    let (tx, rx) = bounded(1);
+    let due = h.app.next_deadline();
+    h.app.take(Msg::Command(
+        Command::PutMetric(vec![("hits".into(), 2.0)]),
+        tx,
+    ));
+    assert!(rx.try_recv().is_ok());
+    assert!(pages.metrics.get().is_none() && pages.status.get().is_none());
+    h.app.finish_turn(true, due);
+    assert!(h.metrics().head.contains("\nhits 2\n"));
+    // So does a fact a worker reports.
+    h.running("a", 10);
+    assert!(pages.metrics.get().is_none() && pages.status.get().is_none());
+    assert_eq!(h.status().services[0].pid, Some(10));
+    // A turn whose deadline has come may fire timers: dropped too.
+    h.metrics();
+    h.app.finish_turn(false, Some(Instant::now()));
+    assert!(pages.metrics.get().is_none() && pages.status.get().is_none());
+    // A query in a turn that changed something is dropped at its end.
+    h.metrics();
+    h.app.finish_turn(true, None);
+    assert!(pages.metrics.get().is_none());
+}
+
+#[test]
+fn a_command_is_answered_only_after_the_pages_it_changes_are_dropped() {
+    let mut h = Harness::started(
+        r#"{jobs: [{name: "a", exec: "sleep"}],
+            telemetry: {interfaces: ["static:127.0.0.1"],
+                        metrics: [{name: "lat", help: "l", type: "summary"}]}}"#,
+    );
+    h.running("a", 10);
+    let pages = h.app.pages.clone();
+    // Caches both pages, takes `cmd` as the loop does and returns its
+    // answer as it stood when the answer was sent.
+    let answer_of = |h: &mut Harness, cmd: Command| {
+        h.status();
+        h.metrics();
+        assert!(pages.status.get().is_some() && pages.metrics.get().is_some());
+        let (tx, rx) = bounded(1);
+        let due = h.app.next_deadline();
+        h.app.take(Msg::Command(cmd, tx));
+        let answer = rx.try_recv();
+        assert!(pages.status.get().is_none() && pages.metrics.get().is_none());
+        h.app.finish_turn(true, due);
+        answer
+    };
+    let on = answer_of(&mut h, Command::Maintenance(true));
+    assert!(matches!(on, Ok(Ok(Answer::Updated(true)))));
+    assert!(h.status().maintenance);
+    let page = h.metrics();
+    assert!(
+        page.tail
+            .contains("containerpilot_events{code=\"enterMaintenance\",source=\"global\"} 1\n"),
+        "{}",
+        page.tail
+    );
+    let off = answer_of(&mut h, Command::Maintenance(false));
+    assert!(matches!(off, Ok(Ok(Answer::Updated(true)))));
+    assert_eq!(h.status().services[0].status, "nonadvertised");
+
+    // A summary's page says when its window moves on.
+    let put = answer_of(&mut h, Command::PutMetric(vec![("lat".into(), 0.5)]));
+    assert!(matches!(put, Ok(Ok(Answer::Done))));
+    let page = h.metrics();
+    assert!(page.head.contains("\nlat_count 1\n"), "{}", page.head);
+    let until = page.valid_until.expect("a window");
+    assert!(until > Instant::now() && until <= Instant::now() + Duration::from_secs(120));
+
+    // A stop is answered once the process is gone: by then the pages that
+    // showed it running are gone too.
+    h.status();
+    h.metrics();
+    let rx = h.command_later(Command::Job {
+        name: "a".into(),
+        action: JobAction::Stop,
+    });
+    assert!(rx.try_recv().is_err());
+    h.status();
+    h.metrics();
+    let job = h.id("a");
+    let due = h.app.next_deadline();
+    h.app.take(Msg::ProcessExited {
+        job,
+        code: 143,
+        spawn_failed: false,
+        survivors: vec![],
+    });
+    h.app.finish_turn(true, due);
+    assert!(matches!(rx.try_recv(), Ok(Ok(Answer::Updated(true)))));
+    assert!(pages.status.get().is_none() && pages.metrics.get().is_none());
+    assert_eq!(h.status().services[0].state, "stopped");
 }

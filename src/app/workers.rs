@@ -21,7 +21,7 @@ use crate::discovery::{self, Agent, Poller};
 use crate::health::{self, CheckCmd, CheckerSpec};
 use crate::inbox::Inbox;
 use crate::metrics::RequestCounter;
-use crate::msg::Msg;
+use crate::msg::{Msg, Pages};
 use crate::process::{self, RunnerCmd, RunnerSpec};
 use crate::telemetry::Telemetry;
 
@@ -47,9 +47,16 @@ pub trait Workers {
         config_path: &Path,
         tx: &Sender<Msg>,
         requests: &Arc<Mutex<RequestCounter>>,
+        pages: &Arc<Pages>,
     ) -> Result<Guard, String>;
     /// The telemetry server on `addr`.
-    fn telemetry(&mut self, addr: SocketAddr, tx: &Sender<Msg>) -> Result<Guard, String>;
+    fn telemetry(
+        &mut self,
+        addr: SocketAddr,
+        tx: &Sender<Msg>,
+        requests: &Arc<Mutex<RequestCounter>>,
+        pages: &Arc<Pages>,
+    ) -> Result<Guard, String>;
 }
 
 /// The real threads and servers.
@@ -87,12 +94,26 @@ impl Workers for Threads {
         config_path: &Path,
         tx: &Sender<Msg>,
         requests: &Arc<Mutex<RequestCounter>>,
+        pages: &Arc<Pages>,
     ) -> Result<Guard, String> {
-        let c = Control::start(socket, config_path, tx.clone(), requests.clone())?;
+        let c = Control::start(
+            socket,
+            config_path,
+            tx.clone(),
+            requests.clone(),
+            pages.clone(),
+        )?;
         Ok(Box::new(c))
     }
 
-    fn telemetry(&mut self, addr: SocketAddr, tx: &Sender<Msg>) -> Result<Guard, String> {
-        Ok(Box::new(Telemetry::start(addr, tx.clone())?))
+    fn telemetry(
+        &mut self,
+        addr: SocketAddr,
+        tx: &Sender<Msg>,
+        requests: &Arc<Mutex<RequestCounter>>,
+        pages: &Arc<Pages>,
+    ) -> Result<Guard, String> {
+        let t = Telemetry::start(addr, tx.clone(), requests.clone(), pages.clone())?;
+        Ok(Box::new(t))
     }
 }

@@ -440,6 +440,7 @@ pub(super) fn encode(
     let status = response.status;
     let body = match &response.body {
         Body::Bytes(body) => body,
+        Body::Shared(body) => body.as_slice(),
         // Only the head: `stream_body` writes the rest.
         Body::Stream(_) => {
             return wire::encode_head(

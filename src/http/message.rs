@@ -53,6 +53,8 @@ pub enum Next {
 pub enum Body {
     /// The whole body, sent with `Content-Length`.
     Bytes(Vec<u8>),
+    /// A whole body that others hold too (a cached page), sent as `Bytes`.
+    Shared(Arc<Vec<u8>>),
     /// A body sent as it is produced, with `Transfer-Encoding: chunked`
     /// (to an HTTP/1.0 client: unframed, ending with the connection). The
     /// connection is closed afterwards; it keeps its slot meanwhile, is
@@ -68,6 +70,7 @@ impl Body {
     pub fn as_bytes(&self) -> Option<&[u8]> {
         match self {
             Body::Bytes(b) => Some(b),
+            Body::Shared(b) => Some(b),
             Body::Stream(_) => None,
         }
     }
@@ -78,6 +81,10 @@ impl fmt::Debug for Body {
         match self {
             Body::Bytes(b) => f
                 .debug_tuple("Bytes")
+                .field(&String::from_utf8_lossy(b))
+                .finish(),
+            Body::Shared(b) => f
+                .debug_tuple("Shared")
                 .field(&String::from_utf8_lossy(b))
                 .finish(),
             Body::Stream(_) => f.write_str("Stream"),

@@ -6,7 +6,9 @@
 use std::io;
 use std::sync::Arc;
 
-pub use super::message::{Addr, ChunkSource, Handler, Limits, Listener, Next, Request, Response};
+pub use super::message::{
+    Addr, Body, ChunkSource, Handler, Limits, Listener, Next, Request, Response,
+};
 use super::pool::{self, Control};
 
 /// A running server. Dropping it (or `stop`) closes the listener and the

@@ -2,7 +2,9 @@
 //! all time) and how its samples are written. Used for the user's histograms
 //! and for the job health-check durations.
 
-use super::text::{sample_extra, sum_and_count};
+use std::sync::{Arc, OnceLock};
+
+use super::text::{go_float, sample_extra, sum_and_count};
 
 /// Prometheus's default histogram buckets.
 pub const DEFAULT_BUCKETS: [f64; 11] = [
@@ -12,24 +14,26 @@ pub const DEFAULT_BUCKETS: [f64; 11] = [
 /// A Prometheus histogram: per-bucket counts, sum and count over all time.
 #[derive(Debug, Clone)]
 pub struct Histogram {
-    /// Upper bounds, strictly increasing, finite; `+Inf` is implicit.
-    bounds: Vec<f64>,
+    buckets: Arc<Buckets>,
     /// Non-cumulative: `counts[i]` for `bounds[i]`, the last one for `+Inf`.
     counts: Vec<u64>,
     sum: f64,
     count: u64,
 }
 
-impl Default for Histogram {
-    fn default() -> Histogram {
-        Histogram::new(&DEFAULT_BUCKETS)
-    }
+/// Upper bounds and their `le` labels, formatted once: a scrape writes a
+/// bucket line per bound of every job's check-duration histogram, and the
+/// bounds never change. Histograms with the default buckets share one.
+#[derive(Debug)]
+struct Buckets {
+    /// Strictly increasing, finite; `+Inf` is implicit.
+    bounds: Vec<f64>,
+    /// The `le` value of each bound, then `+Inf`.
+    le: Vec<String>,
 }
 
-impl Histogram {
-    /// Bounds are sorted and deduplicated; NaN and `+Inf` (always implicit,
-    /// as in client_golang) are dropped, so any input makes a valid histogram.
-    pub fn new(bounds: &[f64]) -> Histogram {
+impl Buckets {
+    fn new(bounds: &[f64]) -> Buckets {
         let mut b: Vec<f64> = bounds
             .iter()
             .copied()
@@ -37,10 +41,38 @@ impl Histogram {
             .collect();
         b.sort_by(f64::total_cmp);
         b.dedup();
-        let n = b.len();
+        let le = b
+            .iter()
+            .map(|x| go_float(*x))
+            .chain(std::iter::once("+Inf".to_string()))
+            .collect();
+        Buckets { bounds: b, le }
+    }
+}
+
+impl Default for Histogram {
+    fn default() -> Histogram {
+        static DEFAULT: OnceLock<Arc<Buckets>> = OnceLock::new();
+        Histogram::with(
+            DEFAULT
+                .get_or_init(|| Arc::new(Buckets::new(&DEFAULT_BUCKETS)))
+                .clone(),
+        )
+    }
+}
+
+impl Histogram {
+    /// Bounds are sorted and deduplicated; NaN and `+Inf` (always implicit,
+    /// as in client_golang) are dropped, so any input makes a valid histogram.
+    pub fn new(bounds: &[f64]) -> Histogram {
+        Histogram::with(Arc::new(Buckets::new(bounds)))
+    }
+
+    fn with(buckets: Arc<Buckets>) -> Histogram {
+        let n = buckets.le.len();
         Histogram {
-            bounds: b,
-            counts: vec![0; n + 1],
+            buckets,
+            counts: vec![0; n],
             sum: 0.0,
             count: 0,
         }
@@ -48,7 +80,7 @@ impl Histogram {
 
     pub fn observe(&mut self, v: f64) {
         // `le` is inclusive: the first bucket whose bound is >= v.
-        let i = self.bounds.partition_point(|b| *b < v);
+        let i = self.buckets.bounds.partition_point(|b| *b < v);
         self.counts[i] += 1;
         self.sum += v;
         self.count += 1;
@@ -58,9 +90,8 @@ impl Histogram {
     /// and `_count`. The family header is the caller's.
     pub fn render_samples(&self, out: &mut String, name: &str, labels: &[(&str, &str)]) {
         let mut cum = 0u64;
-        for (i, c) in self.counts.iter().enumerate() {
+        for (c, le) in self.counts.iter().zip(&self.buckets.le) {
             cum += c;
-            let le = self.bounds.get(i).copied().unwrap_or(f64::INFINITY);
             sample_extra(out, name, "_bucket", labels, Some(("le", le)), cum as f64);
         }
         sum_and_count(out, name, labels, self.sum, self.count);

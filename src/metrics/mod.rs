@@ -180,6 +180,18 @@ impl Registry {
         }
     }
 
+    /// When what `render(now)` wrote changes although nothing is applied:
+    /// a summary's window moves on then. `None`: not before an update.
+    pub fn valid_until(&self, now: Instant) -> Option<Instant> {
+        self.metrics
+            .iter()
+            .filter_map(|m| match &m.value {
+                Value::Summary(s) => s.next_rotation(now),
+                _ => None,
+            })
+            .min()
+    }
+
     /// Appends every user metric in text format 0.0.4, quantiles as of `now`.
     pub fn render(&mut self, now: Instant, out: &mut String) {
         for m in &mut self.metrics {

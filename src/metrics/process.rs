@@ -1,8 +1,14 @@
 //! The standard `process_*` families, as client_golang's process collector
 //! writes them: CPU time from getrusage, open and maximum file descriptors,
 //! virtual and resident memory from `/proc/self/statm`, start time.
+//!
+//! Read on every scrape, so each costs a syscall or two rather than a
+//! file opened, read and closed: what never changes is read once, the fd
+//! count comes from one stat(2), and `statm` stays open and is read again
+//! with pread(2).
 
-use std::fs;
+use std::fs::{self, File};
+use std::os::unix::fs::FileExt;
 use std::sync::OnceLock;
 
 use super::text::{header, sample};
@@ -60,7 +66,7 @@ pub fn render_process(out: &mut String) {
             cpu,
         );
     }
-    if let Some(fds) = fs::read_dir("/proc/self/fd").ok().map(|d| d.count()) {
+    if let Some(fds) = open_fds() {
         single_sample_family(
             out,
             "process_open_fds",
@@ -78,8 +84,8 @@ pub fn render_process(out: &mut String) {
             max,
         );
     }
-    // statm (sizes in pages) is cheaper for the kernel to produce than stat.
-    let statm = fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let mut buf = [0u8; 256];
+    let statm = read_statm(&mut buf);
     let mut pages = statm.split_whitespace().map(|f| f.parse::<f64>().ok());
     if let (Some(Some(size)), Some(Some(resident))) = (pages.next(), pages.next()) {
         single_sample_family(
@@ -114,6 +120,34 @@ fn cpu_seconds() -> Option<f64> {
     let u = getrusage(UsageWho::RUSAGE_SELF).ok()?;
     let secs = |t: nix::sys::time::TimeVal| t.tv_sec() as f64 + t.tv_usec() as f64 / 1e6;
     Some(secs(u.user_time()) + secs(u.system_time()))
+}
+
+/// Open file descriptors. Since Linux 6.2 the size that stat(2) gives
+/// `/proc/self/fd` is their number, where listing the directory costs the
+/// kernel a lookup per fd (thousands with a thousand jobs); older kernels
+/// say 0 there, and then the directory is listed (less the fd listing it).
+fn open_fds() -> Option<u64> {
+    match fs::metadata("/proc/self/fd").map(|m| m.len()) {
+        Ok(n) if n > 0 => Some(n),
+        _ => fs::read_dir("/proc/self/fd")
+            .ok()
+            .map(|d| (d.count() as u64).saturating_sub(1)),
+    }
+}
+
+/// `/proc/self/statm` (sizes in pages; cheaper for the kernel to produce
+/// than `stat`) as text, or "" if it cannot be read. The file is opened
+/// once and read again at offset 0 each time: the kernel regenerates it
+/// on every read from the start.
+fn read_statm(buf: &mut [u8]) -> &str {
+    static STATM: OnceLock<Option<File>> = OnceLock::new();
+    let Some(file) = STATM.get_or_init(|| File::open("/proc/self/statm").ok()) else {
+        return "";
+    };
+    match file.read_at(buf, 0) {
+        Ok(n) => std::str::from_utf8(&buf[..n]).unwrap_or(""),
+        Err(_) => "",
+    }
 }
 
 /// Our soft limit on open files, read once: nothing in containerpilot

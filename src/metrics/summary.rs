@@ -20,7 +20,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::text::{sample_extra, sum_and_count};
+use super::text::{go_float, sample_extra, sum_and_count};
 
 /// Prometheus's default summary objectives: (quantile, allowed rank error).
 pub const DEFAULT_OBJECTIVES: [(f64, f64); 3] = [(0.5, 0.05), (0.9, 0.01), (0.99, 0.001)];
@@ -102,6 +102,17 @@ impl Summary {
         (now.saturating_duration_since(origin).as_nanos() / step) as i64
     }
 
+    /// When the window next moves on after `now` (a stream is emptied and
+    /// another one answers): quantiles rendered at `now` hold until then.
+    /// `None` before the first observation or render, or without objectives.
+    pub fn next_rotation(&self, now: Instant) -> Option<Instant> {
+        let origin = self.origin.filter(|_| !self.streams.is_empty())?;
+        let step = SUMMARY_MAX_AGE / AGE_BUCKETS as u32;
+        let slots = now.saturating_duration_since(origin).as_nanos() / step.as_nanos();
+        let next = u32::try_from(slots + 1).ok()?;
+        origin.checked_add(step.checked_mul(next)?)
+    }
+
     /// Empties every stream whose reset time has come since it was last used:
     /// stream `j` is reset at the start of each slot `s` with `s % AGE_BUCKETS == j`.
     fn rotate(&mut self, now: Instant) -> i64 {
@@ -168,7 +179,7 @@ impl Summary {
     ) {
         let qs = self.quantiles(now);
         for ((q, _), v) in self.objectives.iter().zip(qs) {
-            sample_extra(out, name, "", labels, Some(("quantile", *q)), v);
+            sample_extra(out, name, "", labels, Some(("quantile", &go_float(*q))), v);
         }
         sum_and_count(out, name, labels, self.sum, self.count);
     }
@@ -339,6 +350,37 @@ mod tests {
         assert!(qs.iter().all(|q| q.is_nan()));
         assert_eq!(s.count(), 200);
         assert_eq!(s.sum(), 100_100.0);
+    }
+
+    #[test]
+    fn quantiles_hold_until_the_next_rotation() {
+        // A cached `/metrics` page is served until `next_rotation`: the
+        // quantiles must not change before it, and must have their say
+        // when it comes (the old observations leave the window).
+        let mut s = Summary::new(&DEFAULT_OBJECTIVES);
+        let t0 = Instant::now();
+        assert_eq!(s.next_rotation(t0), None);
+        for v in 1..=100 {
+            s.observe(v as f64, t0);
+        }
+        let step = SUMMARY_MAX_AGE / AGE_BUCKETS as u32;
+        let mut changes = 0;
+        let mut t = t0;
+        while t < t0 + 3 * SUMMARY_MAX_AGE {
+            let until = s.next_rotation(t).expect("a rotation ahead");
+            assert!(until > t && until <= t + step, "{:?}", until - t);
+            let now = s.quantiles(t);
+            let mut probe = s.clone();
+            let last = probe.quantiles(until - Duration::from_nanos(1));
+            assert_eq!(format!("{now:?}"), format!("{last:?}"));
+            let next = s.clone().quantiles(until);
+            changes += usize::from(format!("{now:?}") != format!("{next:?}"));
+            t += Duration::from_secs(37);
+        }
+        // The window emptied at some rotation, and only then.
+        assert!(changes >= 1);
+        assert!(s.quantiles(t).iter().all(|q| q.is_nan()));
+        assert_eq!(Summary::new(&[]).next_rotation(t0), None);
     }
 
     #[test]

@@ -21,19 +21,20 @@ pub(super) fn header(out: &mut String, name: &str, help: &str, kind: &str) {
 
 /// Backslash and newline escaped (HELP text); double quotes too in label values.
 fn escape_into(out: &mut String, text: &str, quotes: bool) {
-    let special = |c: char| c == '\\' || c == '\n' || (quotes && c == '"');
-    if !text.contains(special) {
-        out.push_str(text);
-        return;
+    let special = |b: u8| b == b'\\' || b == b'\n' || (quotes && b == b'"');
+    // Every special character is ASCII, so the text can be cut at them
+    // byte-wise and copied in runs; most names need no escaping at all.
+    let mut rest = text;
+    while let Some(i) = rest.bytes().position(special) {
+        out.push_str(&rest[..i]);
+        out.push_str(match rest.as_bytes()[i] {
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            _ => "\\\"",
+        });
+        rest = &rest[i + 1..];
     }
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '"' if quotes => out.push_str("\\\""),
-            c => out.push(c),
-        }
-    }
+    out.push_str(rest);
 }
 
 /// One sample line: `name` + `suffix` (`_sum`, `_bucket`, ...), the labels, the value.
@@ -41,14 +42,15 @@ pub(super) fn sample(out: &mut String, name: &str, suffix: &str, labels: &[(&str
     sample_extra(out, name, suffix, labels, None, v);
 }
 
-/// One sample line with a numeric label (`le` or `quantile`) after the other
-/// labels, as client_golang writes it.
+/// One sample line with a numeric label (`le` or `quantile`, its value
+/// already formatted by [`go_float`]) after the other labels, as
+/// client_golang writes it.
 pub(super) fn sample_extra(
     out: &mut String,
     name: &str,
     suffix: &str,
     labels: &[(&str, &str)],
-    extra: Option<(&str, f64)>,
+    extra: Option<(&str, &str)>,
     v: f64,
 ) {
     out.push_str(name);
@@ -62,7 +64,7 @@ pub(super) fn sample_extra(
     if let Some((k, val)) = extra {
         label_start(out, &mut open, k);
         // A formatted float has nothing to escape.
-        write_go_float(out, val);
+        out.push_str(val);
         out.push('"');
     }
     if open {
@@ -93,11 +95,29 @@ pub(super) fn sum_and_count(
     sample(out, name, "_count", labels, count as f64);
 }
 
-/// [`write_go_float`] into a new string, for error messages.
+/// [`write_go_float`] into a new string, for error messages and labels.
 pub(super) fn go_float(v: f64) -> String {
     let mut s = String::new();
     write_go_float(&mut s, v);
     s
+}
+
+/// The decimal digits of `n`, without the `fmt` machinery: most sample
+/// values are counts, and a scrape of a thousand jobs writes tens of
+/// thousands of them.
+pub(super) fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    // Only ASCII digits were written.
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
 }
 
 /// A float as client_golang writes it: Go's `strconv.FormatFloat(v, 'g', -1,
@@ -121,12 +141,20 @@ fn write_go_float(out: &mut String, v: f64) {
     // Whole numbers below 1e6 print as integers in Go's shortest 'g' too;
     // they are most samples, so skip the float formatting for them.
     if v.fract() == 0.0 && v.abs() < 1e6 {
-        let _ = write!(out, "{}", v as i64);
+        if v < 0.0 {
+            out.push('-');
+        }
+        push_u64(out, v.abs() as u64);
         return;
     }
-    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e3".
-    let e = format!("{v:e}");
-    let Some((mantissa, exp)) = e.split_once('e') else {
+    // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e3"; on
+    // the stack, as a scrape formats many (histogram sums, quantiles).
+    let mut buf = StackText::default();
+    if write!(buf, "{v:e}").is_err() {
+        let _ = write!(out, "{v}");
+        return;
+    }
+    let Some((mantissa, exp)) = buf.as_str().split_once('e') else {
         let _ = write!(out, "{v}");
         return;
     };
@@ -137,10 +165,74 @@ fn write_go_float(out: &mut String, v: f64) {
         out.push_str(mantissa);
         out.push('e');
         out.push(if exp < 0 { '-' } else { '+' });
-        let _ = write!(out, "{:02}", exp.abs());
+        if exp.abs() < 10 {
+            out.push('0');
+        }
+        push_u64(out, u64::from(exp.unsigned_abs()));
     } else {
-        // Display never uses an exponent and prints the shortest digits.
-        let _ = write!(out, "{v}");
+        plain_from_scientific(out, mantissa, exp);
+    }
+}
+
+/// `-1.2345` × 10^`exp` written without an exponent, as `{}` would write
+/// the same value (the same shortest digits, the point moved): `1234.5`,
+/// `0.012345`.
+fn plain_from_scientific(out: &mut String, mantissa: &str, exp: i32) {
+    let (negative, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mantissa),
+    };
+    if negative {
+        out.push('-');
+    }
+    let (first, rest) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    // Digits before the point: `first` (one digit) then `exp` more.
+    let before = 1 + exp;
+    if before <= 0 {
+        out.push_str("0.");
+        for _ in 0..-before {
+            out.push('0');
+        }
+        out.push_str(first);
+        out.push_str(rest);
+        return;
+    }
+    let from_rest = (before - 1) as usize;
+    out.push_str(first);
+    if from_rest >= rest.len() {
+        out.push_str(rest);
+        for _ in rest.len()..from_rest {
+            out.push('0');
+        }
+    } else {
+        out.push_str(&rest[..from_rest]);
+        out.push('.');
+        out.push_str(&rest[from_rest..]);
+    }
+}
+
+/// A small text buffer on the stack for one formatted number; writes that
+/// do not fit fail instead of allocating.
+#[derive(Default)]
+struct StackText {
+    buf: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        // Only whole `str`s are ever copied in.
+        std::str::from_utf8(&self.buf[..self.len]).unwrap_or_default()
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let dst = self.buf.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        dst.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
     }
 }
 
@@ -180,6 +272,68 @@ mod tests {
         }
     }
 
+    /// Go's 'g' format the slow, obvious way: Rust's shortest digits
+    /// twice, in exponent form and plain.
+    fn reference_go_float(v: f64) -> String {
+        let e = format!("{v:e}");
+        let (mantissa, exp) = e.split_once('e').unwrap();
+        let exp: i32 = exp.parse().unwrap();
+        if !(-4..6).contains(&exp) {
+            format!(
+                "{mantissa}e{}{:02}",
+                if exp < 0 { '-' } else { '+' },
+                exp.abs()
+            )
+        } else {
+            format!("{v}")
+        }
+    }
+
+    #[test]
+    fn go_floats_agree_with_the_slow_way() {
+        // A deterministic spread over magnitudes, signs and digit counts.
+        let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        for _ in 0..20_000 {
+            let r = next();
+            let mantissa = (r >> 11) as f64 / (1u64 << 53) as f64;
+            let scale = 10f64.powi((r % 40) as i32 - 20);
+            let digits = 10f64.powi((r >> 8) as i32 % 8);
+            for v in [
+                mantissa * scale,
+                -mantissa * scale,
+                (mantissa * digits).round() / digits * scale,
+            ] {
+                if v != 0.0 && !(v.fract() == 0.0 && v.abs() < 1e6) {
+                    assert_eq!(go_float(v), reference_go_float(v), "{v:e}");
+                }
+            }
+        }
+        for v in [
+            1e-5,
+            1.5e-5,
+            0.0001,
+            0.00012,
+            999999.5,
+            1e100,
+            1.7976931348623157e308,
+            5e-324,
+        ] {
+            assert_eq!(go_float(v), reference_go_float(v), "{v:e}");
+        }
+        let mut s = String::new();
+        for n in [0, 7, 10, 99, 1234567890, u64::MAX] {
+            s.clear();
+            push_u64(&mut s, n);
+            assert_eq!(s, n.to_string());
+        }
+    }
+
     #[test]
     fn escaping() {
         let mut c = cfg("app_g", MetricKind::Gauge);
@@ -197,5 +351,8 @@ mod tests {
             s.contains("containerpilot_watch_instances{service=\"we\\\"ird\\\\na\\nme\"} 2\n"),
             "{s}"
         );
+        let mut s = String::new();
+        escape_into(&mut s, "é\\\"\nü\n", true);
+        assert_eq!(s, "é\\\\\\\"\\nü\\n");
     }
 }
