@@ -8,7 +8,7 @@
 //! we are suspended, so it leaves its `execve` error where we read it once
 //! we resume, and no lock is taken at all.
 //!
-//! The child runs on a small stack of the caller's, in our address space,
+//! The child runs on a small stack of its own in our address space,
 //! until `execve`: it only makes system calls (no allocation, no lock). Every
 //! signal is blocked in every thread of ours (the signal thread reads them
 //! from a signalfd) and no handler is installed, so nothing of ours can run
@@ -75,10 +75,11 @@ pub unsafe fn spawn(path: &CStr, argv: &CArray, envp: &CArray, fds: [RawFd; 3]) 
         fds,
         err: 0,
     };
-    // Left uninitialised: the child touches only the little it uses, and
-    // zeroing it would make every runner's and checker's stack 8 KiB
-    // resident.
-    let mut stack = MaybeUninit::<Stack>::uninit();
+    // On the heap, not in our frame: an array here would push the frames
+    // below it (clone's) a page or two deeper into every runner's and
+    // checker's stack, and those pages stay resident. Left uninitialised:
+    // the child touches only the little it uses.
+    let mut stack: Box<MaybeUninit<Stack>> = Box::new_uninit();
     let top = stack
         .as_mut_ptr()
         .cast::<u8>()
