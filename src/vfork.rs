@@ -18,6 +18,7 @@ use std::ffi::{c_char, c_int, c_void, CStr};
 use std::io;
 use std::mem::{size_of, MaybeUninit};
 use std::os::fd::RawFd;
+use std::sync::Mutex;
 
 use nix::libc;
 
@@ -58,6 +59,34 @@ struct Args {
 #[repr(C, align(16))]
 struct Stack([u8; 8192]);
 
+/// Children's stacks, kept between starts. On the heap, not in the
+/// caller's frame: an array there would push the frames below it a page
+/// or two deeper into every runner's and checker's stack, and those pages
+/// stay resident. Kept rather than freed: musl gives an 8 KiB block back to
+/// the kernel when it is freed, and the mmap and munmap cost more than the
+/// rest of a start. Left uninitialised: a child touches only the little
+/// it uses.
+struct Stacks;
+
+static STACKS: Mutex<Vec<Box<MaybeUninit<Stack>>>> = Mutex::new(Vec::new());
+
+/// More are made while more starts run at once, but no more are kept.
+const KEEP_STACKS: usize = 8;
+
+impl Stacks {
+    fn take() -> Box<MaybeUninit<Stack>> {
+        let kept = STACKS.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        kept.unwrap_or_else(Box::new_uninit)
+    }
+
+    fn give_back(stack: Box<MaybeUninit<Stack>>) {
+        let mut kept = STACKS.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < KEEP_STACKS {
+            kept.push(stack);
+        }
+    }
+}
+
 /// Start `path` with `argv` and `envp` (which the caller built from the
 /// same strings) in a new process group, with `fds` as its stdin, stdout
 /// and stderr (-1: inherit ours), every signal unblocked and SIGPIPE at its
@@ -75,11 +104,7 @@ pub unsafe fn spawn(path: &CStr, argv: &CArray, envp: &CArray, fds: [RawFd; 3]) 
         fds,
         err: 0,
     };
-    // On the heap, not in our frame: an array here would push the frames
-    // below it (clone's) a page or two deeper into every runner's and
-    // checker's stack, and those pages stay resident. Left uninitialised:
-    // the child touches only the little it uses.
-    let mut stack: Box<MaybeUninit<Stack>> = Box::new_uninit();
+    let mut stack = Stacks::take();
     let top = stack
         .as_mut_ptr()
         .cast::<u8>()
@@ -94,8 +119,11 @@ pub unsafe fn spawn(path: &CStr, argv: &CArray, envp: &CArray, fds: [RawFd; 3]) 
         libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
         (&raw mut args).cast::<c_void>(),
     );
-    if pid < 0 {
-        return Err(io::Error::last_os_error());
+    let failed = (pid < 0).then(io::Error::last_os_error);
+    // The child has exec'd or exited: its stack is free again.
+    Stacks::give_back(stack);
+    if let Some(e) = failed {
+        return Err(e);
     }
     // The child wrote through our memory while we were suspended; the
     // compiler cannot know that.
