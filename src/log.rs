@@ -28,6 +28,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use crate::digits::decimal;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
     Debug,
@@ -522,22 +524,6 @@ fn rfc3339_into(buf: &mut [u8; TIME_LEN], t: SystemTime) -> &str {
         }
     }
     std::str::from_utf8(&buf[..len]).unwrap_or_default()
-}
-
-/// `value` in decimal, zero-padded to at least `width` digits (at most 20).
-fn decimal(digits: &mut [u8; 20], mut value: u64, width: usize) -> &[u8] {
-    digits.fill(b'0');
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (value % 10) as u8;
-        value /= 10;
-        if value == 0 {
-            break;
-        }
-    }
-    let at = at.min(digits.len().saturating_sub(width));
-    &digits[at..]
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian

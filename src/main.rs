@@ -11,6 +11,7 @@ mod cli;
 mod client;
 mod config;
 mod control;
+mod digits;
 mod discovery;
 mod event;
 mod health;

@@ -659,18 +659,9 @@ pub(super) fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
 pub(super) const LAST_CHUNK: &[u8] = b"0\r\n\r\n";
 
 /// Appends `n` in decimal without going through `fmt`.
-fn push_decimal(out: &mut Vec<u8>, mut n: u64) {
+fn push_decimal(out: &mut Vec<u8>, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[i..]);
+    out.extend_from_slice(crate::digits::decimal(&mut digits, n, 1));
 }
 
 /// The reason phrase for a status code (RFC 9110 §15).

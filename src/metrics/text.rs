@@ -105,19 +105,12 @@ pub(super) fn go_float(v: f64) -> String {
 /// The decimal digits of `n`, without the `fmt` machinery: most sample
 /// values are counts, and a scrape of a thousand jobs writes tens of
 /// thousands of them.
-pub(super) fn push_u64(out: &mut String, mut n: u64) {
+pub(super) fn push_u64(out: &mut String, n: u64) {
     let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    // Only ASCII digits were written.
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or_default());
+    // Only ASCII digits are written.
+    out.push_str(
+        std::str::from_utf8(crate::digits::decimal(&mut digits, n, 1)).unwrap_or_default(),
+    );
 }
 
 /// A float as client_golang writes it: Go's `strconv.FormatFloat(v, 'g', -1,
