@@ -23,7 +23,7 @@ use crate::http::server::{Body, ChunkSource, Next, Request, Response};
 use crate::log;
 use crate::logbuf::Line;
 use crate::metrics::{self, RequestCounter};
-use crate::msg::{Answer, Cached, Command, JobAction, Msg, Pages, Query, Refusal, RefusalKind};
+use crate::msg::{Answer, Command, JobAction, Msg, Pages, Published, Query, Refusal, RefusalKind};
 
 /// How long a request waits for the event loop before giving up.
 const LOOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -343,7 +343,7 @@ fn ask_meanwhile(
 /// from before it. A message the loop has already taken is another
 /// matter: it drops the page before applying it, and a request that
 /// overlaps that may see either side.
-fn cached<T>(ctx: &Ctx, page: &Cached<T>) -> Option<Arc<T>> {
+fn cached<T>(ctx: &Ctx, page: &Published<T>) -> Option<Arc<T>> {
     if !ctx.tx.is_empty() {
         return None;
     }

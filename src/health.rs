@@ -128,31 +128,16 @@ impl Checker {
                 };
                 inbox::wait([Some(self.mailbox.fd()), out, err, None], self.wake_at())
             };
-            if inbox {
-                let (cmds, gone) = self.mailbox.take();
-                for cmd in cmds {
-                    self.command(cmd);
-                }
-                if gone {
-                    if let Some(r) = &self.running {
-                        signal_group(r.pid, Signal::SIGKILL);
-                    }
-                    return;
-                }
+            if inbox && self.take_commands() {
+                return;
             }
             if out || err {
                 self.read_output();
-                if self.output_closed() {
+                if let Some(pid) = self.output_closed() {
                     // Its output ended: it has most likely exited. Reap it
                     // here rather than sleep until the signal thread has.
-                    if let Some(pid) = self.running.as_ref().map(|r| r.pid) {
-                        reaper::reap_exiting(pid);
-                    }
-                    let (cmds, gone) = self.mailbox.take();
-                    for cmd in cmds {
-                        self.command(cmd);
-                    }
-                    if gone {
+                    reaper::reap_exiting(pid);
+                    if self.take_commands() {
                         return;
                     }
                 }
@@ -173,6 +158,22 @@ impl Checker {
             },
             None => self.next_due,
         }
+    }
+
+    /// Apply what the loop and the reaper sent; whether the loop has let go
+    /// of this checker (a check still running is killed: nobody will
+    /// reap it).
+    fn take_commands(&mut self) -> bool {
+        let (cmds, gone) = self.mailbox.take();
+        for cmd in cmds {
+            self.command(cmd);
+        }
+        if gone {
+            if let Some(r) = &self.running {
+                signal_group(r.pid, Signal::SIGKILL);
+            }
+        }
+        gone
     }
 
     fn command(&mut self, cmd: CheckCmd) {
@@ -216,7 +217,7 @@ impl Checker {
     }
 
     fn start_exec(&mut self, argv: Vec<String>, now: Instant, at: SystemTime) {
-        let env = self.spec.env.get();
+        let env = self.spec.env.get().unwrap_or_default();
         let fresh = !self
             .prepared
             .as_ref()
@@ -274,11 +275,15 @@ impl Checker {
         }
     }
 
-    /// The running check has closed both its pipes and its exit is not known yet.
-    fn output_closed(&self) -> bool {
-        self.running.as_ref().is_some_and(|r| {
-            r.exited.is_none() && ![&r.out, &r.err].into_iter().flatten().any(|p| p.is_open())
-        })
+    /// The running check's pid, if it has closed both its pipes and its
+    /// exit is not known yet.
+    fn output_closed(&self) -> Option<u32> {
+        self.running
+            .as_ref()
+            .filter(|r| {
+                r.exited.is_none() && ![&r.out, &r.err].into_iter().flatten().any(|p| p.is_open())
+            })
+            .map(|r| r.pid)
     }
 
     fn read_output(&mut self) {

@@ -37,62 +37,53 @@ impl fmt::Display for JobId {
 /// A process environment, in the order it is given to the process.
 pub type Env = Vec<(String, String)>;
 
-/// A value the loop publishes for workers to read when they need it (the
-/// environment a health check starts with): the loop replaces it whole,
-/// readers take the current one; nobody waits on anybody for long.
-pub struct Published<T>(Mutex<Arc<T>>);
+/// A value only the loop sets and other threads read when they need it,
+/// without asking the loop: the environment a health check starts with,
+/// and the pages the servers answer `/status` and `/metrics` with. The
+/// loop replaces it whole (or empties it), readers take the current one;
+/// nobody waits on anybody for long.
+///
+/// A page is always the one the loop would render now: the loop empties
+/// it before anything that may change it (see `App::stale`), and a
+/// requester that finds none, or finds messages waiting for the loop (see
+/// `api::cached`), asks the loop instead.
+pub struct Published<T>(Mutex<Option<Arc<T>>>);
+
+impl<T> Default for Published<T> {
+    fn default() -> Published<T> {
+        Published(Mutex::new(None))
+    }
+}
 
 impl<T> Published<T> {
-    pub fn new(value: T) -> Published<T> {
-        Published(Mutex::new(Arc::new(value)))
-    }
-
-    pub fn get(&self) -> Arc<T> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-
-    pub fn set(&self, value: Arc<T>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = value;
-    }
-}
-
-/// A rendering the loop keeps for requesters to take without asking it
-/// (`/status`, `/metrics`): a scrape that finds one neither wakes the loop
-/// nor waits for it. Only the loop fills it, with what it has just
-/// rendered, and it empties it before anything that may change what it
-/// would render (see `App::stale`), so a cached page is always the one the
-/// loop would render now. A requester that finds none, or finds messages
-/// waiting for the loop (see `api::cached`), asks the loop.
-pub struct Cached<T>(Mutex<Option<Arc<T>>>);
-
-impl<T> Default for Cached<T> {
-    fn default() -> Cached<T> {
-        Cached(Mutex::new(None))
-    }
-}
-
-impl<T> Cached<T> {
     pub fn get(&self) -> Option<Arc<T>> {
         self.0.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     pub fn set(&self, value: Arc<T>) {
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(value);
+        self.replace(Some(value));
     }
 
     pub fn clear(&self) {
-        // The old page is freed here, outside the lock.
-        let old = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
+        self.replace(None);
+    }
+
+    fn replace(&self, value: Option<Arc<T>>) {
+        let old = std::mem::replace(
+            &mut *self.0.lock().unwrap_or_else(|e| e.into_inner()),
+            value,
+        );
+        // The old value is freed here, outside the lock.
         drop(old);
     }
 }
 
-/// The pages the loop renders for the servers, cached (see [`Cached`]).
+/// The pages the loop renders for the servers (see [`Published`]).
 #[derive(Default)]
 pub struct Pages {
     /// The `/status` document, serialised.
-    pub status: Cached<Vec<u8>>,
-    pub metrics: Cached<MetricsPage>,
+    pub status: Published<Vec<u8>>,
+    pub metrics: Published<MetricsPage>,
 }
 
 /// The `/metrics` page as the loop renders it. The server adds what it

@@ -138,31 +138,19 @@ impl Runner {
                 let [out, err] = self.pipe_fds();
                 inbox::wait([Some(self.mailbox.fd()), notify, out, err], self.wake_at())
             };
-            if inbox {
-                let (cmds, gone) = self.mailbox.take();
-                for cmd in cmds {
-                    self.command(cmd);
-                }
-                if gone {
-                    return;
-                }
+            if inbox && self.take_commands() {
+                return;
             }
             if notify {
                 self.read_notify();
             }
             if out || err {
                 self.pump(false);
-                if self.output_closed() {
+                if let Some(pid) = self.output_closed() {
                     // Its output ended: it has most likely exited. Reap it
                     // here rather than sleep until the signal thread has.
-                    if let Some(pid) = self.current.as_ref().map(|r| r.pid) {
-                        reaper::reap_exiting(pid);
-                    }
-                    let (cmds, gone) = self.mailbox.take();
-                    for cmd in cmds {
-                        self.command(cmd);
-                    }
-                    if gone {
+                    reaper::reap_exiting(pid);
+                    if self.take_commands() {
                         return;
                     }
                 }
@@ -170,6 +158,16 @@ impl Runner {
             self.finish_exit();
             self.recheck_survivors();
         }
+    }
+
+    /// Apply what the loop and the reaper sent; whether the loop has let go
+    /// of this runner.
+    fn take_commands(&mut self) -> bool {
+        let (cmds, gone) = self.mailbox.take();
+        for cmd in cmds {
+            self.command(cmd);
+        }
+        gone
     }
 
     /// When poll must return even if nothing happens: the output grace of
@@ -326,11 +324,15 @@ impl Runner {
         }
     }
 
-    /// The process has closed both its pipes and its exit is not known yet.
-    fn output_closed(&self) -> bool {
-        self.current.as_ref().is_some_and(|p| {
-            p.exited.is_none() && ![&p.out, &p.err].into_iter().flatten().any(|x| x.is_open())
-        })
+    /// The process's pid, if it has closed both its pipes and its exit is
+    /// not known yet.
+    fn output_closed(&self) -> Option<u32> {
+        self.current
+            .as_ref()
+            .filter(|p| {
+                p.exited.is_none() && ![&p.out, &p.err].into_iter().flatten().any(|x| x.is_open())
+            })
+            .map(|p| p.pid)
     }
 
     /// Log and keep what the pipes hold now; with `flush`, the partial

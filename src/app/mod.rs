@@ -192,7 +192,7 @@ impl App {
             base_env: env::base_env(),
             env_changes: BTreeMap::new(),
             env_cache: None,
-            check_env: Arc::new(Published::new(Vec::new())),
+            check_env: Arc::default(),
             check_env_stale: true,
             maintenance: false,
             tx,
@@ -331,7 +331,8 @@ impl App {
                 // Take what else has arrived before the work done once per
                 // turn (republishing the environment, answering requests):
                 // 300 jobs starting at once report 300 pids in one burst.
-                for m in self.rx.try_iter().take(255).collect::<Vec<_>>() {
+                for _ in 0..255 {
+                    let Ok(m) = self.rx.try_recv() else { break };
                     changed |= self.take(m);
                 }
             }

@@ -1,4 +1,4 @@
-//! The two pages the servers cache (see `msg::Cached`): the `/status`
+//! The two pages the servers cache (see `msg::Published`): the `/status`
 //! document (SPEC §5), serialised here by hand, and the loop's part of the
 //! `/metrics` page; and `stale`, which drops both before anything that may
 //! change them.

@@ -45,7 +45,7 @@ pub struct ClientResponse {
 
 impl ClientResponse {
     /// The first header called `name`, ignoring ASCII case.
-    #[allow(dead_code)] // for callers; the tests use it
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&str> {
         wire::header(&self.headers, name)
     }
@@ -177,7 +177,6 @@ pub fn unix_request(
 /// A response read as far as its head: the status and headers are known,
 /// the body is still to come, piece by piece as the server sends it (SPEC
 /// §4.1 `GET /v3/jobs/NAME/logs?follow=1`).
-#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
 pub struct StreamingResponse {
     pub status: u16,
     pub headers: Vec<(String, String)>,
@@ -187,9 +186,9 @@ pub struct StreamingResponse {
     target: String,
 }
 
-#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
 impl StreamingResponse {
     /// The first header called `name`, ignoring ASCII case.
+    #[cfg(test)]
     pub fn header(&self, name: &str) -> Option<&str> {
         wire::header(&self.headers, name)
     }
@@ -250,7 +249,6 @@ impl StreamingResponse {
 /// soon as the response's head has arrived; see `StreamingResponse` for
 /// the body. `timeout` bounds each read and write until then; zero means
 /// none.
-#[allow(dead_code)] // for `-logs NAME -follow` (SPEC §4.1) and tests
 pub fn unix_request_streaming(
     path: &Path,
     method: &str,
