@@ -51,7 +51,9 @@ impl Control {
     /// uncontended lock costs the request nothing, where a message would
     /// wake the loop for every request. `pages` holds what the loop has
     /// rendered for `/v3/status`.
-    pub fn start(
+    /// The socket is bound and refuses nothing, but requests wait unanswered
+    /// until `serve`.
+    pub fn prepare(
         path: &Path,
         config_path: &Path,
         tx: Sender<Msg>,
@@ -68,12 +70,25 @@ impl Control {
             followers: Arc::default(),
         };
         let handler = Arc::new(move |req: &Request| api::handle(&ctx, req));
-        let handle = server::serve(listener, handler, Limits::default())
+        let handle = server::prepare(listener, handler, Limits::default())
             .map_err(|e| format!("cannot serve control socket {}: {e}", path.display()))?;
         Ok(Control {
             path: path.to_path_buf(),
             handle: Some(handle),
         })
+    }
+}
+
+impl Control {
+    /// Starts answering (once; later calls do nothing).
+    pub fn serve(&mut self) -> Result<(), String> {
+        match self.handle.as_mut().map(ServerHandle::open) {
+            Some(Err(e)) => Err(format!(
+                "cannot serve control socket {}: {e}",
+                self.path.display()
+            )),
+            _ => Ok(()),
+        }
     }
 }
 

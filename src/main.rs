@@ -115,11 +115,18 @@ fn supervise(path: &Path) -> Result<ExitCode, Error> {
     if let Err(e) = reaper::become_subreaper() {
         log::warn(&e);
     }
-    // 4. Job threads, the telemetry listener, the control socket (refusing
-    //    a live one), signal handlers before any child exists, then the loop.
+    // 4. Job threads; the telemetry address and the control socket (refusing
+    //    a live one) bound before any job starts; the jobs; then the
+    //    servers' and the signal threads, which the first job need not
+    //    wait for (signals wait blocked, connections in the backlog).
     let mut app = app::App::new(cfg, path, Box::new(app::Threads)).map_err(Error::Fatal)?;
     app.start_telemetry().map_err(Error::Fatal)?;
     app.start_control().map_err(Error::Fatal)?;
+    app.start_jobs();
+    // The runner threads were made on this core a moment ago: let them
+    // start their processes before this thread starts three more threads.
+    std::thread::yield_now();
+    app.serve().map_err(Error::Fatal)?;
     signals::start(app.sender()).map_err(Error::Fatal)?;
     let code = app.run();
     Ok(ExitCode::from(code as u8))

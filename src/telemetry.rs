@@ -14,14 +14,16 @@ use crate::msg::{Msg, Pages};
 
 /// A running telemetry server; dropping it stops it.
 pub struct Telemetry {
-    _handle: ServerHandle,
+    addr: SocketAddr,
+    handle: ServerHandle,
 }
 
 impl Telemetry {
     /// `requests`: the control plane's request counter, which `/metrics`
     /// shows; `pages`: what the loop has rendered for `/metrics` and
     /// `/status`.
-    pub fn start(
+    /// Bound at once, answering from `serve` on.
+    pub fn prepare(
         addr: SocketAddr,
         tx: Sender<Msg>,
         requests: Arc<Mutex<RequestCounter>>,
@@ -38,8 +40,16 @@ impl Telemetry {
             followers: Default::default(),
         };
         let handler = Arc::new(move |req: &Request| api::handle(&ctx, req));
-        let handle = server::serve(listener, handler, Limits::default())
+        let handle = server::prepare(listener, handler, Limits::default())
             .map_err(|e| format!("cannot serve telemetry on {addr}: {e}"))?;
-        Ok(Telemetry { _handle: handle })
+        Ok(Telemetry { addr, handle })
+    }
+
+    /// Starts answering (once; later calls do nothing).
+    pub fn serve(&mut self) -> Result<(), String> {
+        let addr = self.addr;
+        self.handle
+            .open()
+            .map_err(|e| format!("cannot serve telemetry on {addr}: {e}"))
     }
 }

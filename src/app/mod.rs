@@ -162,6 +162,8 @@ pub struct App {
     /// this turn and exit with it.
     exit_code: Option<i32>,
     shutdown_asked: bool,
+    /// `begin` has run.
+    begun: bool,
     pending: Vec<Pending>,
 }
 
@@ -200,6 +202,7 @@ impl App {
             shutdown: None,
             exit_code: None,
             shutdown_asked: false,
+            begun: false,
             pending: Vec::new(),
         };
         app.start_discovery()?;
@@ -287,6 +290,9 @@ impl App {
         if self.entries.is_empty() {
             log::warn("no jobs configured: nothing to do");
         } else {
+            if !self.begun {
+                self.begin();
+            }
             self.supervise();
         }
         self.kill_survivors(Signal::SIGKILL);
@@ -309,8 +315,16 @@ impl App {
         code
     }
 
+    /// Start what starts at once: jobs, registrations, watches. Start-up
+    /// calls this before it starts the servers' threads, so they are not
+    /// on the way to the first job; `run` calls it if nobody did.
+    pub fn start_jobs(&mut self) {
+        if !self.begun && !self.entries.is_empty() {
+            self.begin();
+        }
+    }
+
     fn supervise(&mut self) {
-        self.begin();
         self.end_turn();
         while !self.finished() {
             let due = self.next_deadline();
@@ -367,6 +381,7 @@ impl App {
 
     /// Subscribe every job, then publish `startup` (SPEC §3.1).
     fn begin(&mut self) {
+        self.begun = true;
         let now = Instant::now();
         for i in 0..self.entries.len() {
             let seeds = self.seeds(&self.entries[i].job.cfg);

@@ -18,6 +18,19 @@ impl App {
         Ok(())
     }
 
+    /// Start answering on the servers bound so far. Start-up binds them
+    /// before the first job starts (a taken address stops it there) and
+    /// calls this after: their threads are not on the way to the jobs.
+    pub fn serve(&mut self) -> Result<(), String> {
+        for (_, guard) in self.control.iter_mut() {
+            guard.serve()?;
+        }
+        for (_, guard) in self.telemetry.iter_mut() {
+            guard.serve()?;
+        }
+        Ok(())
+    }
+
     pub(super) fn open_control(&mut self, path: &Path) -> Result<workers::Guard, String> {
         self.workers.control(
             path,
@@ -69,7 +82,7 @@ impl App {
         }
         // Dropping the guard stops the old server.
         self.telemetry = None;
-        match self.start_telemetry() {
+        match self.start_telemetry().and_then(|()| self.serve()) {
             Ok(()) => self.telemetry_up(),
             Err(e) => log::error(&e),
         }
@@ -82,7 +95,11 @@ impl App {
         if self.control.as_ref().is_some_and(|c| c.0 == path) {
             return;
         }
-        match self.open_control(&path) {
+        let opened = self.open_control(&path).and_then(|mut guard| {
+            guard.serve()?;
+            Ok(guard)
+        });
+        match opened {
             Ok(guard) => {
                 log::info(&format!("control socket moved to {}", path.display()));
                 // Dropping the old one stops it and removes its socket file.

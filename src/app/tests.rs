@@ -50,6 +50,15 @@ struct Seen {
 
 struct Recorder(Seen);
 
+/// What the fake workers hand out for a server.
+struct NoServer;
+
+impl workers::Server for NoServer {
+    fn serve(&mut self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
 impl Workers for Recorder {
     fn runner(&mut self, spec: RunnerSpec, _: &Sender<Msg>) -> Result<Inbox<RunnerCmd>, String> {
         let (tx, rx) = Inbox::detached();
@@ -87,7 +96,7 @@ impl Workers for Recorder {
         _: &Arc<Mutex<RequestCounter>>,
         _: &Arc<Pages>,
     ) -> Result<workers::Guard, String> {
-        Ok(Box::new(()))
+        Ok(Box::new(NoServer))
     }
 
     fn telemetry(
@@ -97,7 +106,7 @@ impl Workers for Recorder {
         _: &Arc<Mutex<RequestCounter>>,
         _: &Arc<Pages>,
     ) -> Result<workers::Guard, String> {
-        Ok(Box::new(()))
+        Ok(Box::new(NoServer))
     }
 }
 

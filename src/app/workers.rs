@@ -8,7 +8,6 @@
 //! loop can be checked by looking at what the loop sends, without a
 //! process or a socket.
 
-use std::any::Any;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
@@ -25,8 +24,26 @@ use crate::msg::{Msg, Pages};
 use crate::process::{self, RunnerCmd, RunnerSpec};
 use crate::telemetry::Telemetry;
 
-/// Keeps a server running; dropping it stops the server.
-pub type Guard = Box<dyn Any + Send>;
+/// A server the loop holds: its address is taken when it is made (so a
+/// taken one fails start-up before any job starts); it answers from
+/// `serve` on; dropping it stops it.
+pub trait Server: Send {
+    fn serve(&mut self) -> Result<(), String>;
+}
+
+pub type Guard = Box<dyn Server>;
+
+impl Server for Control {
+    fn serve(&mut self) -> Result<(), String> {
+        Control::serve(self)
+    }
+}
+
+impl Server for Telemetry {
+    fn serve(&mut self) -> Result<(), String> {
+        Telemetry::serve(self)
+    }
+}
 
 /// Where the loop gets its workers.
 pub trait Workers {
@@ -40,7 +57,8 @@ pub trait Workers {
         consul: &ConsulConfig,
         tx: &Sender<Msg>,
     ) -> Result<(Agent, Poller), String>;
-    /// The control server on `socket` (fails if the socket is taken).
+    /// The control server on `socket` (fails if the socket is taken), not
+    /// yet serving.
     fn control(
         &mut self,
         socket: &Path,
@@ -49,7 +67,7 @@ pub trait Workers {
         requests: &Arc<Mutex<RequestCounter>>,
         pages: &Arc<Pages>,
     ) -> Result<Guard, String>;
-    /// The telemetry server on `addr`.
+    /// The telemetry server on `addr`, not yet serving.
     fn telemetry(
         &mut self,
         addr: SocketAddr,
@@ -96,7 +114,7 @@ impl Workers for Threads {
         requests: &Arc<Mutex<RequestCounter>>,
         pages: &Arc<Pages>,
     ) -> Result<Guard, String> {
-        let c = Control::start(
+        let c = Control::prepare(
             socket,
             config_path,
             tx.clone(),
@@ -113,7 +131,7 @@ impl Workers for Threads {
         requests: &Arc<Mutex<RequestCounter>>,
         pages: &Arc<Pages>,
     ) -> Result<Guard, String> {
-        let t = Telemetry::start(addr, tx.clone(), requests.clone(), pages.clone())?;
+        let t = Telemetry::prepare(addr, tx.clone(), requests.clone(), pages.clone())?;
         Ok(Box::new(t))
     }
 }

@@ -62,18 +62,22 @@ impl<L: Listener> Control for Shared<L> {
     }
 }
 
-/// Starts the first thread serving `listener`.
-pub(super) fn start<L: Listener>(
+/// Starts a prepared server's first thread.
+pub(super) type Opener = Box<dyn FnOnce() -> io::Result<()> + Send>;
+
+/// A server for `listener` that has no thread yet: the returned opener
+/// starts the first one. Until then connections wait in the backlog.
+pub(super) fn prepare<L: Listener>(
     listener: L,
     handler: Handler,
     limits: Limits,
-) -> io::Result<Arc<dyn Control>> {
+) -> (Arc<dyn Control>, Opener) {
     let shared = Arc::new(Shared {
         state: State::new(handler, limits),
         listener: Mutex::new(Some(Arc::new(listener))),
     });
-    spawn_acceptor(&shared)?;
-    Ok(shared)
+    let first = shared.clone();
+    (shared, Box::new(move || spawn_acceptor(&first)))
 }
 
 /// Stops accepting and closes the listener at `addr`; idempotent.

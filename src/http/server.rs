@@ -9,7 +9,7 @@ use std::sync::Arc;
 pub use super::message::{
     Addr, Body, ChunkSource, Handler, Limits, Listener, Next, Request, Response,
 };
-use super::pool::{self, Control};
+use super::pool::{self, Control, Opener};
 
 /// A running server. Dropping it (or `stop`) closes the listener and the
 /// connections waiting for a request; those being served finish their
@@ -17,9 +17,19 @@ use super::pool::{self, Control};
 pub struct ServerHandle {
     addr: Addr,
     shared: Arc<dyn Control>,
+    /// Until the first thread is started.
+    opener: Option<Opener>,
 }
 
 impl ServerHandle {
+    /// Starts serving (the first time; later calls do nothing).
+    pub fn open(&mut self) -> io::Result<()> {
+        match self.opener.take() {
+            Some(start) => start(),
+            None => Ok(()),
+        }
+    }
+
     /// Where the server listens (for TCP, with the port chosen for port 0).
     #[cfg(test)]
     pub fn addr(&self) -> &Addr {
@@ -63,15 +73,33 @@ impl Drop for ServerHandle {
     }
 }
 
-/// Starts serving `listener` on new threads and returns at once.
+/// Starts serving `listener` on new threads and returns at once (the
+/// daemon prepares and opens in two steps; tests do both at once).
+#[cfg(test)]
 pub fn serve<L: Listener>(
     listener: L,
     handler: Handler,
     limits: Limits,
 ) -> io::Result<ServerHandle> {
+    let mut handle = prepare(listener, handler, limits)?;
+    handle.open()?;
+    Ok(handle)
+}
+
+/// Takes `listener` but serves nothing until `open`: start-up holds its
+/// addresses before the first job starts and starts their threads after.
+pub fn prepare<L: Listener>(
+    listener: L,
+    handler: Handler,
+    limits: Limits,
+) -> io::Result<ServerHandle> {
     let addr = listener.addr()?;
-    let shared = pool::start(listener, handler, limits)?;
-    Ok(ServerHandle { addr, shared })
+    let (shared, opener) = pool::prepare(listener, handler, limits);
+    Ok(ServerHandle {
+        addr,
+        shared,
+        opener: Some(opener),
+    })
 }
 
 #[cfg(test)]
