@@ -99,24 +99,50 @@ pub fn spawn<T>(
 /// returns how many were not ours to report (orphans).
 pub fn reap_all() -> usize {
     let mut orphans = 0;
-    loop {
-        let (pid, code) = match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
-            Ok(WaitStatus::Exited(pid, code)) => (pid.as_raw() as u32, code),
-            // Shell convention: killed by signal N reports 128+N.
-            Ok(WaitStatus::Signaled(pid, sig, _)) => (pid.as_raw() as u32, 128 + sig as i32),
-            Ok(WaitStatus::StillAlive) => break,
-            Ok(_) => continue,
-            Err(Errno::EINTR) => continue,
-            Err(_) => break, // ECHILD: no children left
-        };
-        let now = Instant::now();
-        let waiter = with(|r| r.reaped(pid, code, now));
-        match waiter {
-            Some(on_exit) => on_exit(pid, code),
-            None => orphans += 1,
+    while let Reaped::Exit(pid, code) = reap(-1) {
+        if !deliver(pid, code) {
+            orphans += 1;
         }
     }
     orphans
+}
+
+enum Reaped {
+    /// This pid exited with this status (128+N when killed by signal N).
+    Exit(u32, i32),
+    /// Nothing (more) has exited.
+    Nothing,
+    /// No such child (any more): another thread reaped it.
+    NoChild,
+}
+
+/// One non-blocking waitpid for `pid` (-1: any child).
+fn reap(pid: i32) -> Reaped {
+    loop {
+        return match waitpid(Pid::from_raw(pid), Some(WaitPidFlag::WNOHANG)) {
+            Ok(WaitStatus::Exited(pid, code)) => Reaped::Exit(pid.as_raw() as u32, code),
+            // Shell convention: killed by signal N reports 128+N.
+            Ok(WaitStatus::Signaled(pid, sig, _)) => {
+                Reaped::Exit(pid.as_raw() as u32, 128 + sig as i32)
+            }
+            Ok(WaitStatus::StillAlive) => Reaped::Nothing,
+            Ok(_) | Err(Errno::EINTR) => continue,
+            Err(_) => Reaped::NoChild,
+        };
+    }
+}
+
+/// Hand a reaped exit to its waiter; false if it had none (an orphan's).
+fn deliver(pid: u32, code: i32) -> bool {
+    let now = Instant::now();
+    let waiter = with(|r| r.reaped(pid, code, now));
+    match waiter {
+        Some(on_exit) => {
+            on_exit(pid, code);
+            true
+        }
+        None => false,
+    }
 }
 
 /// Reap `pid`, which has just closed its output and is most likely
@@ -124,15 +150,22 @@ pub fn reap_all() -> usize {
 /// poll for it briefly (yielding the CPU) rather than sleep until the
 /// signal thread has reaped it and woken the caller: that is two context
 /// switches per check run saved. Gives up after 200 µs (a process may close
-/// its output and keep running).
+/// its output and keep running). It waits for this pid alone: the kernel
+/// finds one pid at once, where waitpid(-1) walks every child of every
+/// thread, and with a thread per job that cost grows with the jobs.
 pub fn reap_exiting(pid: u32) {
+    let Ok(raw) = i32::try_from(pid) else { return };
     let until = Instant::now() + Duration::from_micros(200);
     loop {
-        reap_all();
-        if !is_registered(pid) || Instant::now() >= until {
-            return;
+        match reap(raw) {
+            Reaped::Exit(pid, code) => {
+                deliver(pid, code);
+                return;
+            }
+            Reaped::NoChild => return,
+            Reaped::Nothing if Instant::now() >= until => return,
+            Reaped::Nothing => std::thread::yield_now(),
         }
-        std::thread::yield_now();
     }
 }
 
