@@ -20,6 +20,7 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -164,9 +165,25 @@ impl AsFd for NotifySocket {
     }
 }
 
+/// The socket files bound and not yet removed: the process removes them
+/// as it exits (see `remove_files`) without waking every runner to do it.
+static FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+
+fn files() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+    FILES.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Remove every job's socket file: the process is about to exit.
+pub fn remove_files() {
+    for path in files().drain(..) {
+        let _ = fs::remove_file(path);
+    }
+}
+
 impl Drop for NotifySocket {
     fn drop(&mut self) {
         if let Some(path) = &self.path {
+            files().retain(|p| p != path);
             let _ = fs::remove_file(path);
         }
     }
@@ -244,11 +261,14 @@ fn bind_path(dir: &Path, base: &str) -> Result<NotifySocket, String> {
             .map_err(|e| format!("{address}: cannot chmod: {e}"))
             .and_then(|()| configure(&sock).map_err(|e| format!("{address}: {e}")));
         return match ready {
-            Ok(()) => Ok(NotifySocket {
-                sock,
-                address,
-                path: Some(path),
-            }),
+            Ok(()) => {
+                files().push(path.clone());
+                Ok(NotifySocket {
+                    sock,
+                    address,
+                    path: Some(path),
+                })
+            }
             Err(e) => {
                 let _ = fs::remove_file(&path);
                 Err(e)

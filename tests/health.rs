@@ -1113,3 +1113,33 @@ fn status_entries_carry_state_runs_last_check_and_notify_status() {
     assert_eq!(by("notified")["notify_status"], "serving 3 clients");
     terminate(&mut d);
 }
+
+#[test]
+fn a_notify_socket_file_is_removed_when_containerpilot_exits() {
+    // The exit does not wait for the runners (which removed their own
+    // socket files when let go): the files are removed by the exit itself.
+    let dir = Dir::new("notify-exit");
+    let env = dir.p("job.env");
+    let job = dir.sh(
+        "job",
+        &format!("env > {env}.tmp && mv {env}.tmp {env}\nexec sleep 1000"),
+    );
+    let cfg = dir
+        .cfg()
+        .stop_timeout("2s")
+        .jobs(&format!(r#"[{{ name: "job", exec: {job}, notify: true }}]"#));
+    let mut d = start_with(&dir, cfg, &[]);
+    d.wait_for("the job's environment", || dir.exists("job.env"));
+    let text = dir.read("job.env");
+    let sock = text
+        .lines()
+        .find_map(|l| l.strip_prefix("NOTIFY_SOCKET="))
+        .unwrap_or_default()
+        .to_string();
+    assert!(std::path::Path::new(&sock).exists(), "no socket file: {text}");
+    terminate(&mut d);
+    assert!(
+        !std::path::Path::new(&sock).exists(),
+        "{sock} left behind after the exit"
+    );
+}

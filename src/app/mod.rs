@@ -310,8 +310,13 @@ impl App {
         if let Some((_, server)) = self.telemetry.take() {
             std::mem::forget(server);
         }
+        crate::notify::remove_files();
         let code = self.exit_code.unwrap_or(0);
         log::info(&format!("containerpilot stopped (exit status {code})"));
+        // The process ends next: its memory goes with it. Dropping the
+        // state here would free every job's buffers and wake every worker
+        // to tell it, on the way to the exit (0.2 ms with one job).
+        std::mem::forget(self);
         code
     }
 
