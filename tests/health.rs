@@ -1124,10 +1124,9 @@ fn a_notify_socket_file_is_removed_when_containerpilot_exits() {
         "job",
         &format!("env > {env}.tmp && mv {env}.tmp {env}\nexec sleep 1000"),
     );
-    let cfg = dir
-        .cfg()
-        .stop_timeout("2s")
-        .jobs(&format!(r#"[{{ name: "job", exec: {job}, notify: true }}]"#));
+    let cfg = dir.cfg().stop_timeout("2s").jobs(&format!(
+        r#"[{{ name: "job", exec: {job}, notify: true }}]"#
+    ));
     let mut d = start_with(&dir, cfg, &[]);
     d.wait_for("the job's environment", || dir.exists("job.env"));
     let text = dir.read("job.env");
@@ -1136,7 +1135,10 @@ fn a_notify_socket_file_is_removed_when_containerpilot_exits() {
         .find_map(|l| l.strip_prefix("NOTIFY_SOCKET="))
         .unwrap_or_default()
         .to_string();
-    assert!(std::path::Path::new(&sock).exists(), "no socket file: {text}");
+    assert!(
+        std::path::Path::new(&sock).exists(),
+        "no socket file: {text}"
+    );
     terminate(&mut d);
     assert!(
         !std::path::Path::new(&sock).exists(),
