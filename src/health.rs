@@ -12,7 +12,7 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -28,7 +28,7 @@ use crate::msg::{Env, JobId, Msg, Published};
 use crate::output::{LineSink, Logged, Pipe};
 use crate::process::signal_group;
 use crate::reaper;
-use crate::spawn::{self, Output, Prepared};
+use crate::spawn::{self, CEnv, Output, Prepared, SpawnError};
 
 /// What Consul gets to see of a check's output, at most.
 const MAX_OUTPUT: usize = 4096;
@@ -57,6 +57,29 @@ pub struct CheckerSpec {
     pub log: Arc<LogBuffer>,
     /// The environment an exec check starts with, as the loop last published it.
     pub env: Arc<Published<Env>>,
+}
+
+/// The execve environment for `env`, built by the first checker to need it
+/// and shared by the others while `env` is current.
+fn shared_env(env: &Arc<Env>) -> Result<Arc<CEnv>, SpawnError> {
+    static LAST: SharedEnv = Mutex::new(None);
+    shared_env_in(&LAST, env)
+}
+
+type SharedEnv = Mutex<Option<(Weak<Env>, Arc<CEnv>)>>;
+
+fn shared_env_in(cache: &SharedEnv, env: &Arc<Env>) -> Result<Arc<CEnv>, SpawnError> {
+    let mut last = cache.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((seen, c_env)) = last.as_ref() {
+        // The weak reference keeps the allocation: no other Env can take
+        // its address while it is held.
+        if std::ptr::eq(seen.as_ptr(), Arc::as_ptr(env)) {
+            return Ok(c_env.clone());
+        }
+    }
+    let c_env = Arc::new(CEnv::new(env)?);
+    *last = Some((Arc::downgrade(env), c_env.clone()));
+    Ok(c_env)
 }
 
 pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCmd>, String> {
@@ -223,7 +246,7 @@ impl Checker {
             .as_ref()
             .is_some_and(|(seen, _)| Arc::ptr_eq(seen, &env));
         if fresh {
-            match Prepared::new(&argv, &env) {
+            match shared_env(&env).and_then(|c| Prepared::with_env(&argv, &env, c)) {
                 Ok(p) => self.prepared = Some((env, p)),
                 Err(e) => {
                     self.prepared = None;
@@ -497,6 +520,27 @@ fn host_port(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn checkers_share_one_execve_environment_per_published_one() {
+        // A cache of its own: other tests' checkers use the global one.
+        let cache: SharedEnv = Mutex::new(None);
+        let env: Arc<Env> = Arc::new(vec![("A".into(), "1".into())]);
+        let first = shared_env_in(&cache, &env).unwrap();
+        let again = shared_env_in(&cache, &Arc::clone(&env)).unwrap();
+        assert!(
+            Arc::ptr_eq(&first, &again),
+            "built twice for one environment"
+        );
+        let newer: Arc<Env> = Arc::new(vec![("A".into(), "2".into())]);
+        let other = shared_env_in(&cache, &newer).unwrap();
+        assert!(
+            !Arc::ptr_eq(&first, &other),
+            "a new environment reused the old one"
+        );
+        let bad: Arc<Env> = Arc::new(vec![("B".into(), "x\0y".into())]);
+        assert!(shared_env_in(&cache, &bad).is_err());
+    }
     use std::io::{Read, Write};
     use std::net::TcpListener;
 

@@ -22,7 +22,7 @@ use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
 use nix::unistd::pipe2;
@@ -88,15 +88,23 @@ pub fn spawn(spec: &Spec, on_exit: OnExit) -> Result<Child, SpawnError> {
 pub struct Prepared {
     prog: String,
     path: CString,
-    /// Pointers into `args` and `vars`, which are kept for them.
+    /// Pointers into `args`, which are kept for them.
     argv: CArray,
-    envp: CArray,
     _args: Vec<CString>,
-    _vars: Vec<CString>,
+    env: Arc<CEnv>,
 }
 
 impl Prepared {
     pub fn new(argv: &[String], env: &[(String, String)]) -> Result<Prepared, SpawnError> {
+        Prepared::with_env(argv, env, Arc::new(CEnv::new(env)?))
+    }
+
+    /// With `c_env`, built from `env` and shared with other starts.
+    pub fn with_env(
+        argv: &[String],
+        env: &[(String, String)],
+        c_env: Arc<CEnv>,
+    ) -> Result<Prepared, SpawnError> {
         let Some(prog) = argv.first() else {
             return Err(SpawnError {
                 code: 127,
@@ -104,16 +112,34 @@ impl Prepared {
             });
         };
         let args = c_strings(argv.iter().map(String::as_str), "argument")?;
-        let vars = c_strings(
-            env.iter().map(|(k, v)| format!("{k}={v}")),
-            "environment variable",
-        )?;
         Ok(Prepared {
             prog: prog.clone(),
             path: resolve(prog, env)?,
             argv: CArray::new(args.iter().map(CString::as_c_str)),
-            envp: CArray::new(vars.iter().map(CString::as_c_str)),
             _args: args,
+            env: c_env,
+        })
+    }
+}
+
+/// An environment as `execve` takes it. It has a `CONTAINERPILOT_{JOB}_PID`
+/// for every running job, so it grows with the jobs: the health checks
+/// share one rather than each keep a copy (memory that grew with jobs ×
+/// checks).
+pub struct CEnv {
+    /// Pointers into `vars`, which are kept for them.
+    envp: CArray,
+    _vars: Vec<CString>,
+}
+
+impl CEnv {
+    pub fn new(env: &[(String, String)]) -> Result<CEnv, SpawnError> {
+        let vars = c_strings(
+            env.iter().map(|(k, v)| format!("{k}={v}")),
+            "environment variable",
+        )?;
+        Ok(CEnv {
+            envp: CArray::new(vars.iter().map(CString::as_c_str)),
             _vars: vars,
         })
     }
@@ -121,7 +147,7 @@ impl Prepared {
 
 /// Start a prepared command, its output going where `output` says.
 pub fn start(p: &Prepared, output: Output, on_exit: OnExit) -> Result<Child, SpawnError> {
-    let (prog, path, argv, envp) = (&p.prog, &p.path, &p.argv, &p.envp);
+    let (prog, path, argv, envp) = (&p.prog, &p.path, &p.argv, &p.env.envp);
     let null = dev_null().map_err(|e| SpawnError {
         code: code_of(&e),
         reason: format!("cannot open /dev/null: {e} (processes get their stdin from it)"),

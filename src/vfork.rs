@@ -31,6 +31,11 @@ pub struct CArray(Vec<*const c_char>);
 // moves nothing they point to.
 unsafe impl Send for CArray {}
 
+// SAFETY: as for Send: nothing is ever written through or to the pointers
+// after `new`, so threads sharing one (the checks' shared environment) only
+// read what does not change.
+unsafe impl Sync for CArray {}
+
 impl CArray {
     pub fn new<'a>(strings: impl Iterator<Item = &'a CStr>) -> CArray {
         let mut ptrs: Vec<*const c_char> = strings.map(CStr::as_ptr).collect();
