@@ -19,7 +19,7 @@ use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use serde_json::{Map, Value};
 
 use crate::config;
-use crate::http::server::{Body, ChunkSource, Next, Request, Response};
+use crate::http::server::{ChunkSource, Next, Request, Response};
 use crate::log;
 use crate::logbuf::Line;
 use crate::metrics::{self, RequestCounter};
@@ -275,11 +275,7 @@ pub fn respond(result: Result<Out, Refusal>) -> Response {
             serde_json::to_vec_pretty(&serde_json::json!({ "updated": updated }))
                 .unwrap_or_default(),
         ),
-        Answer::Status(json) => Response {
-            status: 200,
-            headers: vec![("Content-Type".into(), "application/json".into())],
-            body: Body::Shared(json),
-        },
+        Answer::Status(json) => Response::json_bytes(200, json),
         // Completed into a page by `metrics_page`; never answered as is.
         Answer::Metrics(_) => Response::error(
             500,

@@ -25,7 +25,7 @@ use crate::job::next_tick;
 use crate::log;
 use crate::logbuf::{cut, LogBuffer, Stream};
 use crate::msg::{Env, JobId, Msg, Published};
-use crate::output::{LineSink, Logged, Pipe};
+use crate::output::{LineSink, Logged, Pipe, Pipes};
 use crate::process::signal_group;
 use crate::reaper;
 use crate::spawn::{self, CEnv, Output, Prepared, SpawnError};
@@ -113,8 +113,7 @@ pub fn start_checker(spec: CheckerSpec, tx: Sender<Msg>) -> Result<Inbox<CheckCm
 struct Running {
     pid: u32,
     pid_text: String,
-    out: Option<Pipe>,
-    err: Option<Pipe>,
+    pipes: Pipes,
     started: Instant,
     at: SystemTime,
     deadline: Instant,
@@ -141,15 +140,11 @@ impl Checker {
     fn run(mut self) {
         loop {
             let [inbox, out, err, _] = {
-                let [out, err] = match &self.running {
-                    Some(r) => [&r.out, &r.err].map(|pipe| {
-                        pipe.as_ref()
-                            .filter(|pipe| pipe.is_open())
-                            .map(|pipe| pipe.fd())
-                    }),
-                    None => [None, None],
-                };
-                inbox::wait([Some(self.mailbox.fd()), out, err, None], self.wake_at())
+                let [out, err] = self
+                    .running
+                    .as_ref()
+                    .map_or([None, None], |r| r.pipes.fds());
+                self.mailbox.wait([out, err, None], self.wake_at())
             };
             if inbox && self.take_commands() {
                 return;
@@ -278,8 +273,10 @@ impl Checker {
                 self.running = Some(Running {
                     pid: child.pid,
                     pid_text: child.pid.to_string(),
-                    out: child.stdout.map(|fd| Pipe::new(fd, Stream::Check)),
-                    err: child.stderr.map(|fd| Pipe::new(fd, Stream::Check)),
+                    pipes: Pipes::new(
+                        child.stdout.map(|fd| Pipe::new(fd, Stream::Check)),
+                        child.stderr.map(|fd| Pipe::new(fd, Stream::Check)),
+                    ),
                     started: now,
                     at,
                     deadline: now + self.spec.timeout,
@@ -303,9 +300,7 @@ impl Checker {
     fn output_closed(&self) -> Option<u32> {
         self.running
             .as_ref()
-            .filter(|r| {
-                r.exited.is_none() && ![&r.out, &r.err].into_iter().flatten().any(|p| p.is_open())
-            })
+            .filter(|r| r.exited.is_none() && !r.pipes.any_open())
             .map(|r| r.pid)
     }
 
@@ -317,11 +312,7 @@ impl Checker {
             logged: Logged::new("check", &self.label, &r.pid_text, &self.spec.log),
             output: &mut r.output,
         };
-        for p in [&mut r.out, &mut r.err].into_iter().flatten() {
-            if p.is_open() {
-                p.read(&mut sink);
-            }
-        }
+        r.pipes.read(&mut sink);
     }
 
     /// Kill a check past its timeout; report one that has finished.
@@ -338,8 +329,7 @@ impl Checker {
         let Some((code, exited_at)) = r.exited else {
             return;
         };
-        let open = [&r.out, &r.err].into_iter().flatten().any(|p| p.is_open());
-        if open && now < exited_at + OUTPUT_GRACE {
+        if r.pipes.any_open() && now < exited_at + OUTPUT_GRACE {
             return;
         }
         let Some(mut r) = self.running.take() else {
@@ -349,9 +339,7 @@ impl Checker {
             logged: Logged::new("check", &self.label, &r.pid_text, &self.spec.log),
             output: &mut r.output,
         };
-        for p in [&mut r.out, &mut r.err].into_iter().flatten() {
-            p.flush(&mut sink);
-        }
+        r.pipes.flush(&mut sink);
         drop(sink);
         let (passed, output) = if r.timed_out {
             let msg = format!("check timed out after {:?}", self.spec.timeout);
@@ -520,6 +508,8 @@ fn host_port(host: &str, port: u16) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::{Read, Write};
+    use std::net::TcpListener;
 
     #[test]
     fn checkers_share_one_execve_environment_per_published_one() {
@@ -541,8 +531,6 @@ mod tests {
         let bad: Arc<Env> = Arc::new(vec![("B".into(), "x\0y".into())]);
         assert!(shared_env_in(&cache, &bad).is_err());
     }
-    use std::io::{Read, Write};
-    use std::net::TcpListener;
 
     fn probe(port: u16, path: &str) -> HttpProbe {
         HttpProbe {

@@ -51,17 +51,22 @@ pub struct Inbox<T> {
 
 impl<T> Clone for Inbox<T> {
     fn clone(&self) -> Self {
-        if let Some(w) = &self.waker {
-            w.senders.fetch_add(1, Ordering::Relaxed);
-        }
-        Inbox {
-            tx: self.tx.clone(),
-            waker: self.waker.clone(),
-        }
+        Inbox::counted(&self.tx, self.waker.as_ref())
     }
 }
 
 impl<T> Inbox<T> {
+    /// Another inbox on `tx`, counted among the mailbox's senders.
+    fn counted(tx: &Sender<T>, waker: Option<&Arc<Waker>>) -> Inbox<T> {
+        if let Some(w) = waker {
+            w.senders.fetch_add(1, Ordering::Relaxed);
+        }
+        Inbox {
+            tx: tx.clone(),
+            waker: waker.cloned(),
+        }
+    }
+
     /// Queue `msg` and wake the receiver. False when the receiver is gone.
     pub fn send(&self, msg: T) -> bool {
         let sent = self.tx.send(msg).is_ok();
@@ -82,9 +87,10 @@ impl<T> Inbox<T> {
 
 impl<T> Drop for Inbox<T> {
     fn drop(&mut self) {
-        // The last sender gone leaves the channel disconnected; wake the
-        // receiver so that it notices rather than sleeping on. (Not on
-        // every drop: the reaper drops its copy after every exit.)
+        // The last inbox gone: wake the receiver so that `take` notices
+        // rather than sleeping on (the mailbox keeps a sender of its own,
+        // so the channel itself never disconnects). Not on every drop: the
+        // reaper drops its copy after every exit.
         if let Some(w) = &self.waker {
             if w.senders.fetch_sub(1, Ordering::AcqRel) == 1 {
                 w.wake();
@@ -124,11 +130,7 @@ impl<T> Mailbox<T> {
     /// reaper, for its process's exit). Being the worker's own, it does
     /// not keep the worker alive once that inbox is dropped.
     pub fn inbox(&self) -> Inbox<T> {
-        self.waker.senders.fetch_add(1, Ordering::Relaxed);
-        Inbox {
-            tx: self.tx.clone(),
-            waker: Some(self.waker.clone()),
-        }
+        Inbox::counted(&self.tx, Some(&self.waker))
     }
 
     /// Everything that has arrived, and whether every inbox is gone.
@@ -144,46 +146,52 @@ impl<T> Mailbox<T> {
 
 /// How many descriptors a worker thread waits on at most: its mailbox,
 /// a notify socket and a process's two pipes.
-pub const MAX_FDS: usize = 4;
+/// What a worker polls beside its mailbox: its process's pipes and the
+/// like.
+pub const MAX_OTHERS: usize = 3;
 
-/// Sleep until one of `fds` is readable (or hung up) or `until` passes;
-/// which ones are, by position (`None` never is). The timeout is rounded up
-/// to the millisecond, so a deadline is never woken for early (that would
-/// spin). Nothing is allocated: this runs once per wake-up of every worker.
-pub fn wait(fds: [Option<BorrowedFd<'_>>; MAX_FDS], until: Option<Instant>) -> [bool; MAX_FDS] {
-    let timeout = match until {
-        None => PollTimeout::NONE,
-        Some(at) => {
-            let left = at.saturating_duration_since(Instant::now());
-            PollTimeout::from(left.as_micros().div_ceil(1000).min(60_000) as u16)
+impl<T> Mailbox<T> {
+    /// Sleep until the mailbox or one of `others` is readable (or hung up)
+    /// or `until` passes; which are, by position: the mailbox first, then
+    /// `others` (`None` never is). The timeout is rounded up to the
+    /// millisecond, so a deadline is never woken for early (that would
+    /// spin). Nothing is allocated: this runs once per wake-up of every
+    /// worker.
+    pub fn wait(
+        &self,
+        others: [Option<BorrowedFd<'_>>; MAX_OTHERS],
+        until: Option<Instant>,
+    ) -> [bool; 1 + MAX_OTHERS] {
+        let timeout = match until {
+            None => PollTimeout::NONE,
+            Some(at) => {
+                let left = at.saturating_duration_since(Instant::now());
+                PollTimeout::from(left.as_micros().div_ceil(1000).min(60_000) as u16)
+            }
+        };
+        // The descriptors present, packed at the front; `slot` maps them back.
+        let mut polled: [PollFd; 1 + MAX_OTHERS] =
+            std::array::from_fn(|_| PollFd::new(self.fd(), PollFlags::POLLIN));
+        let mut slot = [0; 1 + MAX_OTHERS];
+        let mut n = 1;
+        for (i, fd) in others.iter().enumerate() {
+            if let Some(fd) = fd {
+                polled[n] = PollFd::new(*fd, PollFlags::POLLIN);
+                slot[n] = i + 1;
+                n += 1;
+            }
         }
-    };
-    let mut ready = [false; MAX_FDS];
-    let Some(first) = fds.iter().flatten().next() else {
-        let _ = poll(&mut [], timeout);
-        return ready;
-    };
-    // The descriptors present, packed at the front; `slot` maps them back.
-    let mut polled: [PollFd; MAX_FDS] =
-        std::array::from_fn(|_| PollFd::new(*first, PollFlags::POLLIN));
-    let mut slot = [0; MAX_FDS];
-    let mut n = 0;
-    for (i, fd) in fds.iter().enumerate() {
-        if let Some(fd) = fd {
-            polled[n] = PollFd::new(*fd, PollFlags::POLLIN);
-            slot[n] = i;
-            n += 1;
+        match poll(&mut polled[..n], timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            // EINVAL/ENOMEM: nothing to be done but try again next time round.
+            Err(e) => crate::log::error(&format!("cannot poll: {e}")),
         }
+        let mut ready = [false; 1 + MAX_OTHERS];
+        for (fd, i) in polled[..n].iter().zip(slot) {
+            ready[i] = fd.any().unwrap_or(false);
+        }
+        ready
     }
-    match poll(&mut polled[..n], timeout) {
-        Ok(_) | Err(Errno::EINTR) => {}
-        // EINVAL/ENOMEM: nothing to be done but try again next time round.
-        Err(e) => crate::log::error(&format!("cannot poll: {e}")),
-    }
-    for (fd, i) in polled[..n].iter().zip(slot) {
-        ready[i] = fd.any().unwrap_or(false);
-    }
-    ready
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! passed along are never installed, `STATUS=` is cut at [`MAX_STATUS`], and
 //! [`verify`] reads at most [`MAX_ANCESTRY`] small /proc files.
 
+use std::collections::BTreeSet;
 use std::fs;
 use std::io::{ErrorKind, IoSliceMut, Read};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
@@ -167,15 +168,15 @@ impl AsFd for NotifySocket {
 
 /// The socket files bound and not yet removed: the process removes them
 /// as it exits (see `remove_files`) without waking every runner to do it.
-static FILES: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+static FILES: Mutex<BTreeSet<PathBuf>> = Mutex::new(BTreeSet::new());
 
-fn files() -> std::sync::MutexGuard<'static, Vec<PathBuf>> {
+fn files() -> std::sync::MutexGuard<'static, BTreeSet<PathBuf>> {
     FILES.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Remove every job's socket file: the process is about to exit.
 pub fn remove_files() {
-    for path in files().drain(..) {
+    for path in std::mem::take(&mut *files()) {
         let _ = fs::remove_file(path);
     }
 }
@@ -183,7 +184,7 @@ pub fn remove_files() {
 impl Drop for NotifySocket {
     fn drop(&mut self) {
         if let Some(path) = &self.path {
-            files().retain(|p| p != path);
+            files().remove(path);
             let _ = fs::remove_file(path);
         }
     }
@@ -262,7 +263,7 @@ fn bind_path(dir: &Path, base: &str) -> Result<NotifySocket, String> {
             .and_then(|()| configure(&sock).map_err(|e| format!("{address}: {e}")));
         return match ready {
             Ok(()) => {
-                files().push(path.clone());
+                files().insert(path.clone());
                 Ok(NotifySocket {
                     sock,
                     address,

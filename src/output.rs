@@ -87,6 +87,42 @@ impl LineSink for Logged<'_> {
     }
 }
 
+/// A process's output pipes, stdout's and stderr's (a check has one for
+/// both, a raw job none), read as one by the thread that started it.
+pub struct Pipes([Option<Pipe>; 2]);
+
+impl Pipes {
+    pub fn new(out: Option<Pipe>, err: Option<Pipe>) -> Pipes {
+        Pipes([out, err])
+    }
+
+    /// The descriptors not yet at end of file, for poll(2).
+    pub fn fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
+        self.0
+            .each_ref()
+            .map(|p| p.as_ref().filter(|p| p.is_open()).map(Pipe::fd))
+    }
+
+    /// Some pipe is not yet at end of file.
+    pub fn any_open(&self) -> bool {
+        self.0.iter().flatten().any(Pipe::is_open)
+    }
+
+    /// Read what the open pipes hold now (see `Pipe::read`).
+    pub fn read(&mut self, out: &mut dyn LineSink) {
+        for p in self.0.iter_mut().flatten().filter(|p| p.is_open()) {
+            p.read(out);
+        }
+    }
+
+    /// Hand on every pipe's partial last line (see `Pipe::flush`).
+    pub fn flush(&mut self, out: &mut dyn LineSink) {
+        for p in self.0.iter_mut().flatten() {
+            p.flush(out);
+        }
+    }
+}
+
 pub struct Pipe {
     fd: OwnedFd,
     stream: Stream,
@@ -125,15 +161,10 @@ impl Pipe {
         let mut carried = self.buf.len().min(MAX_LINE);
         buf[..carried].copy_from_slice(&self.buf[..carried]);
         let mut total = 0;
+        let was_open = self.open;
         while self.open && total < BUDGET {
             match read(&self.fd, &mut buf[carried..]) {
-                Ok(0) => {
-                    self.open = false;
-                    if carried > 0 {
-                        emit(self.stream, &buf[..carried], out);
-                        carried = 0;
-                    }
-                }
+                Ok(0) => self.open = false,
                 Ok(n) => {
                     total += n;
                     let data = &buf[..carried + n];
@@ -151,12 +182,13 @@ impl Pipe {
                         io::Error::from(e)
                     ));
                     self.open = false;
-                    if carried > 0 {
-                        emit(self.stream, &buf[..carried], out);
-                        carried = 0;
-                    }
                 }
             }
+        }
+        if was_open && !self.open && carried > 0 {
+            // It ended here: the partial last line goes too.
+            emit(self.stream, &buf[..carried], out);
+            carried = 0;
         }
         out.flush();
         self.keep_unfinished(&buf[..carried]);

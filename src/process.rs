@@ -8,7 +8,7 @@
 //! exit status from the reaper, see `inbox`), and the process's pipes.
 
 use std::fs;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::AsFd;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::thread;
@@ -24,7 +24,7 @@ use crate::log;
 use crate::logbuf::{LogBuffer, Stream};
 use crate::msg::{JobId, Msg};
 use crate::notify::{self, NotifySocket, Verdict};
-use crate::output::{Logged, Pipe};
+use crate::output::{Logged, Pipe, Pipes};
 use crate::reaper;
 use crate::spawn::{self, Spec};
 
@@ -104,8 +104,7 @@ pub fn start_runner(spec: RunnerSpec, tx: Sender<Msg>) -> Result<Inbox<RunnerCmd
 struct Proc {
     pid: u32,
     pid_text: String,
-    out: Option<Pipe>,
-    err: Option<Pipe>,
+    pipes: Pipes,
     /// Exit status and when it arrived.
     exited: Option<(i32, Instant)>,
     /// Our re-parented children when it started (not its survivors).
@@ -135,8 +134,11 @@ impl Runner {
         loop {
             let [inbox, notify, out, err] = {
                 let notify = self.notify.as_ref().map(|n| n.as_fd());
-                let [out, err] = self.pipe_fds();
-                inbox::wait([Some(self.mailbox.fd()), notify, out, err], self.wake_at())
+                let [out, err] = self
+                    .current
+                    .as_ref()
+                    .map_or([None, None], |p| p.pipes.fds());
+                self.mailbox.wait([notify, out, err], self.wake_at())
             };
             if inbox && self.take_commands() {
                 return;
@@ -179,18 +181,6 @@ impl Runner {
             .and_then(|p| p.exited.map(|(_, at)| at + OUTPUT_GRACE));
         let recheck = self.recheck.as_ref().map(|r| r.0);
         grace.into_iter().chain(recheck).min()
-    }
-
-    /// The process's pipes that are still open.
-    fn pipe_fds(&self) -> [Option<BorrowedFd<'_>>; 2] {
-        let Some(p) = &self.current else {
-            return [None, None];
-        };
-        [&p.out, &p.err].map(|pipe| {
-            pipe.as_ref()
-                .filter(|pipe| pipe.is_open())
-                .map(|pipe| pipe.fd())
-        })
     }
 
     fn command(&mut self, cmd: RunnerCmd) {
@@ -239,8 +229,10 @@ impl Runner {
                 self.current = Some(Proc {
                     pid,
                     pid_text: pid.to_string(),
-                    out: child.stdout.map(|fd| Pipe::new(fd, Stream::Stdout)),
-                    err: child.stderr.map(|fd| Pipe::new(fd, Stream::Stderr)),
+                    pipes: Pipes::new(
+                        child.stdout.map(|fd| Pipe::new(fd, Stream::Stdout)),
+                        child.stderr.map(|fd| Pipe::new(fd, Stream::Stderr)),
+                    ),
                     exited: None,
                     orphans_before,
                 });
@@ -329,9 +321,7 @@ impl Runner {
     fn output_closed(&self) -> Option<u32> {
         self.current
             .as_ref()
-            .filter(|p| {
-                p.exited.is_none() && ![&p.out, &p.err].into_iter().flatten().any(|x| x.is_open())
-            })
+            .filter(|p| p.exited.is_none() && !p.pipes.any_open())
             .map(|p| p.pid)
     }
 
@@ -342,12 +332,10 @@ impl Runner {
             return;
         };
         let mut sink = Logged::new("job", &self.spec.name, &p.pid_text, &self.spec.log);
-        for pipe in [&mut p.out, &mut p.err].into_iter().flatten() {
-            if flush {
-                pipe.flush(&mut sink);
-            } else if pipe.is_open() {
-                pipe.read(&mut sink);
-            }
+        if flush {
+            p.pipes.flush(&mut sink);
+        } else {
+            p.pipes.read(&mut sink);
         }
     }
 
@@ -359,7 +347,7 @@ impl Runner {
         let Some((code, at)) = p.exited else {
             return;
         };
-        let pipes_open = [&p.out, &p.err].into_iter().flatten().any(|x| x.is_open());
+        let pipes_open = p.pipes.any_open();
         if pipes_open && Instant::now() < at + OUTPUT_GRACE {
             return;
         }

@@ -17,16 +17,17 @@ use crate::log;
 use crate::msg::Msg;
 use crate::reaper;
 
-const HANDLED: [i32; 6] = [SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2, SIGCHLD];
+const HANDLED: [Signal; 6] = [
+    Signal::SIGTERM,
+    Signal::SIGINT,
+    Signal::SIGHUP,
+    Signal::SIGUSR1,
+    Signal::SIGUSR2,
+    Signal::SIGCHLD,
+];
 
 fn handled() -> SigSet {
-    let mut set = SigSet::empty();
-    for sig in HANDLED {
-        if let Ok(s) = Signal::try_from(sig) {
-            set.add(s);
-        }
-    }
-    set
+    HANDLED.into_iter().collect()
 }
 
 /// Block the handled signals in this thread, and so in every thread it

@@ -363,6 +363,11 @@ impl App {
     /// may have changed the state (anything but a query may).
     fn take(&mut self, msg: Msg) -> bool {
         let query = matches!(msg, Msg::Query(..));
+        if !query {
+            // Before it is applied: a command's answer must not be followed
+            // by a page from before it.
+            self.stale();
+        }
         self.handle(msg);
         self.drain();
         !query
@@ -473,11 +478,6 @@ impl App {
     }
 
     fn handle(&mut self, msg: Msg) {
-        if !matches!(msg, Msg::Query(..)) {
-            // Before it is applied: a command's answer must not be followed
-            // by a page from before it.
-            self.stale();
-        }
         let now = Instant::now();
         match msg {
             Msg::Signalled(sig) => self.on_signal(sig),

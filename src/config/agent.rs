@@ -50,7 +50,8 @@ pub fn resolve(
     let mut warnings = Vec::new();
     let mut flag = |name: &'static str| -> Option<bool> {
         let v = var(name)?;
-        let parsed = go_bool(v);
+        // Go's `strconv.ParseBool`, which 3.x read these variables with.
+        let parsed = super::parse_bool(v);
         if parsed.is_none() {
             warnings.push(format!(
                 "{name}: '{v}' is neither true nor false (as Go reads them); ignored"
@@ -163,15 +164,6 @@ pub fn check(cfg: &ConsulConfig, env: &HashMap<String, String>) -> Result<Vec<St
         tls::Connector::new(settings)?;
     }
     Ok(warnings)
-}
-
-/// Go's `strconv.ParseBool`, which 3.x read these variables with.
-fn go_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
-        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
-        _ => None,
-    }
 }
 
 /// The host of `host:port` (`[v6]:port` without its brackets).

@@ -325,6 +325,16 @@ impl fmt::Display for ConfigError {
     }
 }
 
+/// A boolean as Go's `strconv.ParseBool` reads it, as 3.x read its
+/// boolean strings (config values and environment variables).
+pub(crate) fn parse_bool(s: &str) -> Option<bool> {
+    match s {
+        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
+        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
+        _ => None,
+    }
+}
+
 /// The process environment as the template sees it.
 pub fn environment() -> HashMap<String, String> {
     std::env::vars_os()

@@ -98,6 +98,12 @@ impl From<Vec<u8>> for Body {
     }
 }
 
+impl From<Arc<Vec<u8>>> for Body {
+    fn from(bytes: Arc<Vec<u8>>) -> Body {
+        Body::Shared(bytes)
+    }
+}
+
 impl From<String> for Body {
     fn from(text: String) -> Body {
         Body::Bytes(text.into_bytes())
@@ -224,12 +230,13 @@ impl Response {
         }
     }
 
-    /// An `application/json` body that is already serialised.
-    pub fn json_bytes(status: u16, body: impl Into<Vec<u8>>) -> Response {
+    /// An `application/json` body that is already serialised (its own
+    /// bytes, or a cached page's).
+    pub fn json_bytes(status: u16, body: impl Into<Body>) -> Response {
         Response {
             status,
             headers: vec![("Content-Type".into(), "application/json".into())],
-            body: Body::Bytes(body.into()),
+            body: body.into(),
         }
     }
 

@@ -44,11 +44,16 @@ pub(super) struct Shared<L> {
 pub(super) trait Control: Send + Sync {
     fn state(&self) -> &State;
     fn close_listener(&self);
+    /// Start the first thread serving the listener.
+    fn open(self: Arc<Self>) -> io::Result<()>;
 }
 
 impl<L: Listener> Control for Shared<L> {
     fn state(&self) -> &State {
         &self.state
+    }
+    fn open(self: Arc<Self>) -> io::Result<()> {
+        spawn_acceptor(&self)
     }
     fn close_listener(&self) {
         let taken = self
@@ -62,22 +67,17 @@ impl<L: Listener> Control for Shared<L> {
     }
 }
 
-/// Starts a prepared server's first thread.
-pub(super) type Opener = Box<dyn FnOnce() -> io::Result<()> + Send>;
-
-/// A server for `listener` that has no thread yet: the returned opener
-/// starts the first one. Until then connections wait in the backlog.
+/// A server for `listener` that has no thread yet: `Control::open` starts
+/// the first one. Until then connections wait in the backlog.
 pub(super) fn prepare<L: Listener>(
     listener: L,
     handler: Handler,
     limits: Limits,
-) -> (Arc<dyn Control>, Opener) {
-    let shared = Arc::new(Shared {
+) -> Arc<dyn Control> {
+    Arc::new(Shared {
         state: State::new(handler, limits),
         listener: Mutex::new(Some(Arc::new(listener))),
-    });
-    let first = shared.clone();
-    (shared, Box::new(move || spawn_acceptor(&first)))
+    })
 }
 
 /// Stops accepting and closes the listener at `addr`; idempotent.

@@ -6,10 +6,8 @@
 use std::io;
 use std::sync::Arc;
 
-pub use super::message::{
-    Addr, Body, ChunkSource, Handler, Limits, Listener, Next, Request, Response,
-};
-use super::pool::{self, Control, Opener};
+pub use super::message::{Addr, ChunkSource, Handler, Limits, Listener, Next, Request, Response};
+use super::pool::{self, Control};
 
 /// A running server. Dropping it (or `stop`) closes the listener and the
 /// connections waiting for a request; those being served finish their
@@ -17,17 +15,18 @@ use super::pool::{self, Control, Opener};
 pub struct ServerHandle {
     addr: Addr,
     shared: Arc<dyn Control>,
-    /// Until the first thread is started.
-    opener: Option<Opener>,
+    opened: bool,
 }
 
 impl ServerHandle {
     /// Starts serving (the first time; later calls do nothing).
     pub fn open(&mut self) -> io::Result<()> {
-        match self.opener.take() {
-            Some(start) => start(),
-            None => Ok(()),
+        if self.opened {
+            return Ok(());
         }
+        self.shared.clone().open()?;
+        self.opened = true;
+        Ok(())
     }
 
     /// Where the server listens (for TCP, with the port chosen for port 0).
@@ -94,11 +93,10 @@ pub fn prepare<L: Listener>(
     limits: Limits,
 ) -> io::Result<ServerHandle> {
     let addr = listener.addr()?;
-    let (shared, opener) = pool::prepare(listener, handler, limits);
     Ok(ServerHandle {
         addr,
-        shared,
-        opener: Some(opener),
+        shared: pool::prepare(listener, handler, limits),
+        opened: false,
     })
 }
 

@@ -29,6 +29,8 @@ pub const SUMMARY_MAX_AGE: Duration = Duration::from_secs(600);
 /// Number of staggered streams per summary; the window slides in steps of
 /// `SUMMARY_MAX_AGE / AGE_BUCKETS`.
 pub const AGE_BUCKETS: usize = 5;
+/// How long one of those slots is, in nanoseconds.
+const SLOT_NANOS: u128 = SUMMARY_MAX_AGE.as_nanos() / AGE_BUCKETS as u128;
 /// Centroids one summary stream may hold before it is compressed.
 pub const STREAM_CAP: usize = 256;
 /// Observations buffered unsorted before they are merged into a stream.
@@ -40,6 +42,8 @@ pub const BUFFER_CAP: usize = 64;
 pub struct Summary {
     /// Sorted by quantile.
     objectives: Vec<(f64, f64)>,
+    /// The `quantile` label of each objective, as Go formats it.
+    quantile_labels: Vec<String>,
     streams: Vec<Stream>,
     /// Time 0 of the window slots: the first observation or render.
     origin: Option<Instant>,
@@ -77,6 +81,7 @@ impl Summary {
             vec![Stream::default(); AGE_BUCKETS]
         };
         Summary {
+            quantile_labels: o.iter().map(|(q, _)| go_float(*q)).collect(),
             objectives: o,
             streams,
             origin: None,
@@ -98,8 +103,7 @@ impl Summary {
     /// Which `SUMMARY_MAX_AGE / AGE_BUCKETS`-long slot `now` falls in.
     fn slot(&mut self, now: Instant) -> i64 {
         let origin = *self.origin.get_or_insert(now);
-        let step = SUMMARY_MAX_AGE.as_nanos() / AGE_BUCKETS as u128;
-        (now.saturating_duration_since(origin).as_nanos() / step) as i64
+        (now.saturating_duration_since(origin).as_nanos() / SLOT_NANOS) as i64
     }
 
     /// When the window next moves on after `now` (a stream is emptied and
@@ -107,10 +111,9 @@ impl Summary {
     /// `None` before the first observation or render, or without objectives.
     pub fn next_rotation(&self, now: Instant) -> Option<Instant> {
         let origin = self.origin.filter(|_| !self.streams.is_empty())?;
-        let step = SUMMARY_MAX_AGE / AGE_BUCKETS as u32;
-        let slots = now.saturating_duration_since(origin).as_nanos() / step.as_nanos();
-        let next = u32::try_from(slots + 1).ok()?;
-        origin.checked_add(step.checked_mul(next)?)
+        let slots = now.saturating_duration_since(origin).as_nanos() / SLOT_NANOS;
+        let next = u64::try_from(SLOT_NANOS.checked_mul(slots + 1)?).ok()?;
+        origin.checked_add(Duration::from_nanos(next))
     }
 
     /// Empties every stream whose reset time has come since it was last used:
@@ -178,8 +181,8 @@ impl Summary {
         now: Instant,
     ) {
         let qs = self.quantiles(now);
-        for ((q, _), v) in self.objectives.iter().zip(qs) {
-            sample_extra(out, name, "", labels, Some(("quantile", &go_float(*q))), v);
+        for (q, v) in self.quantile_labels.iter().zip(qs) {
+            sample_extra(out, name, "", labels, Some(("quantile", q)), v);
         }
         sum_and_count(out, name, labels, self.sum, self.count);
     }

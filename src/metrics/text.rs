@@ -140,6 +140,14 @@ fn write_go_float(out: &mut String, v: f64) {
         push_u64(out, v.abs() as u64);
         return;
     }
+    // Go's shortest 'g' writes an exponent when the decimal exponent is
+    // outside -4..=5, that is outside 1e-4 <= |v| < 1e6: shortest digits
+    // round-trip, so they never round across those bounds. Inside, `{}`
+    // writes the same shortest digits without an exponent.
+    if (1e-4..1e6).contains(&v.abs()) {
+        let _ = write!(out, "{v}");
+        return;
+    }
     // Rust's `{:e}` gives the shortest round-trip digits: "1.2345e3"; on
     // the stack, as a scrape formats many (histogram sums, quantiles).
     let mut buf = StackText::default();
@@ -152,56 +160,13 @@ fn write_go_float(out: &mut String, v: f64) {
         return;
     };
     let exp: i32 = exp.parse().unwrap_or(0);
-    // Go's shortest 'g' always decides with precision 6.
-    let eprec = 6;
-    if exp < -4 || exp >= eprec {
-        out.push_str(mantissa);
-        out.push('e');
-        out.push(if exp < 0 { '-' } else { '+' });
-        if exp.abs() < 10 {
-            out.push('0');
-        }
-        push_u64(out, u64::from(exp.unsigned_abs()));
-    } else {
-        plain_from_scientific(out, mantissa, exp);
+    out.push_str(mantissa);
+    out.push('e');
+    out.push(if exp < 0 { '-' } else { '+' });
+    if exp.abs() < 10 {
+        out.push('0');
     }
-}
-
-/// `-1.2345` × 10^`exp` written without an exponent, as `{}` would write
-/// the same value (the same shortest digits, the point moved): `1234.5`,
-/// `0.012345`.
-fn plain_from_scientific(out: &mut String, mantissa: &str, exp: i32) {
-    let (negative, mantissa) = match mantissa.strip_prefix('-') {
-        Some(m) => (true, m),
-        None => (false, mantissa),
-    };
-    if negative {
-        out.push('-');
-    }
-    let (first, rest) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    // Digits before the point: `first` (one digit) then `exp` more.
-    let before = 1 + exp;
-    if before <= 0 {
-        out.push_str("0.");
-        for _ in 0..-before {
-            out.push('0');
-        }
-        out.push_str(first);
-        out.push_str(rest);
-        return;
-    }
-    let from_rest = (before - 1) as usize;
-    out.push_str(first);
-    if from_rest >= rest.len() {
-        out.push_str(rest);
-        for _ in rest.len()..from_rest {
-            out.push('0');
-        }
-    } else {
-        out.push_str(&rest[..from_rest]);
-        out.push('.');
-        out.push_str(&rest[from_rest..]);
-    }
+    push_u64(out, u64::from(exp.unsigned_abs()));
 }
 
 /// A small text buffer on the stack for one formatted number; writes that

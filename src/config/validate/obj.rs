@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::super::duration;
 use super::super::tree::{self, Node};
 use super::{ConfigError, Result, Validator};
+pub(super) use crate::config::parse_bool;
 
 /// Unknown keys with a better hint than an edit-distance guess: (path suffix, hint).
 const HINTS: &[(&str, &str)] = &[
@@ -233,15 +234,6 @@ impl<'n> Obj<'n> {
             Some(Node::Array(items)) => Ok(Some(items)),
             Some(n) => Err(expected(&self.at(key), "an array", n)),
         }
-    }
-}
-
-/// The strings Go's `strconv.ParseBool` accepts.
-pub(super) fn parse_bool(s: &str) -> Option<bool> {
-    match s {
-        "1" | "t" | "T" | "true" | "TRUE" | "True" => Some(true),
-        "0" | "f" | "F" | "false" | "FALSE" | "False" => Some(false),
-        _ => None,
     }
 }
 
